@@ -145,8 +145,10 @@ def validate_comments(frame: pd.DataFrame, source: object, text_column: str, lab
     for column in label_columns:
         bad = ~labels[column].isin([0, 1])
         if bad.any():
-            row = bad.to_numpy().nonzero()[0][0]
-            raise DataError(f"{source}: column '{column}' holds {labels[column].iloc[row]!r} at data row {row + 1}; "
+            row = bad.index[bad.to_numpy()][0]
+            value = labels.at[row, column]
+            value = value.item() if hasattr(value, "item") else value
+            raise DataError(f"{source}: column '{column}' holds {value!r} at data row {row + 1}; "
                             f"tags must be 0 or 1{' (or -1 for unscored rows)' if allow_unscored else ''}. "
                             "Fix the value or map the column to 0/1.")
     texts = frame[text_column]

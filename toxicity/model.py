@@ -95,6 +95,8 @@ class ToxicCommentTagger(pl.LightningModule):
             raise ValueError(f"pos_weight has {len(pos_weight)} values for {len(labels)} labels {labels}.")
         self.encoder = build_encoder(backbone, pretrained, encoder_config).train()  # from_pretrained gives eval mode
         self.hparams.encoder_config = self.encoder.config.to_dict()
+        if pooling != "pooler" and getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None  # unused: DDP would fail on its parameters getting no gradient
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, len(labels))
         weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)

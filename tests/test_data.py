@@ -1,0 +1,193 @@
+import gzip
+import logging
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import make_comments
+from toxicity.backbone import load_tokenizer
+from toxicity.data import (DataError, LengthGroupedSampler, PadToLongest, SortedByLengthSampler,
+                           ToxicCommentsDataModule, balance_clean_rows, load_splits, read_table,
+                           split_train_val, tokenize_texts, validate_comments)
+from toxicity.labels import LABELS
+
+
+def kaggle_folder(tmp_path, n_test=8):
+    make_comments().to_csv(tmp_path / "train.csv", index=False)
+    test = make_comments(n_clean=n_test // 2, n_toxic=n_test // 2)
+    test["id"] = [f"x{k}" for k in range(len(test))]
+    test[["id", "comment_text"]].to_csv(tmp_path / "test.csv", index=False)
+    labels = test[["id", *LABELS]].copy()
+    labels.loc[:1, list(LABELS)] = -1  # the first two rows are unscored
+    labels.to_csv(tmp_path / "test_labels.csv", index=False)
+    return tmp_path
+
+
+# ----------------------------------------------------------------------------------------- bad input
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(DataError, match="nope.csv: file not found"):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_empty_file_is_a_clear_error(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty.csv"):
+        read_table(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("comment_text,toxic\n")
+    with pytest.raises(DataError, match="header.csv: the file has no rows"):
+        read_table(tmp_path / "header.csv")
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path):
+    (tmp_path / "broken.parquet").write_bytes(b"\x00\x01 not parquet at all")
+    with pytest.raises(DataError, match="broken.parquet: cannot be read as a table"):
+        read_table(tmp_path / "broken.parquet")
+
+
+def test_missing_column_names_file_and_column(comments_csv):
+    frame = read_table(comments_csv).drop(columns=["threat"])
+    with pytest.raises(DataError, match=r"comments.csv: missing column\(s\) \['threat'\]"):
+        validate_comments(frame, comments_csv, "comment_text", LABELS)
+
+
+def test_tag_outside_0_1_names_column_and_row(comments_csv):
+    frame = read_table(comments_csv)
+    frame.loc[3, "insult"] = 2
+    with pytest.raises(DataError, match="column 'insult' holds 2 at data row 4"):
+        validate_comments(frame, comments_csv, "comment_text", LABELS)
+
+
+def test_minus_one_is_only_allowed_for_unscored_test_rows(comments_csv):
+    frame = read_table(comments_csv)
+    frame.loc[0, list(LABELS)] = -1
+    with pytest.raises(DataError, match="holds -1"):
+        validate_comments(frame, comments_csv, "comment_text", LABELS)
+    assert len(validate_comments(frame, comments_csv, "comment_text", LABELS, allow_unscored=True)) == len(frame) - 1
+
+
+def test_blank_texts_are_dropped_and_counted(comments_csv, caplog):
+    frame = read_table(comments_csv)
+    frame.loc[0, "comment_text"] = None
+    frame.loc[1, "comment_text"] = "   "
+    with caplog.at_level(logging.WARNING):
+        out = validate_comments(frame, comments_csv, "comment_text", LABELS)
+    assert len(out) == len(frame) - 2
+    assert "dropped 2 row(s)" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------ layouts
+def test_kaggle_folder_joins_test_labels_and_leaves_out_unscored(tmp_path):
+    splits = load_splits(kaggle_folder(tmp_path), "comment_text", LABELS)
+    assert len(splits["train"]) == 42
+    assert len(splits["test"]) == 6 and "x0" not in set(splits["test"]["id"])
+    assert set(np.unique(splits["test"][list(LABELS)])) <= {0, 1}
+
+
+def test_competition_zip_with_nested_csv_zips(tmp_path):
+    folder = kaggle_folder(tmp_path / "raw") if (tmp_path / "raw").mkdir() is None else None
+    archive = tmp_path / "jigsaw-toxic-comment-classification-challenge.zip"
+    with zipfile.ZipFile(archive, "w") as outer:
+        for name in ("train", "test", "test_labels"):
+            inner = tmp_path / f"{name}.csv.zip"
+            with zipfile.ZipFile(inner, "w") as z:
+                z.write(folder / f"{name}.csv", f"{name}.csv")
+            outer.write(inner, inner.name)
+    splits = load_splits(archive, "comment_text", LABELS)
+    assert len(splits["train"]) == 42 and len(splits["test"]) == 6
+
+
+def test_gzip_tsv_and_parquet_with_custom_columns(tmp_path):
+    frame = make_comments().rename(columns={"comment_text": "tweet", "toxic": "offensive"})
+    with gzip.open(tmp_path / "c.tsv.gz", "wt") as handle:
+        frame.to_csv(handle, sep="\t", index=False)
+    frame.to_parquet(tmp_path / "c.parquet")
+    for name in ("c.tsv.gz", "c.parquet"):
+        train = load_splits(tmp_path / name, "tweet", ["offensive", "insult"])["train"]
+        assert list(train.columns) == ["id", "text", "offensive", "insult"] and len(train) == 42
+
+
+# ------------------------------------------------------------------------------- split and balance
+def jigsaw_like(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"text": [f"comment {k}" for k in range(n)]})
+    rates = {"toxic": 0.1, "severe_toxic": 0.01, "obscene": 0.05, "threat": 0.003, "insult": 0.05,
+             "identity_hate": 0.01}
+    for label, rate in rates.items():
+        frame[label] = (rng.random(n) < rate).astype(int)
+    frame.loc[::50, "text"] = "the same spam text"  # 40 exact duplicates
+    return frame
+
+
+def test_split_is_seeded_stratified_and_duplicate_safe():
+    frame = jigsaw_like()
+    train, val = split_train_val(frame, LABELS, 0.1, seed=3)
+    assert len(train) + len(val) == len(frame)
+    assert not set(train["text"]) & set(val["text"])
+    for label in LABELS:  # threat has ~6 positives: both sides still get some
+        assert train[label].sum() > 0 and val[label].sum() > 0, label
+    assert 0.07 < len(val) / len(frame) < 0.13
+    again, _ = split_train_val(frame, LABELS, 0.1, seed=3)
+    other, _ = split_train_val(frame, LABELS, 0.1, seed=4)
+    assert again.equals(train) and not other.equals(train)
+
+
+def test_balancing_keeps_every_tagged_row_and_samples_clean_ones():
+    frame = jigsaw_like()
+    tagged = frame[list(LABELS)].any(axis=1)
+    balanced = balance_clean_rows(frame, LABELS, 100, seed=0)
+    assert balanced[list(LABELS)].any(axis=1).sum() == tagged.sum()
+    assert (~balanced[list(LABELS)].any(axis=1)).sum() == 100
+    assert balance_clean_rows(frame, LABELS, 10**6, seed=0).shape == frame.shape
+
+
+def test_datamodule_balances_train_only_and_tokenizes_once(comments_csv, monkeypatch):
+    calls = []
+    real = tokenize_texts
+    monkeypatch.setattr("toxicity.data.tokenize_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    dm = ToxicCommentsDataModule(str(comments_csv), n_clean_train=5, val_fraction=0.25)
+    dm.setup("fit")
+    dm.setup("validate")
+    for _ in range(2):  # two epochs
+        list(dm.train_dataloader())
+    assert len(calls) == 2  # train and val, once each
+    assert (~dm.frames["train"][list(LABELS)].any(axis=1)).sum() == 5
+    assert (~dm.frames["val"][list(LABELS)].any(axis=1)).sum() > 5 // 2
+
+
+# --------------------------------------------------------------------------------------- batching
+def test_tokenize_truncates_without_padding():
+    tokenizer = load_tokenizer("sentence-transformers/all-MiniLM-L6-v2")
+    ids = tokenize_texts(tokenizer, ["short", "a much longer comment " * 50], max_length=16)
+    assert len(ids[0]) == 3 and len(ids[1]) == 16
+
+
+def test_pad_to_longest_pads_per_batch():
+    collate = PadToLongest(pad_token_id=0)
+    batch = collate([{"input_ids": [101, 5, 102], "index": 0, "labels": torch.zeros(6)},
+                     {"input_ids": [101, 102], "index": 1, "labels": torch.ones(6)}])
+    assert batch["input_ids"].tolist() == [[101, 5, 102], [101, 102, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].shape == (2, 6)
+    assert PadToLongest(0, pad_to=8)([{"input_ids": [1], "index": 0}])["input_ids"].shape == (1, 8)
+
+
+def test_length_grouped_batches_hold_similar_lengths_and_cover_every_row():
+    lengths = np.random.default_rng(0).integers(3, 300, size=3200)
+    sampler = LengthGroupedSampler(lengths, batch_size=32, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(lengths)))
+    batches = np.array(order).reshape(-1, 32)
+    grouped_padding = (lengths[batches].max(1)[:, None] - lengths[batches]).sum()
+    random_batches = np.random.default_rng(2).permutation(len(lengths)).reshape(-1, 32)
+    random_padding = (lengths[random_batches].max(1)[:, None] - lengths[random_batches]).sum()
+    assert grouped_padding < 0.1 * random_padding
+    assert list(sampler) != order  # a new order each epoch
+    assert list(LengthGroupedSampler(lengths, 32, seed=1)) == order  # seeded
+
+
+def test_eval_order_is_sorted_by_length():
+    lengths = np.array([5, 50, 20, 7])
+    assert list(SortedByLengthSampler(lengths)) == [1, 2, 3, 0]

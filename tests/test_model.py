@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from conftest import TINY_ENCODER
+from toxicity.model import ToxicCommentTagger, pool
+
+
+def tiny(**kwargs) -> ToxicCommentTagger:
+    return ToxicCommentTagger(encoder_config=TINY_ENCODER, **kwargs)
+
+
+def batch(n=4, width=7):
+    input_ids = torch.randint(1000, 2000, (n, width))
+    attention_mask = torch.ones(n, width, dtype=torch.long)
+    attention_mask[0, 3:] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": torch.randint(0, 2, (n, 6)).float()}
+
+
+def test_one_logit_per_tag_for_any_label_set():
+    assert tiny()(**{k: v for k, v in batch().items() if k != "labels"}).shape == (4, 6)
+    model = tiny(labels=["offensive", "hate"])
+    assert model(batch()["input_ids"], batch()["attention_mask"]).shape == (4, 2)
+
+
+def test_masked_mean_pooling_ignores_padding():
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    assert pool(hidden, torch.tensor([[1, 1, 0]]), None, "mean").tolist() == [[2.0, 2.0]]
+    assert pool(hidden, torch.tensor([[1, 1, 0]]), None, "cls").tolist() == [[1.0, 1.0]]
+    with pytest.raises(ValueError, match="pooler"):
+        pool(hidden, torch.tensor([[1, 1, 0]]), None, "pooler")
+
+
+def test_loss_is_bce_with_logits_and_pos_weight():
+    torch.manual_seed(0)
+    model = tiny(pos_weight=[1.0, 10.0, 1.0, 30.0, 1.0, 5.0]).eval()
+    b = batch()
+    logits = model(b["input_ids"], b["attention_mask"])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, b["labels"], pos_weight=torch.tensor([1.0, 10.0, 1.0, 30.0, 1.0, 5.0]))
+    assert torch.allclose(model.loss_fn(logits, b["labels"]), expected)
+    with pytest.raises(ValueError, match="pos_weight has 2 values for 6 labels"):
+        tiny(pos_weight=[1.0, 2.0])
+
+
+def test_pretrained_false_reinitialises_the_encoder():
+    pretrained = ToxicCommentTagger()
+    scratch = ToxicCommentTagger(pretrained=False)
+    a = pretrained.encoder.embeddings.word_embeddings.weight
+    b = scratch.encoder.embeddings.word_embeddings.weight
+    assert a.shape == b.shape and not torch.allclose(a, b)
+    assert pretrained.encoder.training  # dropout active while training
+
+
+class FakeTrainer:
+    estimated_stepping_batches = 100
+
+
+def test_adamw_groups_and_linear_warmup_then_decay():
+    model = tiny(learning_rate=1e-3, warmup_fraction=0.2, weight_decay=0.01)
+    model.trainer = FakeTrainer()  # only estimated_stepping_batches is read
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert config["lr_scheduler"]["interval"] == "step"
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert any(p is model.head.bias for p in no_decay["params"])
+    assert any(p is model.head.weight for p in decay["params"])
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == 0.0 and max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) == 20
+    assert lrs[-1] < lrs[50] < lrs[21]
