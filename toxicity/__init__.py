@@ -2,4 +2,12 @@
 
 from toxicity.labels import LABELS
 
-__all__ = ["LABELS"]
+__all__ = ["LABELS", "ToxicityClassifier"]
+
+
+def __getattr__(name: str):
+    if name == "ToxicityClassifier":  # imported on first use: `import toxicity` stays light
+        from toxicity.predict import ToxicityClassifier
+
+        return ToxicityClassifier
+    raise AttributeError(f"module 'toxicity' has no attribute {name!r}")
