@@ -34,3 +34,22 @@ def comments_csv(tmp_path) -> Path:
     path = tmp_path / "comments.csv"
     make_comments().to_csv(path, index=False)
     return path
+
+
+def fit_args(tmp_path: Path, data: Path, *extra: str) -> list[str]:
+    """`python -m toxicity.fit` arguments for the tiny random encoder, writing under `tmp_path`."""
+    return ["--config", str(TINY_ENCODER_YAML), "--data.data_path", str(data),
+            "--checkpoint.dirpath", str(tmp_path / "checkpoints"),
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A best checkpoint of the tiny encoder trained on `make_comments()` (train, val and data in its folder)."""
+    from toxicity.fit import main
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    data = folder / "comments.csv"
+    make_comments(n_clean=60, n_toxic=40).to_csv(data, index=False)
+    main(fit_args(folder, data, "--trainer.max_epochs", "3"))
+    return folder / "checkpoints" / "best-checkpoint.ckpt"

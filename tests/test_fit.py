@@ -9,15 +9,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoTokenizer
 
-from conftest import ROOT, TINY_ENCODER_YAML
+from conftest import ROOT, fit_args
 from toxicity.fit import main
 from toxicity.model import ToxicCommentTagger
-
-
-def fit_args(tmp_path, data, *extra):
-    return ["--config", str(TINY_ENCODER_YAML), "--data.data_path", str(data),
-            "--checkpoint.dirpath", str(tmp_path / "checkpoints"),
-            "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra]
 
 
 def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, comments_csv, monkeypatch, capsys):

@@ -187,6 +187,8 @@ class ToxicCommentTagger(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["tokenizer"] = tokenizer_to_bytes(self.tokenizer)
+        if self._trainer is not None and self.trainer.log_dir:
+            checkpoint["log_dir"] = str(Path(self.trainer.log_dir).resolve())  # the TensorBoard run, for reports
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "tokenizer" in checkpoint:
