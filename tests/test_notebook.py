@@ -1,0 +1,31 @@
+"""experiments/notebooks/load_best_checkpoint.ipynb runs top to bottom against a checkpoint (nbclient)."""
+
+import nbformat
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from toxicity.labels import LABELS
+
+NOTEBOOK = ROOT / "experiments" / "notebooks" / "load_best_checkpoint.ipynb"
+
+
+def outputs_text(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text") or output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def test_notebook_scores_comments_and_reports_per_tag(tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("TOXICITY_CHECKPOINT", str(tiny_checkpoint))  # the kernel inherits the environment
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    assert not outputs_text(notebook), "commit the notebook without outputs"
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    text = outputs_text(notebook)
+    assert str(tiny_checkpoint) in text and "tuned thresholds: no" in text
+    assert "You are a complete idiot" in text  # the scores table
+    report = text[text.index("validation rows"):]
+    assert "precision" in report and "recall" in report and "threshold 0.5" in report
+    assert all(tag in report for tag in LABELS)
