@@ -72,3 +72,10 @@ def test_adamw_groups_and_linear_warmup_then_decay():
         scheduler.step()
     assert lrs[0] == 0.0 and max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) == 20
     assert lrs[-1] < lrs[50] < lrs[21]
+
+
+def test_training_step_keeps_no_graph_in_metric_state():
+    # metrics keep every prediction of the epoch; with a graph attached they kept every step's activations
+    model = tiny()
+    model.training_step(batch(), 0)
+    assert model.train_auroc.preds and not any(p.requires_grad for p in model.train_auroc.preds)

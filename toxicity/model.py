@@ -128,7 +128,7 @@ class ToxicCommentTagger(pl.LightningModule):
         logits = self(batch["input_ids"], batch["attention_mask"])
         labels = batch["labels"]
         loss = self.loss_fn(logits.float(), labels)
-        probs, targets = torch.sigmoid(logits.float()), labels.long()
+        probs, targets = torch.sigmoid(logits.detach().float()), labels.long()  # detached: metrics keep preds
         getattr(self, f"{stage}_auroc").update(probs, targets)
         getattr(self, f"{stage}_counts").update(probs, targets)
         training = stage == "train"
