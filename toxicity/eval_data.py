@@ -1,0 +1,299 @@
+"""Which labelled rows to evaluate on.
+
+  --split val, the checkpoint's own data: exactly the training run's validation split (the same
+      load_splits + split_train_val with the data settings stored in the checkpoint).
+  --split val, other data: the same seeded split of that data (TweetEval: its val_* files).
+  --split test: Kaggle's test.csv + test_labels.csv joined on id (rows marked -1 left out), the run's
+      test_path, a labelled table taken whole, or a TweetEval folder's test_* files.
+
+A label map renames data columns to model tags (`label=toxic`); the tags evaluated are those the data
+has (or the ones asked for, which must all be there). Fractional tag columns (0.0-1.0, Jigsaw 2019 style)
+and identity columns are binarised at >= 0.5.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from toxicity.bias import IDENTITY_COLUMNS, binarise
+from toxicity.data import (
+    TEXT_COLUMN,
+    DataError,
+    find_kaggle_files,
+    is_table_file,
+    load_kaggle_test,
+    load_splits,
+    read_table,
+    split_train_val,
+    validate_comments,
+)
+from toxicity.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The data settings of the training run, as its checkpoint stored them."""
+
+    data_path: str | None = None
+    text_column: str = TEXT_COLUMN
+    label_columns: tuple[str, ...] = LABELS
+    test_path: str | None = None
+    val_fraction: float = 0.1
+    seed: int = 42
+    max_length: int = 128
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> RunSettings:
+        stored = checkpoint.get("datamodule_hyper_parameters") or {}
+        labels = stored.get("label_columns") or checkpoint["hyper_parameters"]["labels"]
+        known = {k: stored[k] for k in ("data_path", "text_column", "test_path", "val_fraction", "seed", "max_length")
+                 if stored.get(k) is not None}
+        return cls(label_columns=tuple(labels), **known)
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What the user asked for (None: the checkpoint's setting or the data's columns)."""
+
+    data: str | None = None
+    split: str = "val"
+    text_column: str | None = None
+    label_map: dict[str, str] = field(default_factory=dict)
+    tags: Sequence[str] | None = None
+    identity_columns: Sequence[str] | None = None  # None: detect the Jigsaw 2019 identity columns
+
+
+@dataclass
+class EvalSet:
+    name: str           # short, for folder names and TensorBoard tags, e.g. "jigsaw_sample-val"
+    source: str         # what was read, for the report
+    split: str
+    frame: pd.DataFrame  # `text`, one 0/1 column per tag and per identity
+    tags: list[str]
+    identity_columns: list[str] = field(default_factory=list)
+    kaggle: bool = False           # Kaggle's scored test rows with all six tags: the competition score applies
+    checkpoint_val: bool = False   # the training run's own validation split
+
+    @property
+    def texts(self) -> list[str]:
+        return self.frame["text"].tolist()
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.frame[self.tags].to_numpy(dtype=np.int64)
+
+
+def load_eval_set(request: EvalRequest, run: RunSettings, model_tags: Sequence[str]) -> EvalSet:
+    if request.split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {request.split!r}")
+    check_label_map(request.label_map, model_tags)
+    check_tags(request.tags, model_tags)
+    if request.split == "val" and is_run_data(request, run):
+        return checkpoint_val_split(run, request.tags)
+    data = existing_path(request.data, "--data") if request.data else default_data(run, request.split)
+    name = f"{short_name(data)}-{request.split}"
+    if tweeteval_files(data, request.split) is not None:
+        raw, source = read_tweeteval(data, request.split)
+        frame, tags, identities = prepare_table(raw, source, "text", request, model_tags, request.split == "test")
+        return EvalSet(name, source, request.split, frame, tags, identities)
+    if is_table_file(data):
+        if request.split == "test" and is_training_data(data, run):
+            raise DataError(f"{data}: the checkpoint was trained on this table (its train and val rows), so it "
+                            "has no test rows. Give a held-out labelled table with --data, or use --split val.")
+        frame, tags, identities = prepare_table(read_table(data), str(data), request.text_column or run.text_column,
+                                                request, model_tags, request.split == "test")
+        if request.split == "val":
+            _, frame = split_train_val(frame, tags, run.val_fraction, run.seed)
+        return EvalSet(name, str(data), request.split, frame, tags, identities)
+    return kaggle_split(data, request, run, model_tags, name)
+
+
+# ------------------------------------------------------------------------------------- the run's own data
+def is_run_data(request: EvalRequest, run: RunSettings) -> bool:
+    """True when the request names the checkpoint's training data with its own columns."""
+    if request.label_map or request.identity_columns or request.text_column not in (None, run.text_column):
+        return False
+    return request.data is None or is_training_data(Path(request.data), run)
+
+
+def is_training_data(data: Path, run: RunSettings) -> bool:
+    return run.data_path is not None and data.resolve() == Path(run.data_path).resolve()
+
+
+def checkpoint_val_split(run: RunSettings, tags: Sequence[str] | None = None) -> EvalSet:
+    """The training run's validation rows, rebuilt with the training code and settings."""
+    data = existing_path(run.data_path, "the checkpoint's training data (data_path)")
+    train = load_splits(data, run.text_column, run.label_columns)["train"]
+    _, val = split_train_val(train, run.label_columns, run.val_fraction, run.seed)
+    source = f"{data}: validation split of the training run (val_fraction {run.val_fraction}, seed {run.seed})"
+    return EvalSet(f"{short_name(data)}-val", source, "val", val, list(tags or run.label_columns),
+                   checkpoint_val=list(tags or run.label_columns) == list(run.label_columns))
+
+
+def default_data(run: RunSettings, split: str) -> Path:
+    if split == "test" and run.test_path:
+        return existing_path(run.test_path, "the checkpoint's test table (test_path)")
+    return existing_path(run.data_path, "the checkpoint's training data (data_path)")
+
+
+def existing_path(path: str | None, what: str) -> Path:
+    if path is None:
+        raise DataError(f"The checkpoint does not record {what}; pass --data.")
+    if not Path(path).exists():
+        raise DataError(f"{path}: {what} is not there (relative paths are read from the current folder, "
+                        f"{Path.cwd()}); give --data a folder or file that exists.")
+    return Path(path)
+
+
+def short_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".zip", ".bz2", ".xz", ".csv", ".tsv", ".parquet"):
+        name = name.removesuffix(suffix)
+    return name or "data"
+
+
+# ----------------------------------------------------------------------------------------------- Kaggle
+def kaggle_split(data: Path, request: EvalRequest, run: RunSettings, model_tags: Sequence[str],
+                 name: str) -> EvalSet:
+    if request.label_map:
+        raise DataError(f"{data}: --label-map renames columns of a single table or a TweetEval folder; "
+                        "a Kaggle folder's tag columns already carry the tag names.")
+    text_column = request.text_column or run.text_column
+    tags = list(request.tags or model_tags)
+    if request.split == "val":
+        train = load_splits(data, text_column, tags)["train"]
+        _, frame = split_train_val(train, tags, run.val_fraction, run.seed)
+        return EvalSet(name, f"{data}: seeded validation split (val_fraction {run.val_fraction}, seed {run.seed})",
+                       "val", frame, tags)
+    files = find_kaggle_files(data)
+    if files.test is None:
+        raise DataError(f"{data}: no test.csv + test_labels.csv here. Use --split val, or give a labelled "
+                        "table as --data to evaluate all of it as a test set.")
+    frame = load_kaggle_test(files, text_column, tags)
+    return EvalSet(name, f"{files.test} + {files.test_labels} (rows scored by Kaggle)", "test", frame, tags,
+                   kaggle=sorted(tags) == sorted(LABELS))
+
+
+# ------------------------------------------------------------------------------------ tables and tweets
+def prepare_table(raw: pd.DataFrame, source: str, text_column: str, request: EvalRequest,
+                  model_tags: Sequence[str], allow_unscored: bool) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Renames by the label map, picks tags and identity columns, binarises them, validates the rows."""
+    raw = rename_columns(raw, request.label_map, source)
+    tags = choose_tags(raw.columns, request.tags, model_tags, source)
+    identities = choose_identity_columns(raw.columns, request.identity_columns, tags, source)
+    raw = binarise_fractional_tags(raw, tags, source)
+    for column in identities:
+        raw[column] = binarise(raw[column]).astype(np.int64)
+    frame = validate_comments(raw, source, text_column, [*tags, *identities], allow_unscored=allow_unscored)
+    return frame, tags, identities
+
+
+def check_label_map(label_map: dict[str, str], model_tags: Sequence[str]) -> None:
+    for column, tag in label_map.items():
+        if tag not in model_tags:
+            raise DataError(f"--label-map {column}={tag}: '{tag}' is not a tag of this model; "
+                            f"its tags are {list(model_tags)}.")
+    targets = list(label_map.values())
+    repeated = sorted({tag for tag in targets if targets.count(tag) > 1})
+    if repeated:
+        raise DataError(f"--label-map maps several columns to {repeated}; map one column per tag.")
+
+
+def check_tags(tags: Sequence[str] | None, model_tags: Sequence[str]) -> None:
+    unknown = [tag for tag in tags or () if tag not in model_tags]
+    if unknown:
+        raise DataError(f"--tags {unknown}: not tags of this model; its tags are {list(model_tags)}.")
+
+
+def rename_columns(raw: pd.DataFrame, label_map: dict[str, str], source: str) -> pd.DataFrame:
+    missing = [column for column in label_map if column not in raw.columns]
+    if missing:
+        raise DataError(f"{source}: --label-map names column(s) {missing}, which the data does not have; "
+                        f"its columns are {list(raw.columns)}.")
+    clashes = [tag for column, tag in label_map.items() if tag in raw.columns and tag != column]
+    if clashes:
+        raise DataError(f"{source}: already has column(s) {clashes}; --label-map cannot rename another column "
+                        "onto them. Map that column instead, or drop the mapping.")
+    return raw.rename(columns=label_map)
+
+
+def choose_tags(columns, requested: Sequence[str] | None, model_tags: Sequence[str], source: str) -> list[str]:
+    if requested:
+        missing = [tag for tag in requested if tag not in columns]
+        if missing:
+            raise DataError(f"{source}: no column for tag(s) {missing}; its columns are {list(columns)}. "
+                            "Map a column onto a tag with --label-map COLUMN=TAG, or leave the tag out of --tags.")
+        return list(requested)
+    tags = [tag for tag in model_tags if tag in columns]
+    if not tags:
+        raise DataError(f"{source}: no column is named after a tag of this model {list(model_tags)}; its columns "
+                        f"are {list(columns)}. Map a 0/1 column onto a tag, e.g. --label-map label=toxic.")
+    left_out = [tag for tag in model_tags if tag not in tags]
+    if left_out:
+        log.info("%s: tags %s are not in the data and are left out of the report.", source, left_out)
+    return tags
+
+
+def choose_identity_columns(columns, requested: Sequence[str] | None, tags: Sequence[str], source: str) -> list[str]:
+    if requested is None:
+        return [column for column in IDENTITY_COLUMNS if column in columns and column not in tags]
+    missing = [column for column in requested if column not in columns]
+    if missing:
+        raise DataError(f"{source}: identity column(s) {missing} are not in the data; its columns are "
+                        f"{list(columns)}.")
+    return list(requested)
+
+
+def binarise_fractional_tags(raw: pd.DataFrame, tags: Sequence[str], source: str) -> pd.DataFrame:
+    """A tag column of fractions in [0, 1] (annotator shares) becomes 0/1 at >= 0.5; others are left to validation."""
+    raw = raw.copy()
+    for tag in tags:
+        values = pd.to_numeric(raw[tag], errors="coerce")
+        if values.notna().all() and values.between(0, 1).all() and not values.isin([0, 1]).all():
+            log.info("%s: column '%s' holds fractions; binarised at >= 0.5.", source, tag)
+            raw[tag] = (values >= 0.5).astype(np.int64)
+    return raw
+
+
+def tweeteval_files(folder: Path, split: str) -> tuple[Path, Path] | None:
+    """`{split}_text.txt` and `{split}_labels.txt` (optionally .gz) of a TweetEval task folder."""
+    if not folder.is_dir():
+        return None
+    for suffix in ("", ".gz"):
+        text, labels = folder / f"{split}_text.txt{suffix}", folder / f"{split}_labels.txt{suffix}"
+        if text.is_file() and labels.is_file():
+            return text, labels
+    return None
+
+
+def read_lines(path: Path) -> list[str]:
+    """One item per line; only the newline ends a line (a tweet may hold other line-break characters)."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    lines = data.decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def read_tweeteval(folder: Path, split: str) -> tuple[pd.DataFrame, str]:
+    text_file, labels_file = tweeteval_files(folder, split)
+    texts, labels = read_lines(text_file), read_lines(labels_file)
+    if len(texts) != len(labels):
+        raise DataError(f"{text_file} has {len(texts)} lines but {labels_file} has {len(labels)}; "
+                        "they must line up one item per line.")
+    try:
+        values = [int(label) for label in labels]
+    except ValueError as error:
+        raise DataError(f"{labels_file}: every line must be an integer label ({error}).") from error
+    return pd.DataFrame({"text": texts, "label": values}), f"{text_file} + {labels_file.name}"

@@ -1,0 +1,312 @@
+"""`python -m toxicity.evaluate`: score a checkpoint on labelled data and write a report.
+
+    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt                 # the run's own val split
+    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt --split test    # Kaggle test rows
+    python -m toxicity.evaluate --ckpt ... --data tweets.csv --split test --label-map label=toxic
+
+Writes report.md, metrics.json and PNG plots to --out (default reports/<data>-<split>), prints the
+report, and adds the figures and headline scores to the training run's TensorBoard folder.
+
+Thresholds: --split val tunes one threshold per tag on the validation rows (rule --threshold-rule) and
+writes them next to the checkpoint (toxicity.predict.thresholds_path), where ToxicityClassifier finds
+them. The tuned column of a validation report is cross-fitted (each fold decided with thresholds tuned
+on the other folds), so it is not scored on the rows it was tuned on. --split test applies the saved
+thresholds (tuning them on the run's validation split first if there are none yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from toxicity import plots
+from toxicity.bias import bias_report
+from toxicity.data import DataError
+from toxicity.eval_data import EvalRequest, EvalSet, RunSettings, checkpoint_val_split, load_eval_set
+from toxicity.files import refuse_to_overwrite, write_text_atomically
+from toxicity.metrics import calibration_report, decision_report, kaggle_score, ranking_report
+from toxicity.predict import ToxicityClassifier, read_checkpoint, thresholds_path
+from toxicity.report import render
+from toxicity.runlog import read_scalars, write_to_run
+from toxicity.thresholds import (
+    DEFAULT_RULE,
+    DEFAULT_THRESHOLD,
+    ThresholdRule,
+    apply_thresholds,
+    cross_fitted_decisions,
+    load_thresholds,
+    parse_rule,
+    save_thresholds,
+    tune_thresholds,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalOptions:
+    ckpt: str
+    request: EvalRequest = field(default_factory=EvalRequest)
+    out: str | None = None
+    overwrite: bool = False
+    rule: ThresholdRule = DEFAULT_RULE
+    folds: int = 5
+    calibration_bins: int = 10
+    bias_tag: str = "toxic"
+    log_dir: str | None = None
+    batch_size: int = 64
+    device: str | None = None
+
+
+@dataclass
+class Scored:
+    """An evaluation set with the model's probabilities for its tags."""
+
+    data: EvalSet
+    probs: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.data.labels
+
+
+def score(classifier: ToxicityClassifier, data: EvalSet) -> Scored:
+    columns = [classifier.labels.index(tag) for tag in data.tags]
+    log.info("Scoring %d texts of %s", len(data.frame), data.name)
+    return Scored(data, classifier.predict_proba(data.texts)[:, columns])
+
+
+# ------------------------------------------------------------------------------------------- thresholds
+def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: list[str]) -> dict:
+    """Thresholds tuned on all validation rows (saved when it is the run's own split); cross-fitted decisions."""
+    tags = scored.data.tags
+    thresholds = tune_thresholds(scored.labels, scored.probs, tags, options.rule)
+    if scored.data.checkpoint_val:
+        save_thresholds(thresholds_path(options.ckpt), thresholds)
+        notes.append(f"Tuned thresholds written to {thresholds_path(options.ckpt)}.")
+    else:
+        notes.append("Thresholds not saved: this is not the checkpoint's own validation split with all its tags.")
+    decisions = cross_fitted_decisions(scored.labels, scored.probs, options.rule, options.folds, seed)
+    return {"label": "cross-fitted", "rule": str(options.rule), "thresholds": thresholds, "decisions": decisions,
+            "description": (f"rule `{options.rule}`; the thresholds shown are tuned on all {len(scored.probs)} "
+                            f"validation rows; the scores are cross-fitted: up to {options.folds} folds stratified "
+                            "per tag, each decided with thresholds tuned on the other folds (a tag with fewer than 2 "
+                            f"positives or negatives at {DEFAULT_THRESHOLD}), so no row is scored with a threshold "
+                            "tuned on it.")}
+
+
+def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: RunSettings,
+                          notes: list[str]) -> dict | None:
+    """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are none."""
+    path = thresholds_path(options.ckpt)
+    saved = load_thresholds(path) if path.is_file() else {}
+    rule, description = None, f"read from `{path}`, tuned on the validation split by an earlier --split val run."
+    if not all(tag in saved for tag in scored.data.tags):
+        try:
+            validation = score(classifier, checkpoint_val_split(run))
+        except DataError as error:
+            notes.append(f"No tuned thresholds: {path} is absent and the run's validation split cannot be "
+                         f"rebuilt ({error}). Run --split val with the training data first.")
+            return None
+        saved = tune_thresholds(validation.labels, validation.probs, validation.data.tags, options.rule)
+        save_thresholds(path, saved)
+        rule = str(options.rule)
+        description = f"rule `{rule}`, tuned now on the run's validation split and saved to `{path}`."
+        notes.append(f"Thresholds tuned on the run's validation split (rule {options.rule}) and written to {path}.")
+    thresholds = {tag: saved[tag] for tag in scored.data.tags}
+    return {"label": "tuned on validation", "rule": rule,
+            "thresholds": thresholds, "description": description,
+            "decisions": apply_thresholds(scored.probs, list(thresholds.values()))}
+
+
+# ---------------------------------------------------------------------------------------------- results
+def compute_results(scored: Scored, tuned: dict | None, options: EvalOptions, model_tags: list[str]) -> dict:
+    data, labels, probs = scored.data, scored.labels, scored.probs
+    results = {
+        "name": data.name, "checkpoint": str(options.ckpt), "data": data.source, "split": data.split,
+        "rows": len(labels), "tags": data.tags, "tags_left_out": [t for t in model_tags if t not in data.tags],
+        "ranking": ranking_report(labels, probs, data.tags),
+        "calibration": calibration_report(labels, probs, data.tags, options.calibration_bins),
+        "default": {"threshold": DEFAULT_THRESHOLD,
+                    "report": decision_report(labels, apply_thresholds(probs, [DEFAULT_THRESHOLD] * len(data.tags)),
+                                              data.tags)},
+        "tuned": None, "kaggle": None, "bias": None,
+    }
+    if tuned:
+        described = {key: value for key, value in tuned.items() if key != "decisions"}
+        results["tuned"] = {**described, "report": decision_report(labels, tuned["decisions"], data.tags)}
+    if data.kaggle:
+        results["kaggle"] = {"score": kaggle_score(labels, probs), "scored_rows": len(labels), "tags": len(data.tags)}
+    if data.identity_columns and options.bias_tag in data.tags:
+        k = data.tags.index(options.bias_tag)
+        identities = {c: data.frame[c].to_numpy() for c in data.identity_columns}
+        results["bias"] = {"tag": options.bias_tag, **bias_report(labels[:, k], probs[:, k], identities)}
+    elif data.identity_columns:
+        log.warning("No bias metrics: the data has identity columns but not the tag %r (--bias-tag).", options.bias_tag)
+    return results
+
+
+def headline_scalars(results: dict) -> dict[str, float]:
+    scalars = {"roc_auc_macro": results["ranking"]["roc_auc_macro"],
+               "f1_macro_at_0.5": results["default"]["report"]["averages"]["macro"]["f1"]}
+    if results["tuned"]:
+        scalars["f1_macro_tuned"] = results["tuned"]["report"]["averages"]["macro"]["f1"]
+    if results["kaggle"]:
+        scalars["kaggle_score"] = results["kaggle"]["score"]
+    if results["bias"]:
+        scalars["bias_final_score"] = results["bias"]["final_score"]
+    for tag, row in results["ranking"]["per_tag"].items():
+        scalars[f"roc_auc/{tag}"] = row["roc_auc"]
+    return {name: value for name, value in scalars.items() if value is not None}
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def token_lengths(tokenizer, texts: list[str]) -> np.ndarray:
+    ids = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+    return np.array([len(row) for row in ids], dtype=np.int64)
+
+
+def make_figures(scored: Scored, results: dict, classifier: ToxicityClassifier, log_dir: Path | None,
+                 notes: list[str]) -> dict[str, Figure]:
+    labels, probs, tags = scored.labels, scored.probs, scored.data.tags
+    figures = {
+        "roc_curves": plots.roc_curves(labels, probs, tags),
+        "precision_recall_curves": plots.precision_recall_curves(labels, probs, tags),
+        "tag_frequencies": plots.tag_frequencies(labels, tags),
+        "clean_vs_toxic": plots.clean_vs_toxic(labels),
+        "token_lengths": plots.token_lengths(token_lengths(classifier.tokenizer, scored.data.texts),
+                                             classifier.max_length),
+        "reliability_diagram": plots.reliability_diagram(labels, probs, tags, results["calibration"]["ece"],
+                                                         results["calibration"]["bins"]),
+    }
+    schedule = read_scalars(log_dir) if log_dir else {}
+    if schedule:
+        figures["learning_rate"] = plots.learning_rate_schedule(schedule)
+    else:
+        notes.append("No learning-rate plot: " + (f"no 'lr-' scalars in {log_dir}." if log_dir else
+                                                  "no TensorBoard run folder to read it from."))
+    return figures
+
+
+def find_log_dir(checkpoint: dict, given: str | None, notes: list[str]) -> Path | None:
+    log_dir = given or checkpoint.get("log_dir")
+    if log_dir is None:
+        notes.append("TensorBoard skipped: the checkpoint records no run folder (log_dir); pass --log-dir.")
+        return None
+    if not Path(log_dir).is_dir():
+        notes.append(f"TensorBoard skipped: the run folder {log_dir} does not exist here; pass --log-dir.")
+        return None
+    return Path(log_dir)
+
+
+# ------------------------------------------------------------------------------------------------- run
+def evaluate(options: EvalOptions) -> tuple[dict, Path]:
+    """Scores, writes report.md, metrics.json and the plots, and returns (results, output folder)."""
+    checkpoint = read_checkpoint(options.ckpt)
+    run, model_tags = RunSettings.from_checkpoint(checkpoint), list(checkpoint["hyper_parameters"]["labels"])
+    data = load_eval_set(options.request, run, model_tags)
+    out = Path(options.out or Path("reports") / data.name)
+    refuse_to_overwrite(out / "report.md", options.ckpt, overwrite=options.overwrite)
+    notes: list[str] = []
+    log_dir = find_log_dir(checkpoint, options.log_dir, notes)
+    step = int(checkpoint.get("global_step", 0))
+    del checkpoint  # the classifier loads its own copy; do not hold two
+
+    classifier = ToxicityClassifier.from_checkpoint(options.ckpt, device=options.device,
+                                                    batch_size=options.batch_size)
+    scored = score(classifier, data)
+    if data.split == "val":
+        tuned = tuned_on_validation(scored, options, run.seed, notes)
+    else:
+        tuned = tuned_from_validation(scored, classifier, options, run, notes)
+    results = compute_results(scored, tuned, options, model_tags)
+    figures = make_figures(scored, results, classifier, log_dir, notes)
+    results["plots"], results["notes"] = list(figures), notes
+
+    for name, figure in figures.items():
+        plots.save_png(figure, out / f"{name}.png")
+    if log_dir:
+        write_to_run(log_dir, f"evaluate/{data.name}", figures, headline_scalars(results), step)
+    write_text_atomically(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomically(out / "report.md", render(results))  # last: its presence means the report is complete
+    return results, out
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def parse_label_map(items: list[str] | None) -> dict[str, str]:
+    label_map = {}
+    for item in items or []:
+        column, sep, tag = item.partition("=")
+        if not sep or not column or not tag:
+            raise argparse.ArgumentTypeError(f"--label-map {item!r}: write COLUMN=TAG, e.g. label=toxic.")
+        label_map[column.strip()] = tag.strip()
+    return label_map
+
+
+def rule_argument(text: str) -> ThresholdRule:
+    try:
+        return parse_rule(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m toxicity.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by toxicity.fit")
+    parser.add_argument("--data", help="Kaggle folder/zip, labelled table, or TweetEval folder "
+                                       "(default: the checkpoint's training data)")
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--text-column", help="column holding the text (default: the checkpoint's)")
+    parser.add_argument("--label-map", nargs="+", metavar="COLUMN=TAG", help="rename data columns to model tags")
+    parser.add_argument("--tags", nargs="+", help="evaluate only these tags (each must be in the data)")
+    parser.add_argument("--identity-columns", nargs="+",
+                        help="identity columns for the bias metrics (default: Jigsaw 2019 names found in the data)")
+    parser.add_argument("--bias-tag", default="toxic", help="tag the bias metrics are computed on")
+    parser.add_argument("--threshold-rule", type=rule_argument, default=DEFAULT_RULE,
+                        help="f1 (default), youden, precision>=X or recall>=X")
+    parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds for the tuned val column")
+    parser.add_argument("--calibration-bins", type=int, default=10)
+    parser.add_argument("--out", help="output folder (default: reports/<data>-<split>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    parser.add_argument("--log-dir", help="TensorBoard run folder (default: the one the checkpoint records)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    return parser
+
+
+def options_from_args(argv: list[str] | None) -> EvalOptions:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        label_map = parse_label_map(args.label_map)
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    request = EvalRequest(args.data, args.split, args.text_column, label_map, args.tags, args.identity_columns)
+    return EvalOptions(args.ckpt, request, args.out, args.overwrite, args.threshold_rule, args.folds,
+                       args.calibration_bins, args.bias_tag, args.log_dir, args.batch_size, args.device)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    options = options_from_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event-file reader is chatty at INFO
+    try:
+        results, out = evaluate(options)
+    except (ValueError, FileExistsError) as error:  # CheckpointError and DataError are ValueErrors
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+    print((out / "report.md").read_text())
+    print(f"Report, metrics.json and plots in {out}/")
+    return results
+
+
+if __name__ == "__main__":
+    main()
