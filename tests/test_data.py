@@ -6,12 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_comments
+
 from toxicity.backbone import load_tokenizer
-from toxicity.data import (DataError, LengthGroupedSampler, PadToLongest, SortedByLengthSampler,
-                           ToxicCommentsDataModule, balance_clean_rows, load_splits, read_table,
-                           split_train_val, tokenize_texts, validate_comments)
+from toxicity.data import (
+    DataError,
+    LengthGroupedSampler,
+    PadToLongest,
+    SortedByLengthSampler,
+    ToxicCommentsDataModule,
+    balance_clean_rows,
+    load_splits,
+    read_table,
+    split_train_val,
+    tokenize_texts,
+    validate_comments,
+)
 from toxicity.labels import LABELS
 
 

@@ -6,10 +6,11 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT, fit_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoTokenizer
 
-from conftest import ROOT, fit_args
+from toxicity.backbone import DEFAULT_BACKBONE, resolve_backbone
 from toxicity.fit import main
 from toxicity.model import ToxicCommentTagger
 
@@ -17,7 +18,7 @@ from toxicity.model import ToxicCommentTagger
 def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, comments_csv, monkeypatch, capsys):
     # the backbone is a folder that is gone when the checkpoint is loaded: the checkpoint must carry it all
     backbone = tmp_path / "my-backbone"
-    AutoTokenizer.from_pretrained(ToxicCommentTagger().tokenizer.name_or_path).save_pretrained(backbone)
+    AutoTokenizer.from_pretrained(resolve_backbone(DEFAULT_BACKBONE)).save_pretrained(backbone)
     cli = main(fit_args(tmp_path, comments_csv, "--model.backbone", str(backbone)))
 
     best, last = tmp_path / "checkpoints" / "best-checkpoint.ckpt", tmp_path / "checkpoints" / "last.ckpt"
@@ -34,15 +35,12 @@ def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, co
 
     shutil.rmtree(backbone)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    reloaded = ToxicCommentTagger.load_from_checkpoint(best)
-    trained = ToxicCommentTagger.load_from_checkpoint(best)  # the same weights, loaded twice
+    reloaded = ToxicCommentTagger.load_from_checkpoint(best).eval()
+    trained = cli.model.eval()  # holds the best weights: the final validation loaded them
     ids = reloaded.tokenizer(["you idiot", "thanks for the edit"], padding=True, return_tensors="pt")
     with torch.inference_mode():
-        a = reloaded.eval()(ids["input_ids"], ids["attention_mask"])
-        b = trained.eval()(ids["input_ids"], ids["attention_mask"])
-    assert torch.equal(a, b)
-    state = torch.load(best, weights_only=False)["state_dict"]
-    assert torch.equal(state["head.weight"], reloaded.head.weight)
+        assert torch.equal(reloaded(ids["input_ids"], ids["attention_mask"]),
+                           trained(ids["input_ids"], ids["attention_mask"]))
     assert reloaded.labels == cli.model.labels
 
 
@@ -64,7 +62,7 @@ def test_every_recipe_parses(recipe):
 
 def test_cli_rejects_unknown_options():
     result = subprocess.run([sys.executable, "-m", "toxicity.fit", "--model.no_such_option", "1"],
-                            cwd=ROOT, capture_output=True, text=True)
+                            cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "no_such_option" in result.stderr
 
 
@@ -72,7 +70,7 @@ def test_ddp_two_cpu_processes_train_and_checkpoint(tmp_path, comments_csv):
     args = fit_args(tmp_path, comments_csv, "--trainer.strategy", "ddp", "--trainer.devices", "2",
                     "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1")
     result = subprocess.run([sys.executable, "-m", "toxicity.fit", *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world_size: 2" in result.stderr or "MEMBER: 2/2" in result.stderr + result.stdout
     assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()

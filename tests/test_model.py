@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import TINY_ENCODER
+
 from toxicity.model import ToxicCommentTagger, pool
 
 

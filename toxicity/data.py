@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,13 +65,15 @@ def read_table(source: TableSource | str | Path) -> pd.DataFrame:
 
 
 def _read(source: TableSource) -> pd.DataFrame:
-    name = source.name
-    stem = name.removesuffix(".zip").removesuffix(".gz").removesuffix(".bz2").removesuffix(".xz")
     if source.member is None:
-        handle, compression = source.path, "infer"
-    else:
-        handle = zipfile.ZipFile(source.path).open(source.member)
-        compression = {"zip": "zip", "gz": "gzip", "bz2": "bz2", "xz": "xz"}.get(name.rsplit(".", 1)[-1])
+        return _read_handle(source.path, source.name, "infer")
+    compression = {"zip": "zip", "gz": "gzip", "bz2": "bz2", "xz": "xz"}.get(source.name.rsplit(".", 1)[-1])
+    with zipfile.ZipFile(source.path) as archive, archive.open(source.member) as handle:
+        return _read_handle(handle, source.name, compression)
+
+
+def _read_handle(handle, name: str, compression: str | None) -> pd.DataFrame:
+    stem = name.removesuffix(".zip").removesuffix(".gz").removesuffix(".bz2").removesuffix(".xz")
     if stem.endswith(".parquet"):
         return pd.read_parquet(handle)
     sep = "\t" if stem.endswith(".tsv") else ","

@@ -21,7 +21,7 @@ Pooling = Literal["mean", "cls", "pooler"]
 
 def build_encoder(backbone: str, pretrained: bool, encoder_config: dict | None) -> nn.Module:
     """Pretrained weights, or random weights shaped by the backbone's config or by `encoder_config`."""
-    from transformers import AutoModel, CONFIG_MAPPING
+    from transformers import CONFIG_MAPPING, AutoModel
 
     if encoder_config is not None:
         config = CONFIG_MAPPING[encoder_config["model_type"]].from_dict(encoder_config)
