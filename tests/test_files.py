@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from toxicity.files import atomic_output, refuse_to_overwrite, write_text_atomically
@@ -11,8 +13,13 @@ def test_atomic_output_leaves_nothing_when_the_writer_fails(tmp_path):
             temporary.write_text("half")
             raise RuntimeError("killed")
     assert target.read_text() == "previous" and list(tmp_path.iterdir()) == [target]
-    write_text_atomically(target, "new")
+    previous_umask = os.umask(0o022)
+    try:
+        write_text_atomically(target, "new")
+    finally:
+        os.umask(previous_umask)
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+    assert target.stat().st_mode & 0o777 == 0o644  # like any file the user writes, not mkstemp's 0600
 
 
 def test_refuse_to_overwrite_input_or_existing_output(tmp_path):

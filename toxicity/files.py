@@ -19,6 +19,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
     try:
         yield Path(temporary)
         os.replace(temporary, path)
@@ -40,3 +41,9 @@ def refuse_to_overwrite(output: str | Path, *inputs: str | Path, overwrite: bool
             raise FileExistsError(f"{output}: this is the input file; choose another output path.")
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} already exists; choose another path or pass --overwrite.")
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
