@@ -163,9 +163,10 @@ class ToxicityClassifier(BatchScorer):
                         batch_size: int = 64) -> ToxicityClassifier:
         """Loads offline: the checkpoint carries the encoder config, tokenizer, tags and max_length."""
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        checkpoint = read_checkpoint(path)
+        # only the small data settings are kept, so the checkpoint is never twice in memory
+        data_settings = read_checkpoint(path).get("datamodule_hyper_parameters", {})
+        max_length = data_settings.get("max_length", DEFAULT_MAX_LENGTH)
         model = ToxicCommentTagger.load_from_checkpoint(path, map_location=device)
-        max_length = checkpoint.get("datamodule_hyper_parameters", {}).get("max_length", DEFAULT_MAX_LENGTH)
         thresholds = read_thresholds(path)
         log.info("Loaded %s: tags %s, max_length %d, %s.", path, model.labels, max_length,
                  "tuned thresholds" if thresholds else "no tuned thresholds")
