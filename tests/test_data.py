@@ -184,18 +184,33 @@ def test_pad_to_longest_pads_per_batch():
     assert PadToLongest(0, pad_to=8)([{"input_ids": [1], "index": 0}])["input_ids"].shape == (1, 8)
 
 
-def test_length_grouped_batches_hold_similar_lengths_and_cover_every_row():
-    lengths = np.random.default_rng(0).integers(3, 300, size=3200)
+def padding(lengths, batches):
+    return sum((lengths[b].max() - lengths[b]).sum() for b in batches)
+
+
+@pytest.mark.parametrize("n_rows", [3200, 3210])  # a multiple of the batch size, and one short batch
+def test_length_grouped_batches_hold_similar_lengths_and_cover_every_row(n_rows):
+    lengths = np.random.default_rng(0).integers(3, 300, size=n_rows)
     sampler = LengthGroupedSampler(lengths, batch_size=32, seed=1)
     order = list(sampler)
     assert sorted(order) == list(range(len(lengths)))
-    batches = np.array(order).reshape(-1, 32)
-    grouped_padding = (lengths[batches].max(1)[:, None] - lengths[batches]).sum()
-    random_batches = np.random.default_rng(2).permutation(len(lengths)).reshape(-1, 32)
-    random_padding = (lengths[random_batches].max(1)[:, None] - lengths[random_batches]).sum()
-    assert grouped_padding < 0.1 * random_padding
+    batches = [np.array(order[i:i + 32]) for i in range(0, n_rows, 32)]
+    random_order = np.random.default_rng(2).permutation(n_rows)
+    random_batches = [random_order[i:i + 32] for i in range(0, n_rows, 32)]
+    assert padding(lengths, batches) < 0.1 * padding(lengths, random_batches)
     assert list(sampler) != order  # a new order each epoch
     assert list(LengthGroupedSampler(lengths, 32, seed=1)) == order  # seeded
+
+
+def test_length_groups_survive_ddp_sharding():
+    lengths = np.random.default_rng(0).integers(3, 300, size=3210)
+    order = np.array(list(LengthGroupedSampler(lengths, batch_size=32, seed=1, replicas=2)))
+    for rank in range(2):  # what Lightning's DistributedSamplerWrapper gives each rank
+        shard = order[rank::2]
+        batches = [shard[i:i + 32] for i in range(0, len(shard), 32)]
+        random_shard = np.random.default_rng(rank).permutation(shard)
+        random_batches = [random_shard[i:i + 32] for i in range(0, len(shard), 32)]
+        assert padding(lengths, batches) < 0.1 * padding(lengths, random_batches)
 
 
 def test_eval_order_is_sorted_by_length():

@@ -44,6 +44,12 @@ def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, co
     assert reloaded.labels == cli.model.labels
 
 
+def test_single_tag_training(tmp_path, comments_csv):
+    cli = main(fit_args(tmp_path, comments_csv, "--data.label_columns", "[toxic]", "--trainer.max_epochs", "1"))
+    assert cli.model.labels == ["toxic"] and cli.model.head.out_features == 1
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()
+
+
 def test_resume_from_last_continues_the_run(tmp_path, comments_csv):
     first = main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1"))
     steps_per_epoch = first.trainer.global_step

@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import TINY_ENCODER
 
-from toxicity.model import ToxicCommentTagger, pool
+from toxicity.model import PerTagAUROC, ToxicCommentTagger, pool
 
 
 def tiny(**kwargs) -> ToxicCommentTagger:
@@ -20,6 +20,24 @@ def test_one_logit_per_tag_for_any_label_set():
     assert tiny()(**{k: v for k, v in batch().items() if k != "labels"}).shape == (4, 6)
     model = tiny(labels=["offensive", "hate"])
     assert model(batch()["input_ids"], batch()["attention_mask"]).shape == (4, 2)
+    single = tiny(labels=["offensive"])
+    b = batch()
+    single.training_step(b | {"labels": b["labels"][:, :1]}, 0)
+    assert single.train_auroc.compute().numel() == 1
+
+
+def test_per_tag_auroc_matches_sklearn_and_is_undefined_for_one_class():
+    from sklearn.metrics import roc_auc_score
+
+    metric = PerTagAUROC(3)
+    preds = torch.tensor([[0.9, 0.2, 0.1], [0.4, 0.3, 0.8], [0.6, 0.7, 0.3], [0.1, 0.6, 0.5]])
+    target = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0]])
+    metric.update(preds[:2], target[:2])
+    metric.update(preds[2:], target[2:])
+    auroc = metric.compute()
+    for k in range(2):
+        assert auroc[k].item() == pytest.approx(roc_auc_score(target[:, k], preds[:, k]))
+    assert torch.isnan(auroc[2])  # no positives: undefined, not 0
 
 
 def test_masked_mean_pooling_ignores_padding():

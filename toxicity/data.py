@@ -293,12 +293,16 @@ class LengthGroupedSampler(Sampler[int]):
     """Training order in which each run of `batch_size` indices has similar lengths.
 
     Indices are shuffled, cut into mega-batches of `batch_size * mega_batches` that are sorted by length
-    and cut into batches, and the batches are shuffled: little padding, still random batches. Seeded by
-    (seed, epoch), so every DDP rank draws the same order and Lightning's wrapper shards it.
+    and cut into batches, and the batches are shuffled, the one short batch going last: little padding,
+    still random batches. Seeded by (seed, epoch), so every DDP rank draws the same order. Under DDP,
+    Lightning deals the order out to the ranks index by index (`order[rank::replicas]`), so batches are
+    grouped `replicas` at a time: each rank's batch then comes from one group too.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, mega_batches: int = 50):
-        self.lengths, self.batch_size, self.seed, self.mega_batches = lengths, batch_size, seed, mega_batches
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, mega_batches: int = 50,
+                 replicas: int = 1):
+        self.lengths, self.seed, self.mega_batches = lengths, seed, mega_batches
+        self.group_size = batch_size * replicas
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -311,14 +315,17 @@ class LengthGroupedSampler(Sampler[int]):
         rng = np.random.default_rng((self.seed, self.epoch))
         self.epoch += 1  # next epoch differs even where Lightning does not call set_epoch (inside DDP's wrapper)
         order = rng.permutation(len(self.lengths))
-        mega = self.batch_size * self.mega_batches
-        batches = []
+        mega = self.group_size * self.mega_batches
+        groups = []
         for start in range(0, len(order), mega):
             chunk = order[start:start + mega]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
-            batches.extend(chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
-        for batch_number in rng.permutation(len(batches)):
-            yield from batches[batch_number].tolist()
+            groups.extend(chunk[i:i + self.group_size] for i in range(0, len(chunk), self.group_size))
+        short = [groups.pop()] if len(groups[-1]) < self.group_size else []
+        for group_number in rng.permutation(len(groups)):
+            yield from groups[group_number].tolist()
+        for group in short:  # last, so that every batch before it stays aligned with its group
+            yield from group.tolist()
 
 
 class SortedByLengthSampler(Sampler[int]):
@@ -399,7 +406,8 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         dataset = self.datasets[split]
         batch_size = hp.batch_size if train else hp.eval_batch_size
         if train and hp.length_grouping:
-            sampler = LengthGroupedSampler(dataset.lengths, batch_size, seed=hp.seed)
+            replicas = self.trainer.world_size if self.trainer is not None else 1
+            sampler = LengthGroupedSampler(dataset.lengths, batch_size, seed=hp.seed, replicas=replicas)
         elif train:
             sampler = torch.utils.data.RandomSampler(dataset)
         else:

@@ -21,12 +21,18 @@ from toxicity.data import ToxicCommentsDataModule
 from toxicity.model import ToxicCommentTagger
 
 
-def default_precision() -> str:
-    """bf16 mixed precision on a GPU that has it, full precision elsewhere."""
-    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+def default_precision(accelerator: object) -> str:
+    """bf16 mixed precision when training on a GPU that has it, full precision elsewhere."""
+    on_gpu = str(accelerator) in ("auto", "gpu", "cuda")
+    return "bf16-mixed" if on_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
 class ToxicityCLI(LightningCLI):
+    def before_instantiate_classes(self) -> None:
+        trainer = self.config.trainer
+        if trainer.precision is None:  # not given: pick by the accelerator the run will use
+            trainer.precision = default_precision(trainer.accelerator)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.backbone", "data.tokenizer")
         parser.link_arguments("data.label_columns", "model.labels")
@@ -55,7 +61,6 @@ def make_cli(args=None) -> ToxicityCLI:
         trainer_defaults={
             "max_epochs": 10,
             "accelerator": "auto",
-            "precision": default_precision(),
             "logger": {"class_path": f"{TensorBoardLogger.__module__}.TensorBoardLogger",
                        "init_args": {"save_dir": "lightning_logs", "name": "toxic-comments"}},
             "callbacks": [LearningRateMonitor(logging_interval="step")],

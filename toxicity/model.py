@@ -11,7 +11,9 @@ from typing import Literal
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics.classification import MultilabelAUROC, MultilabelStatScores
+from torchmetrics import Metric
+from torchmetrics.functional.classification import binary_auroc
+from torchmetrics.utilities import dim_zero_cat
 
 from toxicity.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder, load_tokenizer
 from toxicity.labels import LABELS
@@ -40,6 +42,28 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooler_output, pool
         return pooler_output
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class PerTagAUROC(Metric):
+    """ROC AUC of each tag over an epoch (synced across DDP ranks); NaN for a tag with one class only."""
+
+    full_state_update = False
+
+    def __init__(self, num_tags: int):
+        super().__init__()
+        self.num_tags = num_tags
+        self.add_state("preds", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.preds.append(preds.detach())  # detached: a kept graph would hold every step's activations
+        self.target.append(target.long())
+
+    def compute(self) -> torch.Tensor:
+        preds, target = dim_zero_cat(self.preds), dim_zero_cat(self.target)
+        values = [binary_auroc(preds[:, k], target[:, k]) if 0 < target[:, k].sum() < len(target)
+                  else torch.tensor(float("nan"), device=preds.device) for k in range(self.num_tags)]
+        return torch.stack(values)
 
 
 def tokenizer_to_bytes(tokenizer) -> bytes:
@@ -101,11 +125,7 @@ class ToxicCommentTagger(pl.LightningModule):
         self.head = nn.Linear(self.encoder.config.hidden_size, len(labels))
         weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
-        self.train_auroc, self.val_auroc, self.test_auroc = (
-            MultilabelAUROC(num_labels=len(labels), average=None) for _ in range(3))
-        # support (positives) and negatives per tag, to leave tags with one class out of the mean
-        self.train_counts, self.val_counts, self.test_counts = (
-            MultilabelStatScores(num_labels=len(labels), average=None) for _ in range(3))
+        self.train_auroc, self.val_auroc, self.test_auroc = (PerTagAUROC(len(labels)) for _ in range(3))
         self._tokenizer = None
 
     @property
@@ -128,9 +148,7 @@ class ToxicCommentTagger(pl.LightningModule):
         logits = self(batch["input_ids"], batch["attention_mask"])
         labels = batch["labels"]
         loss = self.loss_fn(logits.float(), labels)
-        probs, targets = torch.sigmoid(logits.detach().float()), labels.long()  # detached: metrics keep preds
-        getattr(self, f"{stage}_auroc").update(probs, targets)
-        getattr(self, f"{stage}_counts").update(probs, targets)
+        getattr(self, f"{stage}_auroc").update(torch.sigmoid(logits.float()), labels)
         training = stage == "train"
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=training, on_epoch=not training,
                  batch_size=len(labels), sync_dist=not training)
@@ -150,16 +168,15 @@ class ToxicCommentTagger(pl.LightningModule):
 
     def _log_auroc(self, stage: str) -> None:
         """Logs `<stage>_auroc_<tag>` for tags with both classes present, and their mean."""
-        auroc = getattr(self, f"{stage}_auroc").compute()
-        counts = getattr(self, f"{stage}_counts").compute()  # (labels, [tp, fp, tn, fn, support])
-        defined = (counts[:, 4] > 0) & (counts[:, 1] + counts[:, 2] > 0)
+        metric = getattr(self, f"{stage}_auroc")
+        auroc = metric.compute().reshape(-1)  # torchmetrics returns a 0-d tensor for a single tag
+        defined = ~torch.isnan(auroc)
         for label, value, ok in zip(self.labels, auroc, defined):
             if ok:
-                self.log(f"{stage}_auroc_{label}", value, sync_dist=False)
+                self.log(f"{stage}_auroc_{label}", value)
         if defined.any():
             self.log(f"{stage}_auroc_mean", auroc[defined].mean(), prog_bar=stage == "val")
-        getattr(self, f"{stage}_auroc").reset()
-        getattr(self, f"{stage}_counts").reset()
+        metric.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_auroc("train")
