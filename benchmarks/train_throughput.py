@@ -51,7 +51,7 @@ def measure(data: str, max_length: int, padded: bool, batch_size: int, steps: in
     trainer.fit(ToxicCommentTagger(), datamodule=datamodule)
     per_example = [s / batch_size for s in timer.seconds[1:]]  # first step is warm-up
     datamodule.setup()
-    lengths = datamodule.datasets["train"].lengths
+    lengths = datamodule.dataset("train").lengths
     return {
         "max_length": max_length, "padding": "max_length" if padded else "per-batch + length-grouped",
         "batch_size": batch_size, "steps": len(per_example),

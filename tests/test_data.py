@@ -162,7 +162,8 @@ def test_datamodule_balances_train_only_and_tokenizes_once(comments_csv, monkeyp
     dm.setup("validate")
     for _ in range(2):  # two epochs
         list(dm.train_dataloader())
-    assert len(calls) == 2  # train and val, once each
+        list(dm.val_dataloader())
+    assert len(calls) == 2  # train and val, once each; test only when asked for
     assert (~dm.frames["train"][list(LABELS)].any(axis=1)).sum() == 5
     assert (~dm.frames["val"][list(LABELS)].any(axis=1)).sum() > 5 // 2
 

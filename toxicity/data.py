@@ -355,7 +355,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         val_fraction: share of train.csv held out for validation (stratified, duplicate-safe).
         n_clean_train: if set, balance the training split to all tagged rows + this many clean rows.
         max_length: truncation length in tokens (up to the encoder's limit, 512 for BERT).
-        batch_size: training batch size; eval_batch_size: validation / test / predict batch size.
+        batch_size: training batch size; eval_batch_size: validation / test batch size.
         length_grouping: group training batches by length (False: plain random batches).
         pad_to_max_length: pad every batch to `max_length` (slow; kept for comparison benchmarks).
     """
@@ -383,7 +383,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         self.frames: dict[str, pd.DataFrame] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:  # tokenized once per run, whatever the stage
+        if self.frames:  # read and split once per run, whatever the stage
             return
         hp = self.hparams
         splits = load_splits(hp.data_path, hp.text_column, hp.label_columns, hp.test_path)
@@ -391,19 +391,23 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         if hp.n_clean_train is not None:
             train = balance_clean_rows(train, hp.label_columns, hp.n_clean_train, hp.seed)
         self.frames = {"train": train, "val": val, **({"test": splits["test"]} if "test" in splits else {})}
-        tokenizer = load_tokenizer(hp.tokenizer)
-        self.pad_token_id = tokenizer.pad_token_id or 0
-        for split, frame in self.frames.items():
-            ids = tokenize_texts(tokenizer, frame["text"].tolist(), hp.max_length)
-            self.datasets[split] = TokenizedComments(ids, frame[list(hp.label_columns)].to_numpy())
+        self.tokenizer = load_tokenizer(hp.tokenizer)
         log.info("Rows: %s", {split: len(frame) for split, frame in self.frames.items()})
+
+    def dataset(self, split: str) -> TokenizedComments:
+        """The split's token ids: tokenized on first use, then kept for the rest of the run (every epoch)."""
+        if split not in self.datasets:
+            if split not in self.frames:
+                raise DataError(f"{self.hparams.data_path}: there is no {split} split (a test split needs "
+                                "Kaggle's test.csv + test_labels.csv, or --data.test_path).")
+            frame, hp = self.frames[split], self.hparams
+            ids = tokenize_texts(self.tokenizer, frame["text"].tolist(), hp.max_length)
+            self.datasets[split] = TokenizedComments(ids, frame[list(hp.label_columns)].to_numpy())
+        return self.datasets[split]
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams
-        if split not in self.datasets:
-            raise DataError(f"{hp.data_path}: there is no {split} split (a test split needs Kaggle's test.csv "
-                            "+ test_labels.csv or --data.test_path).")
-        dataset = self.datasets[split]
+        dataset = self.dataset(split)
         batch_size = hp.batch_size if train else hp.eval_batch_size
         if train and hp.length_grouping:
             replicas = self.trainer.world_size if self.trainer is not None else 1
@@ -412,7 +416,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
             sampler = torch.utils.data.RandomSampler(dataset)
         else:
             sampler = SortedByLengthSampler(dataset.lengths)
-        collate = PadToLongest(self.pad_token_id, hp.max_length if hp.pad_to_max_length else None)
+        collate = PadToLongest(self.tokenizer.pad_token_id or 0, hp.max_length if hp.pad_to_max_length else None)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                           num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
 
