@@ -242,3 +242,18 @@ def test_library_errors_are_exceptions_not_exits(classifier, tmp_path):
         score_file(classifier, source, tmp_path / "scores.parquet", progress=False)
     with pytest.raises(DataError, match="file not found"):
         score_file(classifier, tmp_path / "absent.csv", tmp_path / "scores.csv", progress=False)
+
+
+def test_thresholds_older_than_the_checkpoint_are_ignored(tiny_checkpoint, tmp_path):
+
+    from toxicity.predict import read_thresholds, thresholds_path
+
+    checkpoint = tmp_path / "best-checkpoint.ckpt"
+    shutil.copy(tiny_checkpoint, checkpoint)
+    thresholds_path(checkpoint).write_text('{"toxic": 0.3}')
+    os.utime(checkpoint, (1_000, 1_000))  # thresholds tuned after the checkpoint was written: valid
+    assert read_thresholds(checkpoint) == {"toxic": 0.3}
+    os.utime(checkpoint, None)  # a later run replaced the checkpoint: the old thresholds no longer apply
+    os.utime(thresholds_path(checkpoint), (1_000, 1_000))
+    assert read_thresholds(checkpoint) is None
+    assert ToxicityClassifier.from_checkpoint(checkpoint).thresholds is None

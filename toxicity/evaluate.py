@@ -32,7 +32,7 @@ from toxicity.data import DataError
 from toxicity.eval_data import EvalRequest, EvalSet, RunSettings, checkpoint_val_split, load_eval_set
 from toxicity.files import refuse_to_overwrite, write_text_atomically
 from toxicity.metrics import calibration_report, decision_report, kaggle_score, ranking_report
-from toxicity.predict import ToxicityClassifier, read_checkpoint, thresholds_path
+from toxicity.predict import ToxicityClassifier, read_checkpoint, read_thresholds, thresholds_path
 from toxicity.report import render
 from toxicity.runlog import read_scalars, write_to_run
 from toxicity.thresholds import (
@@ -41,7 +41,6 @@ from toxicity.thresholds import (
     ThresholdRule,
     apply_thresholds,
     cross_fitted_decisions,
-    load_thresholds,
     parse_rule,
     save_thresholds,
     tune_thresholds,
@@ -106,7 +105,7 @@ def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, option
                           notes: list[str]) -> dict | None:
     """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are none."""
     path = thresholds_path(options.ckpt)
-    saved = load_thresholds(path) if path.is_file() else {}
+    saved = read_thresholds(options.ckpt) or {}
     rule, description = None, f"read from `{path}`, tuned on the validation split by an earlier --split val run."
     if not all(tag in saved for tag in scored.data.tags):
         try:

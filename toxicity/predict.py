@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from toxicity.data import TEXT_COLUMN, DataError, PadToLongest, tokenize_texts
 from toxicity.files import atomic_output, refuse_to_overwrite
 from toxicity.model import ToxicCommentTagger
+from toxicity.thresholds import load_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,18 @@ def thresholds_path(checkpoint: str | Path) -> Path:
 
 
 def read_thresholds(checkpoint: str | Path) -> dict[str, float] | None:
+    """The tuned thresholds saved next to the checkpoint, or None when absent or older than the checkpoint.
+
+    A newer checkpoint means a later run replaced it: thresholds tuned for the old model do not apply.
+    """
     path = thresholds_path(checkpoint)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    if path.stat().st_mtime < Path(checkpoint).stat().st_mtime:
+        log.warning("%s is older than %s (tuned for a model that a later run replaced); ignoring it. "
+                    "Run `python -m toxicity.evaluate --split val` to tune again.", path, checkpoint)
+        return None
+    return load_thresholds(path)
 
 
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
