@@ -42,6 +42,14 @@ def test_missing_file_names_the_path(tmp_path):
         read_table(tmp_path / "nope.csv")
 
 
+def test_missing_data_path_or_unknown_format_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="nowhere: no such file or folder"):
+        load_splits(tmp_path / "nowhere", "comment_text", LABELS)
+    (tmp_path / "comments.jsonl").write_text("{}")
+    with pytest.raises(DataError, match=r"comments.jsonl: not a folder.*\.parquet"):
+        load_splits(tmp_path / "comments.jsonl", "comment_text", LABELS)
+
+
 def test_empty_file_is_a_clear_error(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="empty.csv"):

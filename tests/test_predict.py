@@ -245,7 +245,6 @@ def test_library_errors_are_exceptions_not_exits(classifier, tmp_path):
 
 
 def test_thresholds_older_than_the_checkpoint_are_ignored(tiny_checkpoint, tmp_path):
-
     from toxicity.predict import read_thresholds, thresholds_path
 
     checkpoint = tmp_path / "best-checkpoint.ckpt"

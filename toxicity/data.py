@@ -93,6 +93,9 @@ _SUFFIXES = ("", ".zip", ".gz")
 def find_kaggle_files(path: str | Path) -> KaggleFiles:
     """Finds train.csv (and test.csv + test_labels.csv) in a folder or in the competition .zip."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder. Give the Kaggle folder or .zip (with train.csv), "
+                        "or a labelled .csv / .tsv / .parquet table.")
     if path.is_dir():
         def find(stem: str) -> TableSource | None:
             found = [path / f"{stem}.csv{s}" for s in _SUFFIXES if (path / f"{stem}.csv{s}").is_file()]
@@ -104,7 +107,8 @@ def find_kaggle_files(path: str | Path) -> KaggleFiles:
             found = [f"{stem}.csv{s}" for s in _SUFFIXES if f"{stem}.csv{s}" in members]
             return TableSource(path, found[0]) if found else None
     else:
-        raise DataError(f"{path}: not a folder or a .zip archive holding train.csv.")
+        raise DataError(f"{path}: not a folder, a .zip holding train.csv, or a table with a .csv / .tsv / .parquet "
+                        "name (optionally .gz / .zip compressed).")
     train = find("train")
     if train is None:
         raise DataError(f"{path}: no train.csv (or train.csv.zip / train.csv.gz) in it. "

@@ -87,6 +87,15 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return checkpoint
 
 
+def tagger_from_checkpoint(checkpoint: dict) -> ToxicCommentTagger:
+    """The tagger from a checkpoint already read by `read_checkpoint` (no second read, no download)."""
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}  # LightningCLI's
+    model = ToxicCommentTagger(**hparams)
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
 def check_texts(texts: Sequence) -> None:
     for position, text in enumerate(texts):
         if not isinstance(text, str):
@@ -174,14 +183,14 @@ class ToxicityClassifier(BatchScorer):
                         batch_size: int = 64) -> ToxicityClassifier:
         """Loads offline: the checkpoint carries the encoder config, tokenizer, tags and max_length."""
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        # only the small data settings are kept, so the checkpoint is never twice in memory
-        data_settings = read_checkpoint(path).get("datamodule_hyper_parameters", {})
-        max_length = data_settings.get("max_length", DEFAULT_MAX_LENGTH)
-        model = ToxicCommentTagger.load_from_checkpoint(path, map_location=device)
+        checkpoint = read_checkpoint(path, map_location=device)  # read once: it can be hundreds of MB
+        max_length = checkpoint.get("datamodule_hyper_parameters", {}).get("max_length", DEFAULT_MAX_LENGTH)
+        model = tagger_from_checkpoint(checkpoint).to(device)
+        del checkpoint
         thresholds = read_thresholds(path)
         log.info("Loaded %s: tags %s, max_length %d, %s.", path, model.labels, max_length,
                  "tuned thresholds" if thresholds else "no tuned thresholds")
-        return cls(model.to(device), max_length, thresholds, batch_size)
+        return cls(model, max_length, thresholds, batch_size)
 
     @property
     def device(self) -> torch.device:
