@@ -245,3 +245,13 @@ def test_bad_input_is_a_clear_error(checkpoint, tmp_path, capsys, make_args, mes
     with pytest.raises(SystemExit):
         main(make_args(checkpoint, tmp_path))
     assert message in capsys.readouterr().err
+
+
+def test_the_training_table_is_recognised_inside_a_kaggle_folder(tmp_path):
+    from toxicity.eval_data import RunSettings, is_training_data
+
+    (tmp_path / "train.csv").write_text("comment_text,toxic\nhello,0\n")
+    (tmp_path / "other.csv").write_text("comment_text,toxic\nhello,0\n")
+    run = RunSettings(data_path=str(tmp_path))
+    assert is_training_data(tmp_path, run) and is_training_data(tmp_path / "train.csv", run)
+    assert not is_training_data(tmp_path / "other.csv", run)

@@ -72,11 +72,19 @@ def _read(source: TableSource) -> pd.DataFrame:
         return _read_handle(handle, source.name, compression)
 
 
+def table_format(name: str) -> str:
+    """'parquet', 'tsv' or 'csv', from a file name (a .gz/.bz2/.xz/.zip suffix is compression)."""
+    name = name.lower()
+    for compression in (".gz", ".bz2", ".xz", ".zip"):
+        name = name.removesuffix(compression)
+    return "parquet" if name.endswith(".parquet") else "tsv" if name.endswith(".tsv") else "csv"
+
+
 def _read_handle(handle, name: str, compression: str | None) -> pd.DataFrame:
-    stem = name.removesuffix(".zip").removesuffix(".gz").removesuffix(".bz2").removesuffix(".xz")
-    if stem.endswith(".parquet"):
+    kind = table_format(name)
+    if kind == "parquet":
         return pd.read_parquet(handle)
-    sep = "\t" if stem.endswith(".tsv") else ","
+    sep = "\t" if kind == "tsv" else ","
     return pd.read_csv(handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""])
 
 
@@ -101,7 +109,8 @@ def find_kaggle_files(path: str | Path) -> KaggleFiles:
             found = [path / f"{stem}.csv{s}" for s in _SUFFIXES if (path / f"{stem}.csv{s}").is_file()]
             return TableSource(found[0]) if found else None
     elif zipfile.is_zipfile(path):
-        members = set(zipfile.ZipFile(path).namelist())
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
 
         def find(stem: str) -> TableSource | None:
             found = [f"{stem}.csv{s}" for s in _SUFFIXES if f"{stem}.csv{s}" in members]
@@ -127,7 +136,10 @@ def is_table_file(path: str | Path) -> bool:
 
 
 def _is_competition_zip(path: Path) -> bool:
-    return zipfile.is_zipfile(path) and any(m.startswith("train.csv") for m in zipfile.ZipFile(path).namelist())
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(member.startswith("train.csv") for member in archive.namelist())
 
 
 # ------------------------------------------------------------------------------------------- validating

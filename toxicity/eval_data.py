@@ -128,7 +128,19 @@ def is_run_data(request: EvalRequest, run: RunSettings) -> bool:
 
 
 def is_training_data(data: Path, run: RunSettings) -> bool:
-    return run.data_path is not None and data.resolve() == Path(run.data_path).resolve()
+    """Whether `data` is the run's training table: its data_path, or the train.csv inside its Kaggle folder."""
+    if run.data_path is None:
+        return False
+    training = Path(run.data_path)
+    if data.resolve() == training.resolve():
+        return True
+    if not training.is_dir():
+        return False
+    try:
+        train = find_kaggle_files(training).train
+    except DataError:
+        return False
+    return train.member is None and data.resolve() == train.path.resolve()
 
 
 def checkpoint_val_split(run: RunSettings, tags: Sequence[str] | None = None) -> EvalSet:

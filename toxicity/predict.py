@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from toxicity.data import TEXT_COLUMN, DataError, PadToLongest, tokenize_texts
+from toxicity.data import TEXT_COLUMN, DataError, PadToLongest, table_format, tokenize_texts
 from toxicity.files import atomic_output, refuse_to_overwrite
 from toxicity.model import ToxicCommentTagger
 from toxicity.thresholds import load_thresholds
@@ -239,24 +239,16 @@ class OnnxToxicityClassifier(BatchScorer):
 
 
 # ------------------------------------------------------------------------------------------ scoring files
-def _table_kind(path: Path) -> str:
-    """'parquet', 'tsv' or 'csv', from the name (a .gz/.bz2/.xz/.zip suffix is compression)."""
-    name = path.name.lower()
-    for compression in (".gz", ".bz2", ".xz", ".zip"):
-        name = name.removesuffix(compression)
-    return "parquet" if name.endswith(".parquet") else "tsv" if name.endswith(".tsv") else "csv"
-
-
 def table_columns(path: Path) -> list[str]:
     """The column names of a table file, read from its header (or Parquet schema) only."""
     if not path.is_file():
         raise DataError(f"{path}: file not found.")
     try:
-        if _table_kind(path) == "parquet":
+        if table_format(path.name) == "parquet":
             import pyarrow.parquet as pq
 
             return pq.ParquetFile(path).schema_arrow.names
-        return pd.read_csv(path, sep="\t" if _table_kind(path) == "tsv" else ",", nrows=0).columns.tolist()
+        return pd.read_csv(path, sep="\t" if table_format(path.name) == "tsv" else ",", nrows=0).columns.tolist()
     except Exception as error:  # pandas and pyarrow raise many kinds for a file that is not a table
         raise DataError(f"{path}: cannot be read as a table ({error}). "
                         "Give a CSV, TSV or Parquet file.") from error
@@ -281,13 +273,13 @@ def output_separator(path: Path) -> str:
 
 def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     """`columns` of the table, `chunk_rows` rows at a time (CSV/TSV read as strings: an id 007 stays 007)."""
-    if _table_kind(path) == "parquet":
+    if table_format(path.name) == "parquet":
         import pyarrow.parquet as pq
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
             yield batch.to_pandas()
         return
-    yield from pd.read_csv(path, sep="\t" if _table_kind(path) == "tsv" else ",", usecols=columns,
+    yield from pd.read_csv(path, sep="\t" if table_format(path.name) == "tsv" else ",", usecols=columns,
                            dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
 
 
