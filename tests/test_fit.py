@@ -59,11 +59,17 @@ def test_resume_from_last_continues_the_run(tmp_path, comments_csv):
     assert resumed.trainer.global_step == 2 * steps_per_epoch
 
 
-@pytest.mark.parametrize("recipe", ["demo", "cpu_minilm", "bert_balanced"])
-def test_every_recipe_parses(recipe):
+@pytest.mark.parametrize(("recipe", "expected"), [
+    ("demo", ["max_epochs: 10", "backbone: sentence-transformers/all-MiniLM-L6-v2"]),
+    ("cpu_minilm", ["n_clean_train: 15000", "max_length: 128", "pooling: mean"]),
+    ("bert_balanced", ["backbone: bert-base-uncased", "max_length: 512", "batch_size: 12",
+                       "warmup_fraction: 0.2", "learning_rate: 2.0e-05", "n_clean_train: 15000"]),
+])
+def test_every_recipe_parses_with_its_settings(recipe, expected):
     out = subprocess.run([sys.executable, "-m", "toxicity.fit", "--config", f"experiments/{recipe}.yaml",
                           "--print_config"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "checkpoint:" in out and "early_stopping:" in out and "toxic-comments" in out
+    for setting in expected + ["monitor: val_loss", "name: toxic-comments", "filename: best-checkpoint"]:
+        assert setting in out, setting
 
 
 def test_cli_rejects_unknown_options():

@@ -114,6 +114,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, int8: bool = False, ove
     expected = classifier.predict_proba(SAMPLE_TEXTS)
     onnx_probs = OnnxToxicityClassifier.from_folder(out).predict_proba(SAMPLE_TEXTS)
     check = {"fp32_max_abs_diff": checked_difference(out / ONNX_FP32, onnx_probs, expected, ONNX_TOLERANCE)}
+    if not int8 and (out / ONNX_INT8).exists():  # left by an earlier --int8 export of another model
+        (out / ONNX_INT8).unlink()
     if int8:
         _quantize(out / ONNX_FP32, out / ONNX_INT8)
         int8_probs = OnnxToxicityClassifier.from_folder(out, int8=True).predict_proba(SAMPLE_TEXTS)
