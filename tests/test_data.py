@@ -225,3 +225,17 @@ def test_length_groups_survive_ddp_sharding():
 def test_eval_order_is_sorted_by_length():
     lengths = np.array([5, 50, 20, 7])
     assert list(SortedByLengthSampler(lengths)) == [1, 2, 3, 0]
+
+
+def test_resumed_run_continues_with_its_epochs_batch_order(comments_csv):
+    from types import SimpleNamespace
+
+    dm = ToxicCommentsDataModule(str(comments_csv), batch_size=4)
+    dm.setup("fit")
+    dm.trainer = SimpleNamespace(world_size=1, current_epoch=3)  # as restored from last.ckpt
+    resumed = list(dm.train_dataloader().sampler)
+    fresh = LengthGroupedSampler(dm.dataset("train").lengths, 4, seed=dm.hparams.seed)
+    fresh.set_epoch(3)
+    assert resumed == list(fresh)
+    fresh.set_epoch(0)
+    assert resumed != list(fresh)

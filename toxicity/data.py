@@ -428,6 +428,8 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         if train and hp.length_grouping:
             replicas = self.trainer.world_size if self.trainer is not None else 1
             sampler = LengthGroupedSampler(dataset.lengths, batch_size, seed=hp.seed, replicas=replicas)
+            if self.trainer is not None:  # a resumed run goes on with the next epoch's order, not epoch 0's
+                sampler.set_epoch(self.trainer.current_epoch)
         elif train:
             sampler = torch.utils.data.RandomSampler(dataset)
         else:
