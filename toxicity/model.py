@@ -127,6 +127,7 @@ class ToxicCommentTagger(pl.LightningModule):
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
         self.train_auroc, self.val_auroc, self.test_auroc = (PerTagAUROC(len(labels)) for _ in range(3))
         self._tokenizer = None
+        self._tokenizer_bytes: bytes | None = None  # serialised once, reused by every checkpoint save
 
     @property
     def labels(self) -> list[str]:
@@ -203,10 +204,13 @@ class ToxicCommentTagger(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["tokenizer"] = tokenizer_to_bytes(self.tokenizer)
+        if self._tokenizer_bytes is None:
+            self._tokenizer_bytes = tokenizer_to_bytes(self.tokenizer)
+        checkpoint["tokenizer"] = self._tokenizer_bytes
         if self._trainer is not None and self.trainer.log_dir:
             checkpoint["log_dir"] = str(Path(self.trainer.log_dir).resolve())  # the TensorBoard run, for reports
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "tokenizer" in checkpoint:
-            self._tokenizer = tokenizer_from_bytes(checkpoint["tokenizer"])
+            self._tokenizer_bytes = checkpoint["tokenizer"]
+            self._tokenizer = tokenizer_from_bytes(self._tokenizer_bytes)
