@@ -62,13 +62,14 @@ def untrained_checkpoint(path: Path) -> Path:
     import pytorch_lightning as pl
     import torch
 
-    from toxicity.model import ToxicCommentTagger, tokenizer_to_bytes
+    from toxicity.model import ToxicCommentTagger
 
     torch.manual_seed(0)
-    model = ToxicCommentTagger()
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": pl.__version__, "tokenizer": tokenizer_to_bytes(model.tokenizer),
-                "datamodule_hyper_parameters": {"max_length": MAX_LENGTH}}, path)
+    model = ToxicCommentTagger(max_length=MAX_LENGTH)
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                  "pytorch-lightning_version": pl.__version__}
+    model.on_save_checkpoint(checkpoint)  # the tokenizer and the model family, as a trained one carries them
+    torch.save(checkpoint, path)
     return path
 
 
@@ -89,7 +90,7 @@ def reference_scorer(checkpoint: str):
     import numpy as np
     import torch
 
-    from toxicity.predict import ToxicityClassifier
+    from toxicity.classifier import ToxicityClassifier
 
     classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
 
@@ -109,7 +110,7 @@ def reference_scorer(checkpoint: str):
 def make_scorer(setting: str, checkpoint: str, onnx_folder: str, batch_size: int):
     import torch
 
-    from toxicity.predict import OnnxToxicityClassifier, ToxicityClassifier
+    from toxicity.classifier import OnnxToxicityClassifier, ToxicityClassifier
 
     if setting == "a":
         return reference_scorer(checkpoint)
@@ -162,8 +163,8 @@ def int8_auroc_change(onnx_folder: str, data: Path) -> dict:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
+    from toxicity.classifier import OnnxToxicityClassifier
     from toxicity.data import find_kaggle_files, load_kaggle_test
-    from toxicity.predict import OnnxToxicityClassifier
 
     fp32 = OnnxToxicityClassifier.from_folder(onnx_folder)
     int8 = OnnxToxicityClassifier.from_folder(onnx_folder, int8=True)

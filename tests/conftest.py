@@ -37,9 +37,13 @@ def comments_csv(tmp_path) -> Path:
 
 
 def fit_args(tmp_path: Path, data: Path, *extra: str) -> list[str]:
-    """`python -m toxicity.fit` arguments for the tiny random encoder, writing under `tmp_path`."""
+    """`python -m toxicity.fit` arguments for the tiny random encoder, writing under `tmp_path`.
+
+    Runs go to tmp_path/logs/toxic-comments/version_N (checkpoints included); the link to the newest
+    best checkpoint is tmp_path/checkpoints/best-checkpoint.ckpt.
+    """
     return ["--config", str(TINY_ENCODER_YAML), "--data.data_path", str(data),
-            "--checkpoint.dirpath", str(tmp_path / "checkpoints"),
+            "--best_link", str(tmp_path / "checkpoints" / "best-checkpoint.ckpt"),
             "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra]
 
 

@@ -1,5 +1,6 @@
 import gzip
 import logging
+import re
 import zipfile
 
 import numpy as np
@@ -76,6 +77,70 @@ def test_tag_outside_0_1_names_column_and_row(comments_csv):
     frame.loc[3, "insult"] = 2
     with pytest.raises(DataError, match="column 'insult' holds 2 at data row 4"):
         validate_comments(frame, comments_csv, "comment_text", LABELS)
+
+
+def test_tag_strings_count_as_numbers_and_a_bad_one_is_named_by_line_and_id(tmp_path):
+    frame = make_comments()
+    frame.loc[0, list(LABELS)] = -1  # unscored: dropped before the check, must not shift the row named
+    frame.loc[2, "comment_text"] = "a comment\nover two lines"  # the CSV line count is not the row count
+    frame["insult"] = frame["insult"].astype(object)
+    frame.loc[5, "insult"] = "yes"  # pandas then reads the column as strings: '0', '1', 'yes'
+    frame.to_csv(tmp_path / "tags.csv", index=False)
+    with pytest.raises(DataError, match=r"tags.csv: column 'insult' holds 'yes' at data row 6 \(line 8, id 'c5'\)"):
+        validate_comments(read_table(tmp_path / "tags.csv"), tmp_path / "tags.csv", "comment_text", LABELS,
+                          allow_unscored=True)
+    frame.loc[5, "insult"] = "1"
+    frame.loc[6, "toxic"] = 1.0
+    frame[list(LABELS)] = frame[list(LABELS)].astype(str)  # Parquet keeps "0" / "1" / "1.0" as text
+    frame.to_parquet(tmp_path / "tags.parquet")
+    out = validate_comments(read_table(tmp_path / "tags.parquet"), "tags.parquet", "comment_text", LABELS,
+                            allow_unscored=True)
+    assert len(out) == len(frame) - 1 and out.loc[4, "insult"] == 1 and out.loc[5, "toxic"] == 1
+    assert out[list(LABELS)].dtypes.eq(np.int64).all()
+    frame.loc[7, "threat"] = ""
+    frame.to_parquet(tmp_path / "tags.parquet")
+    with pytest.raises(DataError, match=r"column 'threat' holds an empty value at data row 8 \(id 'c7'\)"):
+        validate_comments(read_table(tmp_path / "tags.parquet"), tmp_path / "tags.parquet", "comment_text", LABELS,
+                          allow_unscored=True)
+
+
+@pytest.mark.parametrize("text", ["hello there", "hello, there"])  # a ',' in a comment shifts pandas' columns
+def test_semicolon_separated_csv_gets_a_hint(tmp_path, text):
+    path = tmp_path / "semicolons.csv"
+    path.write_text(";".join(["comment_text", *LABELS]) + f"\n{text};0;0;0;0;0;0\nbye;1;0;0;0;0;0\n")
+    with pytest.raises(DataError, match=r"semicolons.csv: missing column.*looks semicolon-separated"):
+        load_splits(path, "comment_text", LABELS)
+
+
+def test_semicolon_separated_csv_that_pandas_cannot_parse_gets_the_hint_too(tmp_path):
+    path = tmp_path / "semicolons.csv"
+    path.write_text("comment_text;toxic\nhi, you;1\nyou, a, b, c;0\n")
+    with pytest.raises(DataError, match=r"semicolons.csv: cannot be read.*looks semicolon-separated"):
+        read_table(path)
+
+
+def damage(archive, member, garbage):
+    """Overwrites bytes in the middle of `member`'s compressed data with `garbage` (the headers stay valid)."""
+    with zipfile.ZipFile(archive) as z:
+        info = z.getinfo(member)
+    data = bytearray(archive.read_bytes())
+    name_length, extra_length = (int.from_bytes(data[info.header_offset + k:info.header_offset + k + 2], "little")
+                                 for k in (26, 28))
+    start = info.header_offset + 30 + name_length + extra_length
+    middle = start + info.compress_size // 2
+    data[middle:middle + len(garbage)] = garbage
+    archive.write_bytes(bytes(data))
+
+
+# With this zlib, the first garbage still inflates (zipfile.BadZipFile: bad CRC-32), the second does not (zlib.error)
+@pytest.mark.parametrize("garbage", [bytes(range(64)), bytes(range(255, 191, -1))])
+def test_damaged_zip_member_names_the_archive_and_member(tmp_path, garbage):
+    archive = tmp_path / "competition.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("train.csv", make_comments(n_clean=400, n_toxic=100).to_csv(index=False))
+    damage(archive, "train.csv", garbage)
+    with pytest.raises(DataError, match=r"competition.zip: member 'train.csv' of the archive is damaged.*again"):
+        load_splits(archive, "comment_text", LABELS)
 
 
 def test_minus_one_is_only_allowed_for_unscored_test_rows(comments_csv):
@@ -174,6 +239,23 @@ def test_datamodule_balances_train_only_and_tokenizes_once(comments_csv, monkeyp
     assert len(calls) == 2  # train and val, once each; test only when asked for
     assert (~dm.frames["train"][list(LABELS)].any(axis=1)).sum() == 5
     assert (~dm.frames["val"][list(LABELS)].any(axis=1)).sum() > 5 // 2
+
+
+@pytest.mark.parametrize(("rows", "val_fraction", "split", "counts"), [
+    ([("you idiot", 1), ("thanks", 0)], 0.1, "validation", "2 usable row(s) with 2 distinct text(s)"),
+    ([("the same spam", 0)] * 5, 0.3, "validation", "5 usable row(s) with 1 distinct text(s)"),
+    ([("only one", 0)], 0.9, "training", "1 usable row(s) with 1 distinct text(s)"),
+])
+def test_an_empty_split_is_a_clear_error(tmp_path, rows, val_fraction, split, counts):
+    frame = make_comments(n_clean=len(rows), n_toxic=0)
+    frame["comment_text"] = [text for text, _ in rows]
+    frame["toxic"] = [tag for _, tag in rows]
+    frame.to_csv(tmp_path / "tiny.csv", index=False)
+    dm = ToxicCommentsDataModule(str(tmp_path / "tiny.csv"), val_fraction=val_fraction)
+    larger = "a larger" if split == "validation" else "a smaller"
+    with pytest.raises(DataError, match=rf"tiny.csv: the {split} split is empty: the table has {re.escape(counts)}"
+                                        rf".*more rows with distinct texts, or {larger} --data.val_fraction"):
+        dm.setup("fit")
 
 
 # --------------------------------------------------------------------------------------- batching

@@ -13,11 +13,12 @@ from sklearn.metrics import roc_auc_score
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from toxicity import plots
+from toxicity.checkpoint import TrainedCheckpoint, thresholds_path
+from toxicity.classifier import ToxicityClassifier
 from toxicity.data import DataError, ToxicCommentsDataModule
-from toxicity.eval_data import EvalRequest, RunSettings, checkpoint_val_split, load_eval_set
+from toxicity.eval_data import DataSettings, EvalRequest, checkpoint_val_split, load_eval_set
 from toxicity.evaluate import main
 from toxicity.labels import LABELS
-from toxicity.predict import ToxicityClassifier, thresholds_path
 from toxicity.runlog import read_scalars
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,18 +41,18 @@ def kaggle_folder(folder, unscored=("c0", "c1", "c2", "c3", "c4")):
 # ---------------------------------------------------------------------------------------- rows evaluated
 def test_kaggle_test_join_leaves_out_unscored_rows(tmp_path):
     folder, scored = kaggle_folder(tmp_path / "kaggle")
-    data = load_eval_set(EvalRequest(str(folder), "test"), RunSettings(), LABELS)
+    data = load_eval_set(EvalRequest(str(folder), "test"), DataSettings(), LABELS)
     assert len(data.frame) == len(scored) == 15
     assert sorted(data.frame["id"]) == sorted(scored["id"]) and data.kaggle
     assert (data.labels == scored[list(LABELS)].to_numpy()).all()
-    subset = load_eval_set(EvalRequest(str(folder), "test", tags=["toxic"]), RunSettings(), LABELS)
+    subset = load_eval_set(EvalRequest(str(folder), "test", tags=["toxic"]), DataSettings(), LABELS)
     assert not subset.kaggle  # the competition score needs all six tags
 
 
 def test_val_split_is_the_training_runs(tmp_path, comments_csv, monkeypatch):
     datamodule = ToxicCommentsDataModule(data_path=str(comments_csv), val_fraction=0.25, seed=5)
     datamodule.setup()
-    run = RunSettings(data_path=str(comments_csv), val_fraction=0.25, seed=5)
+    run = DataSettings(data_path=str(comments_csv), val_fraction=0.25, seed=5)
     data = load_eval_set(EvalRequest(split="val"), run, LABELS)
     assert data.texts == datamodule.frames["val"]["text"].tolist() and data.checkpoint_val
     monkeypatch.chdir(tmp_path)  # the same file named by another path is still the run's own data
@@ -65,17 +66,17 @@ def test_tweeteval_folder_with_a_label_map(tmp_path):
     tweets = ["@user you are awful", "what a lovely day\u2028see you", "shut up idiot"]
     (folder / "test_text.txt.gz").write_bytes(gzip.compress(("\n".join(tweets) + "\n").encode()))
     (folder / "test_labels.txt.gz").write_bytes(gzip.compress(b"1\n0\n1\n"))
-    data = load_eval_set(EvalRequest(str(folder), "test", label_map={"label": "toxic"}), RunSettings(), LABELS)
+    data = load_eval_set(EvalRequest(str(folder), "test", label_map={"label": "toxic"}), DataSettings(), LABELS)
     assert data.tags == ["toxic"] and data.texts == tweets and data.labels[:, 0].tolist() == [1, 0, 1]
     with pytest.raises(DataError, match="no column is named after a tag.*--label-map label=toxic"):
-        load_eval_set(EvalRequest(str(folder), "test"), RunSettings(), LABELS)
+        load_eval_set(EvalRequest(str(folder), "test"), DataSettings(), LABELS)
 
 
 def test_fractional_tags_and_identities_are_binarised(tmp_path):
     path = tmp_path / "civil.csv"
     pd.DataFrame({"comment_text": ["a", "b", "c", "d"], "target": [0.8, 0.5, 0.2, 0.0],
                   "male": [1.0, np.nan, 0.4, 0.6], "female": [0.0, 0.5, np.nan, 0.0]}).to_csv(path, index=False)
-    data = load_eval_set(EvalRequest(str(path), "test", label_map={"target": "toxic"}), RunSettings(), LABELS)
+    data = load_eval_set(EvalRequest(str(path), "test", label_map={"target": "toxic"}), DataSettings(), LABELS)
     assert data.tags == ["toxic"] and data.labels[:, 0].tolist() == [1, 1, 0, 0]
     assert data.identity_columns == ["male", "female"]
     assert data.frame["male"].tolist() == [1, 0, 0, 1] and data.frame["female"].tolist() == [0, 1, 0, 0]
@@ -94,11 +95,11 @@ def test_bad_requests_name_what_is_wrong(tmp_path, request_args, message):
     pd.DataFrame({"comment_text": ["a", "b"], "label": [0, 1]}).to_csv(path, index=False)
     request = EvalRequest(**({"data": str(path), "split": "test", "label_map": {"label": "toxic"}} | request_args))
     with pytest.raises(DataError, match=message):
-        load_eval_set(request, RunSettings(), LABELS)
+        load_eval_set(request, DataSettings(), LABELS)
 
 
 def test_the_training_table_is_not_a_test_set(comments_csv):
-    run = RunSettings(data_path=str(comments_csv))
+    run = DataSettings(data_path=str(comments_csv))
     for data in (None, str(comments_csv)):
         with pytest.raises(DataError, match="trained on this table.*has no test rows"):
             load_eval_set(EvalRequest(data, "test"), run, LABELS)
@@ -108,7 +109,7 @@ def test_kaggle_folder_without_test_files_says_what_to_do(tmp_path):
     (tmp_path / "kaggle").mkdir()
     make_comments().to_csv(tmp_path / "kaggle" / "train.csv", index=False)
     with pytest.raises(DataError, match="no test.csv \\+ test_labels.csv here. Use --split val"):
-        load_eval_set(EvalRequest(str(tmp_path / "kaggle"), "test"), RunSettings(), LABELS)
+        load_eval_set(EvalRequest(str(tmp_path / "kaggle"), "test"), DataSettings(), LABELS)
 
 
 # ------------------------------------------------------------------------------------------------ plots
@@ -137,7 +138,7 @@ def test_figures_are_written_as_png_and_lr_scalars_are_read(tmp_path):
 @pytest.fixture
 def checkpoint(tiny_checkpoint, tmp_path):
     """A private copy of the tiny checkpoint whose TensorBoard run is a private copy too."""
-    saved = torch.load(tiny_checkpoint, weights_only=False)
+    saved = torch.load(tiny_checkpoint, weights_only=True)
     run = tmp_path / "run"
     shutil.copytree(saved["log_dir"], run)
     saved["log_dir"] = str(run)
@@ -169,7 +170,7 @@ def test_val_report_saves_thresholds_and_refuses_to_overwrite(checkpoint, tmp_pa
     assert list(saved) == list(LABELS) and all(0 < value <= 1 for value in saved.values())
     assert saved == results["tuned"]["thresholds"]
 
-    val = checkpoint_val_split(RunSettings.from_checkpoint(torch.load(checkpoint, weights_only=False)))
+    val = checkpoint_val_split(TrainedCheckpoint.read(checkpoint).data)
     probs = probabilities(checkpoint, val.texts)
     assert metrics["rows"] == len(val.frame)
     for k, tag in enumerate(LABELS):
@@ -248,10 +249,10 @@ def test_bad_input_is_a_clear_error(checkpoint, tmp_path, capsys, make_args, mes
 
 
 def test_the_training_table_is_recognised_inside_a_kaggle_folder(tmp_path):
-    from toxicity.eval_data import RunSettings, is_training_data
+    from toxicity.eval_data import DataSettings, is_training_data
 
     (tmp_path / "train.csv").write_text("comment_text,toxic\nhello,0\n")
     (tmp_path / "other.csv").write_text("comment_text,toxic\nhello,0\n")
-    run = RunSettings(data_path=str(tmp_path))
+    run = DataSettings(data_path=str(tmp_path))
     assert is_training_data(tmp_path, run) and is_training_data(tmp_path / "train.csv", run)
     assert not is_training_data(tmp_path / "other.csv", run)

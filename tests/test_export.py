@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fit_args, make_comments
 from transformers import AutoModelForSequenceClassification
 
-from conftest import fit_args, make_comments
 from toxicity.export import ExportError, export_huggingface, export_onnx, main, pipeline_probabilities
 from toxicity.labels import LABELS
 from toxicity.predict import CheckpointError, OnnxToxicityClassifier, ToxicityClassifier

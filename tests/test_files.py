@@ -1,4 +1,8 @@
+import logging
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -8,10 +12,9 @@ from toxicity.files import atomic_output, refuse_to_overwrite, write_text_atomic
 def test_atomic_output_leaves_nothing_when_the_writer_fails(tmp_path):
     target = tmp_path / "out.csv"
     target.write_text("previous")
-    with pytest.raises(RuntimeError):
-        with atomic_output(target) as temporary:
-            temporary.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_output(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("killed")
     assert target.read_text() == "previous" and list(tmp_path.iterdir()) == [target]
     previous_umask = os.umask(0o022)
     try:
@@ -20,6 +23,29 @@ def test_atomic_output_leaves_nothing_when_the_writer_fails(tmp_path):
         os.umask(previous_umask)
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
     assert target.stat().st_mode & 0o777 == 0o644  # like any file the user writes, not mkstemp's 0600
+
+
+def test_atomic_output_removes_stale_partials_of_its_own_output_only(tmp_path, caplog):
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # reaped: its PID now names no process
+    dead_pid = finished.pid
+    live_pid = os.getpid()
+    names = {"stale": f".out.csv.{dead_pid}-abcd1234.partial",
+             "live": f".out.csv.{live_pid}-abcd1234.partial",
+             "other output": f".other.csv.{dead_pid}-abcd1234.partial",
+             "longer output name": f".out.csv.gz.{dead_pid}-abcd1234.partial",
+             "old and stale": ".out.csv.abcd1234.partial",
+             "old but recent": ".out.csv.efgh5678.partial"}
+    for name in names.values():
+        (tmp_path / name).write_text("half")
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / names["old and stale"], (two_hours_ago, two_hours_ago))
+    with caplog.at_level(logging.INFO, logger="toxicity.files"), atomic_output(tmp_path / "out.csv") as temporary:
+        assert temporary.name.startswith(f".out.csv.{live_pid}-")
+        temporary.write_text("new")
+    left = {path.name for path in tmp_path.iterdir()}
+    assert left == {"out.csv", *names.values()} - {names["stale"], names["old and stale"]}
+    assert f"Removed 2 stale partial file(s) of out.csv left by killed runs in {tmp_path}" in caplog.text
 
 
 def test_refuse_to_overwrite_input_or_existing_output(tmp_path):

@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from transformers import AutoTokenizer
 
 from toxicity.backbone import DEFAULT_BACKBONE, resolve_backbone
+from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.fit import main
 from toxicity.model import ToxicCommentTagger
 
@@ -21,9 +23,11 @@ def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, co
     AutoTokenizer.from_pretrained(resolve_backbone(DEFAULT_BACKBONE)).save_pretrained(backbone)
     cli = main(fit_args(tmp_path, comments_csv, "--model.backbone", str(backbone)))
 
-    best, last = tmp_path / "checkpoints" / "best-checkpoint.ckpt", tmp_path / "checkpoints" / "last.ckpt"
-    assert best.is_file() and last.is_file()
     run = tmp_path / "logs" / "toxic-comments" / "version_0"
+    best, last = run / "checkpoints" / "best.ckpt", run / "checkpoints" / "last.ckpt"
+    assert best.is_file() and last.is_file()
+    link = tmp_path / "checkpoints" / "best-checkpoint.ckpt"
+    assert link.is_symlink() and link.resolve() == best.resolve()
     assert list(run.glob("events.out.tfevents.*")) and (run / "config.yaml").is_file()
     summary = capsys.readouterr().out
     assert "Best checkpoint:" in summary and "val AUROC" in summary and "identity_hate" in summary
@@ -48,15 +52,62 @@ def test_single_tag_training(tmp_path, comments_csv):
     cli = main(fit_args(tmp_path, comments_csv, "--data.label_columns", "[toxic]", "--trainer.max_epochs", "1"))
     assert cli.model.labels == ["toxic"] and cli.model.head.out_features == 1
     assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()
+    assert TrainedCheckpoint.read(tmp_path / "checkpoints" / "best-checkpoint.ckpt").tags == ["toxic"]
 
 
-def test_resume_from_last_continues_the_run(tmp_path, comments_csv):
+def test_resume_from_last_continues_the_run_in_its_folder(tmp_path, comments_csv):
     first = main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1"))
     steps_per_epoch = first.trainer.global_step
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    resumed = main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    run = tmp_path / "logs" / "toxic-comments" / "version_0"
+    resumed = main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "2",
+                            "--ckpt_path", str(run / "checkpoints" / "last.ckpt")))
     assert resumed.trainer.current_epoch == 2
     assert resumed.trainer.global_step == 2 * steps_per_epoch
+    assert Path(resumed.trainer.log_dir).resolve() == run.resolve()  # the same run, not version_1
+    assert not (run.parent / "version_1").exists()
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve().parent == (run / "checkpoints").resolve()
+
+
+def test_two_runs_keep_their_own_checkpoints_and_the_link_follows_the_newest(tmp_path, comments_csv):
+    main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1"))
+    runs = tmp_path / "logs" / "toxic-comments"
+    first_best = runs / "version_0" / "checkpoints" / "best.ckpt"
+    first_bytes = first_best.read_bytes()
+    main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1", "--seed_everything", "7"))
+    second_best = runs / "version_1" / "checkpoints" / "best.ckpt"
+    assert first_best.read_bytes() == first_bytes  # the first run's model is still there, untouched
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve() == second_best.resolve()
+
+    best, last = torch.load(second_best, weights_only=True), torch.load(second_best.with_name("last.ckpt"),
+                                                                         weights_only=True)
+    assert "optimizer_states" not in best and "state_dict" in best and "tokenizer" in best  # for loading
+    assert "optimizer_states" in last and "lr_schedulers" in last  # the full state, for resuming
+    assert second_best.stat().st_size < second_best.with_name("last.ckpt").stat().st_size
+
+
+def test_a_real_file_at_the_link_path_is_never_replaced(tmp_path, comments_csv):
+    older = tmp_path / "checkpoints" / "best-checkpoint.ckpt"
+    older.parent.mkdir()
+    older.write_bytes(b"a model from an older toxicity")
+    main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1"))
+    assert older.read_bytes() == b"a model from an older toxicity" and not older.is_symlink()
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("comment_text,toxic\nyou idiot,1\nthanks,0\n", "validation split is empty"),
+    ("comment_text,toxic\nyou idiot,yes\nthanks,0\n" * 6, "'yes'"),
+])
+def test_bad_data_is_one_line_exit_2_and_no_run_folder(tmp_path, rows, message):
+    data = tmp_path / "comments.csv"
+    data.write_text(rows)
+    result = subprocess.run([sys.executable, "-m", "toxicity.fit",
+                             *fit_args(tmp_path, data, "--data.label_columns", "[toxic]")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and str(data) in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "logs").exists()
 
 
 @pytest.mark.parametrize(("recipe", "expected"), [
@@ -68,7 +119,8 @@ def test_resume_from_last_continues_the_run(tmp_path, comments_csv):
 def test_every_recipe_parses_with_its_settings(recipe, expected):
     out = subprocess.run([sys.executable, "-m", "toxicity.fit", "--config", f"experiments/{recipe}.yaml",
                           "--print_config"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for setting in expected + ["monitor: val_loss", "name: toxic-comments", "filename: best-checkpoint"]:
+    for setting in expected + ["monitor: val_loss", "name: toxic-comments", "filename: best",
+                               "save_weights_only: true", "best_link: checkpoints/best-checkpoint.ckpt"]:
         assert setting in out, setting
 
 
@@ -85,5 +137,6 @@ def test_ddp_two_cpu_processes_train_and_checkpoint(tmp_path, comments_csv):
                             text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world_size: 2" in result.stderr or "MEMBER: 2/2" in result.stderr + result.stdout
-    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    run = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints"
+    assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file()
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve() == (run / "best.ckpt").resolve()

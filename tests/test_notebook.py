@@ -1,9 +1,9 @@
 """experiments/notebooks/load_best_checkpoint.ipynb runs top to bottom against a checkpoint (nbclient)."""
 
 import nbformat
+from conftest import ROOT
 from nbclient import NotebookClient
 
-from conftest import ROOT
 from toxicity.labels import LABELS
 
 NOTEBOOK = ROOT / "experiments" / "notebooks" / "load_best_checkpoint.ipynb"

@@ -12,11 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import ROOT, make_comments
-from toxicity import predict
+
+from toxicity import classifier as scoring
+from toxicity.checkpoint import CheckpointError, thresholds_path
+from toxicity.classifier import ToxicityClassifier
+from toxicity.data import DataError
 from toxicity.labels import LABELS
-from toxicity.predict import CheckpointError, DataError, ToxicityClassifier, main, score_file
+from toxicity.predict import main, score_file
 
 TEXTS = ["you idiot number 3, stop it stop it", "thanks for edit number 7 on the article", "",
          "a much longer comment that keeps going " * 40, "ok", "   "]
@@ -54,7 +57,7 @@ def test_scores_do_not_depend_on_batching_sorting_or_chunking(classifier, monkey
     expected = one_by_one(classifier, TEXTS)
     assert expected.std(axis=0).max() > 1e-4  # the texts score differently, so a mix-up would show
     np.testing.assert_allclose(classifier.predict_proba(TEXTS), expected, atol=1e-5)
-    monkeypatch.setattr(predict, "CHUNK_SIZE", 4)
+    monkeypatch.setattr(scoring, "CHUNK_SIZE", 4)
     monkeypatch.setattr(classifier, "batch_size", 3)
     np.testing.assert_allclose(classifier.predict_proba(TEXTS), expected, atol=1e-5)
 
@@ -82,7 +85,7 @@ def test_thresholds_number_and_tuned(classifier, tiny_checkpoint, tmp_path):
     checkpoint = tmp_path / "best-checkpoint.ckpt"  # a copy, so the shared fixture stays without thresholds
     shutil.copy(tiny_checkpoint, checkpoint)
     tuned = dict(zip(LABELS, np.median(probs, axis=0).tolist()))
-    predict.thresholds_path(checkpoint).write_text(json.dumps(tuned))
+    thresholds_path(checkpoint).write_text(json.dumps(tuned))
     loaded = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
     expected = (probs >= np.array([tuned[t] for t in LABELS], dtype=np.float32)).astype(int)
     assert loaded.predict(TEXTS, threshold="tuned").to_numpy().tolist() == expected.tolist()
@@ -245,7 +248,7 @@ def test_library_errors_are_exceptions_not_exits(classifier, tmp_path):
 
 
 def test_thresholds_older_than_the_checkpoint_are_ignored(tiny_checkpoint, tmp_path):
-    from toxicity.predict import read_thresholds, thresholds_path
+    from toxicity.checkpoint import read_thresholds, thresholds_path
 
     checkpoint = tmp_path / "best-checkpoint.ckpt"
     shutil.copy(tiny_checkpoint, checkpoint)
@@ -256,3 +259,74 @@ def test_thresholds_older_than_the_checkpoint_are_ignored(tiny_checkpoint, tmp_p
     os.utime(thresholds_path(checkpoint), (1_000, 1_000))
     assert read_thresholds(checkpoint) is None
     assert ToxicityClassifier.from_checkpoint(checkpoint).thresholds is None
+
+
+# ----------------------------------------------------------------------------------------- inputs (issue 8)
+def test_a_series_keeps_its_index_so_scores_land_on_their_rows(classifier):
+    frame = pd.DataFrame({"text": TEXTS}).sort_values("text", ascending=False).iloc[1:]  # sorted, filtered
+    frame[classifier.tags] = classifier.predict(frame["text"])
+    for index, row in frame.iterrows():
+        alone = classifier.predict(row["text"])
+        assert [row[tag] for tag in classifier.tags] == pytest.approx(list(alone.values()), abs=1e-5), index
+    assert classifier.predict(frame["text"], threshold=0.5).index.equals(frame.index)
+
+
+@pytest.mark.parametrize(("texts", "message"), [
+    ({"you idiot": 1}, "got a dict"),
+    (pd.DataFrame({"text": ["a"]}), "got a DataFrame"),
+    (b"you idiot", "got bytes"),
+    (["fine", b"raw bytes"], r"texts\[1\] is bytes"),
+    (["fine", "", None], r"texts\[2\] is NoneType \(a missing value\)"),
+    (["fine", float("nan")], r"texts\[1\] is float \(a missing value\)"),
+    (["fine", 3], r"texts\[1\] is int"),
+    (pd.Series(["a", None], index=[7, 9]), r"texts\[1\] \(index 9\) is (NoneType|float) \(a missing value\)"),
+])
+def test_anything_but_texts_is_one_clear_error(classifier, texts, message):
+    with pytest.raises(TypeError, match=message):
+        classifier.predict(texts)
+
+
+def test_lone_surrogates_are_replaced_and_counted(classifier, caplog):
+    with caplog.at_level("WARNING"):
+        scores = classifier.predict_proba(["bad \ud800 bytes", "fine"])
+    assert "1 text(s) held lone surrogate" in caplog.text
+    np.testing.assert_allclose(scores[0], classifier.predict_proba(["bad \ufffd bytes"])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), -0.1, 1.5, True, [0.5]])
+def test_a_threshold_that_is_not_a_probability_is_refused(classifier, threshold):
+    with pytest.raises((ValueError, TypeError), match="threshold"):
+        classifier.predict(TEXTS, threshold=threshold)
+
+
+def random_texts(rng, count: int) -> list:
+    """Random bytes and random Unicode: emoji, zero-width and direction marks, controls, surrogates, long runs."""
+    pools = ["\U0001f600\U0001f4a9\U0001f921", "\u200b\u200c\u200d\ufeff", "\u202e\u202d\u061c\u200f",
+             "".join(map(chr, range(32))) + "\x7f\x85", "\ud800\udbff\udc00", "abc ĳ ß ﬁ 漢字 العربية",
+             "".join(map(chr, range(0x300, 0x370)))]
+    texts = []
+    for _ in range(count):
+        kind = rng.randrange(4)
+        if kind == 0:
+            texts.append(bytes(rng.randrange(256) for _ in range(rng.randrange(40))))
+        elif kind == 1:
+            texts.append(bytes(rng.randrange(256) for _ in range(30)).decode("utf-8", "surrogateescape"))
+        elif kind == 2:
+            texts.append("".join(rng.choice(rng.choice(pools)) for _ in range(rng.randrange(60))))
+        else:
+            texts.append("".join(chr(rng.randrange(0x110000)) for _ in range(rng.choice([1, 50, 3000]))))
+    return texts
+
+
+def test_fuzz_finite_scores_or_the_one_clear_error(classifier):
+    import random
+
+    texts = random_texts(random.Random(0), 300)
+    strings = [text for text in texts if isinstance(text, str)]
+    scores = classifier.predict_proba(strings)
+    assert scores.shape == (len(strings), len(LABELS))
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    for text in texts:
+        if isinstance(text, bytes):
+            with pytest.raises(TypeError, match="bytes"):
+                classifier.predict(["ok", text])

@@ -6,8 +6,10 @@ CSV → validated frame (text + 0/1 tag columns) → split → balance (train on
 
 from __future__ import annotations
 
+import gzip
 import logging
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from toxicity.labels import LABELS
 log = logging.getLogger(__name__)
 
 TEXT_COLUMN = "comment_text"
+DEFAULT_MAX_LENGTH = 128  # tokens; the model stores the value it was trained with
 UNSCORED = -1  # Kaggle's test_labels.csv marks rows it did not score with -1 in every tag column
 
 
@@ -56,20 +59,58 @@ def read_table(source: TableSource | str | Path) -> pd.DataFrame:
         raise DataError(f"{source}: file not found. Check the path (a folder with train.csv, a .zip, or a table).")
     try:
         frame = _read(source)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, zipfile.BadZipFile,
-            OSError, ValueError) as error:
-        raise DataError(f"{source}: cannot be read as a table ({error}). Give a CSV, TSV or Parquet file.") from error
+    except _DAMAGED as error:
+        raise _damaged(source, error) from error
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as error:
+        raise DataError(f"{source}: cannot be read as a table ({_one_line(error)}). Give a CSV, TSV or Parquet file."
+                        f"{_separator_hint(_header(source))}") from error
     if frame.empty:
         raise DataError(f"{source}: the file has no rows. Give a file with a header and at least one comment.")
     return frame
 
 
-def _read(source: TableSource) -> pd.DataFrame:
+# Damaged compressed bytes surface from deep inside pandas as these, not as parser errors
+# (a bad CRC-32 is zipfile.BadZipFile; gzip.BadGzipFile is an OSError, so it must be caught first).
+_DAMAGED = (zlib.error, zipfile.BadZipFile, gzip.BadGzipFile, EOFError)
+
+
+def _damaged(source: TableSource, error: Exception) -> DataError:
+    """The archive or compressed file is broken, not the table in it: the fix is a fresh copy, not an edit."""
+    where = f"{source.path}: member '{source.member}' of the archive" if source.member else f"{source.path}"
+    return DataError(f"{where} is damaged ({type(error).__name__}: {_one_line(error)}). Download or copy it again "
+                     "(or unpack it elsewhere and give the unpacked table or folder).")
+
+
+def _one_line(error: Exception) -> str:
+    """pandas' tokenizer errors end in a newline; a message stays one line for logs and CLI output."""
+    return " ".join(str(error).split())
+
+
+def _read(source: TableSource, nrows: int | None = None) -> pd.DataFrame:
     if source.member is None:
-        return _read_handle(source.path, source.name, "infer")
+        return _read_handle(source.path, source.name, "infer", nrows)
     compression = {"zip": "zip", "gz": "gzip", "bz2": "bz2", "xz": "xz"}.get(source.name.rsplit(".", 1)[-1])
     with zipfile.ZipFile(source.path) as archive, archive.open(source.member) as handle:
-        return _read_handle(handle, source.name, compression)
+        return _read_handle(handle, source.name, compression, nrows)
+
+
+def _header(source: TableSource) -> list[str]:
+    """The column names alone, or none: only used to word an error, so it must not raise one itself."""
+    try:
+        return [str(column) for column in _read(source, nrows=0).columns]
+    except Exception:  # noqa: BLE001 - the caller is already reporting the real error
+        return []
+
+
+def _separator_hint(columns: Sequence[object]) -> str:
+    """A hint for a ';'-separated file read with ',': its whole header becomes one column name with ';' in it.
+
+    Separators are not guessed: a comment may hold ';', so a guess could silently shift columns.
+    """
+    if len(columns) == 1 and ";" in str(columns[0]):
+        return (" This looks semicolon-separated (the header is one column holding ';'); save the file with "
+                "',' separators, as a .tsv, or as .parquet.")
+    return ""
 
 
 def table_format(name: str) -> str:
@@ -80,12 +121,13 @@ def table_format(name: str) -> str:
     return "parquet" if name.endswith(".parquet") else "tsv" if name.endswith(".tsv") else "csv"
 
 
-def _read_handle(handle, name: str, compression: str | None) -> pd.DataFrame:
+def _read_handle(handle, name: str, compression: str | None, nrows: int | None = None) -> pd.DataFrame:
     kind = table_format(name)
     if kind == "parquet":
         return pd.read_parquet(handle)
     sep = "\t" if kind == "tsv" else ","
-    return pd.read_csv(handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""])
+    return pd.read_csv(handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""],
+                       nrows=nrows)
 
 
 @dataclass(frozen=True)
@@ -148,27 +190,21 @@ def validate_comments(frame: pd.DataFrame, source: object, text_column: str, lab
     """Returns a frame with `text` and one 0/1 int column per tag (plus `id` when present).
 
     Rows with a missing or blank text are dropped and counted; with `allow_unscored`, rows whose tags
-    are all -1 (Kaggle's unscored test rows) are dropped and counted too.
+    are all -1 (Kaggle's unscored test rows) are dropped and counted too. Tags are compared as numbers:
+    a CSV column with one non-numeric cell is read as strings, and Parquet may store "0"/"1" as text.
     """
     missing = [c for c in [text_column, *label_columns] if c not in frame.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {missing}; it has {list(frame.columns)}. "
-                        "Set text_column / label_columns to the names your file uses.")
-    labels = frame[list(label_columns)]
+                        f"Set text_column / label_columns to the names your file uses.{_separator_hint(frame.columns)}")
+    original = frame
+    labels = frame[list(label_columns)].apply(pd.to_numeric, errors="coerce")
     if allow_unscored:
         unscored = (labels == UNSCORED).all(axis=1)
         if unscored.any():
             log.info("%s: %d unscored rows (tags -1) left out of %d.", source, int(unscored.sum()), len(frame))
         frame, labels = frame[~unscored], labels[~unscored]
-    for column in label_columns:
-        bad = ~labels[column].isin([0, 1])
-        if bad.any():
-            row = bad.index[bad.to_numpy()][0]
-            value = labels.at[row, column]
-            value = value.item() if hasattr(value, "item") else value
-            raise DataError(f"{source}: column '{column}' holds {value!r} at data row {row + 1}; "
-                            f"tags must be 0 or 1{' (or -1 for unscored rows)' if allow_unscored else ''}. "
-                            "Fix the value or map the column to 0/1.")
+    _check_tags(original, labels, source, allow_unscored)
     texts = frame[text_column]
     blank = texts.isna() | texts.astype(str).str.strip().eq("")
     if blank.any():
@@ -181,6 +217,50 @@ def validate_comments(frame: pd.DataFrame, source: object, text_column: str, lab
     if out.empty:
         raise DataError(f"{source}: no usable rows left (every '{text_column}' is empty or every row unscored).")
     return out.reset_index(drop=True)
+
+
+def _check_tags(original: pd.DataFrame, labels: pd.DataFrame, source: object, allow_unscored: bool) -> None:
+    """Raises on the first row (in file order) holding a tag other than 0/1, quoting the value as written."""
+    bad = ~labels.isin([0, 1])
+    bad_rows = bad.any(axis=1)
+    if not bad_rows.any():
+        return
+    row = bad_rows.idxmax()  # the first True
+    column = bad.columns[bad.loc[row].to_numpy()][0]
+    value = original.at[row, column]
+    value = value.item() if hasattr(value, "item") else value
+    empty = pd.isna(value) or (isinstance(value, str) and not value.strip())
+    shown = "an empty value" if empty else repr(value)
+    raise DataError(f"{source}: column '{column}' holds {shown} at {_row_name(original, row, source)}; "
+                    f"tags must be 0 or 1{' (or -1 for unscored rows)' if allow_unscored else ''}. "
+                    "Fix the value or map the column to 0/1.")
+
+
+def _row_name(frame: pd.DataFrame, row, source: object) -> str:
+    """'data row 4 (line 5, id 'c3')': what a user searches for in an editor, a spreadsheet, or by id.
+
+    `row` is the frame's original index (read_table's 0-based data row), so rows dropped before the
+    check do not shift it. A line number is given for CSV/TSV only, and counts the line breaks inside
+    quoted cells of earlier rows (comments often span lines). A join of two files has only its ids.
+    """
+    ident = f"id {frame.at[row, 'id']!r}" if "id" in frame.columns else ""
+    if _table_kind(source) is None or not pd.api.types.is_integer_dtype(frame.index):
+        return f"the row with {ident}" if ident else f"data row {frame.index.get_loc(row) + 1}"
+    line = ""
+    if _table_kind(source) != "parquet":
+        earlier = frame[frame.index < row].select_dtypes(include=["object", "string"])
+        breaks = sum(int(earlier[column].astype(str).str.count("\n").sum()) for column in earlier.columns)
+        line = f"line {row + 2 + breaks}"
+    details = ", ".join(filter(None, [line, ident]))
+    return f"data row {row + 1}" + (f" ({details})" if details else "")
+
+
+def _table_kind(source: object) -> str | None:
+    """'csv', 'tsv' or 'parquet' for one table on disk; None for anything else (a join of two files)."""
+    if isinstance(source, TableSource):
+        return table_format(source.name)
+    path = Path(str(source))
+    return table_format(path.name) if path.is_file() else None
 
 
 def load_kaggle_test(files: KaggleFiles, text_column: str, label_columns: Sequence[str]) -> pd.DataFrame:
@@ -240,6 +320,20 @@ def split_train_val(frame: pd.DataFrame, label_columns: Sequence[str], val_fract
         val_groups.append(members[:n_val])
     in_val = np.isin(group_ids, np.concatenate(val_groups))
     return frame[~in_val].reset_index(drop=True), frame[in_val].reset_index(drop=True)
+
+
+def check_split_sizes(train: pd.DataFrame, val: pd.DataFrame, frame: pd.DataFrame, source: object,
+                      val_fraction: float) -> None:
+    """Raises when a split is empty, which a tiny or all-duplicate table gives (one text stays on one side).
+
+    Without this, the run fails much later in Lightning, with early stopping missing its `val_loss`.
+    """
+    for name, split, fix in (("validation", val, "a larger"), ("training", train, "a smaller")):
+        if split.empty:
+            raise DataError(f"{source}: the {name} split is empty: the table has {len(frame)} usable row(s) with "
+                            f"{frame['text'].nunique()} distinct text(s), and rows with the same text stay on one "
+                            f"side of the split. Give more rows with distinct texts, or {fix} --data.val_fraction "
+                            f"(now {val_fraction}).")
 
 
 def balance_clean_rows(frame: pd.DataFrame, label_columns: Sequence[str], n_clean: int,
@@ -381,11 +475,11 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         data_path: str = str(DEMO_CSV),
         tokenizer: str = DEFAULT_BACKBONE,
         text_column: str = TEXT_COLUMN,
-        label_columns: list[str] = list(LABELS),
+        label_columns: list[str] = list(LABELS),  # noqa: B006 - LightningCLI shows it; never mutated
         test_path: str | None = None,
         val_fraction: float = 0.1,
         n_clean_train: int | None = None,
-        max_length: int = 128,
+        max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
         eval_batch_size: int = 64,
         length_grouping: bool = True,
@@ -404,6 +498,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         hp = self.hparams
         splits = load_splits(hp.data_path, hp.text_column, hp.label_columns, hp.test_path)
         train, val = split_train_val(splits["train"], hp.label_columns, hp.val_fraction, hp.seed)
+        check_split_sizes(train, val, splits["train"], hp.data_path, hp.val_fraction)
         if hp.n_clean_train is not None:
             train = balance_clean_rows(train, hp.label_columns, hp.n_clean_train, hp.seed)
         self.frames = {"train": train, "val": val, **({"test": splits["test"]} if "test" in splits else {})}

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from toxicity.bias import IDENTITY_COLUMNS, binarise
+from toxicity.checkpoint import DataSettings
 from toxicity.data import (
-    TEXT_COLUMN,
     DataError,
     find_kaggle_files,
     is_table_file,
@@ -39,27 +39,6 @@ from toxicity.labels import LABELS
 log = logging.getLogger(__name__)
 
 SPLITS = ("val", "test")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """The data settings of the training run, as its checkpoint stored them."""
-
-    data_path: str | None = None
-    text_column: str = TEXT_COLUMN
-    label_columns: tuple[str, ...] = LABELS
-    test_path: str | None = None
-    val_fraction: float = 0.1
-    seed: int = 42
-    max_length: int = 128
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: dict) -> RunSettings:
-        stored = checkpoint.get("datamodule_hyper_parameters") or {}
-        labels = stored.get("label_columns") or checkpoint["hyper_parameters"]["labels"]
-        known = {k: stored[k] for k in ("data_path", "text_column", "test_path", "val_fraction", "seed", "max_length")
-                 if stored.get(k) is not None}
-        return cls(label_columns=tuple(labels), **known)
 
 
 @dataclass(frozen=True)
@@ -94,7 +73,7 @@ class EvalSet:
         return self.frame[self.tags].to_numpy(dtype=np.int64)
 
 
-def load_eval_set(request: EvalRequest, run: RunSettings, model_tags: Sequence[str]) -> EvalSet:
+def load_eval_set(request: EvalRequest, run: DataSettings, model_tags: Sequence[str]) -> EvalSet:
     if request.split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {request.split!r}")
     check_label_map(request.label_map, model_tags)
@@ -120,14 +99,14 @@ def load_eval_set(request: EvalRequest, run: RunSettings, model_tags: Sequence[s
 
 
 # ------------------------------------------------------------------------------------- the run's own data
-def is_run_data(request: EvalRequest, run: RunSettings) -> bool:
+def is_run_data(request: EvalRequest, run: DataSettings) -> bool:
     """True when the request names the checkpoint's training data with its own columns."""
     if request.label_map or request.identity_columns or request.text_column not in (None, run.text_column):
         return False
     return request.data is None or is_training_data(Path(request.data), run)
 
 
-def is_training_data(data: Path, run: RunSettings) -> bool:
+def is_training_data(data: Path, run: DataSettings) -> bool:
     """Whether `data` is the run's training table: its data_path, or the train.csv inside its Kaggle folder."""
     if run.data_path is None:
         return False
@@ -143,7 +122,7 @@ def is_training_data(data: Path, run: RunSettings) -> bool:
     return train.member is None and data.resolve() == train.path.resolve()
 
 
-def checkpoint_val_split(run: RunSettings, tags: Sequence[str] | None = None) -> EvalSet:
+def checkpoint_val_split(run: DataSettings, tags: Sequence[str] | None = None) -> EvalSet:
     """The training run's validation rows, rebuilt with the training code and settings."""
     data = existing_path(run.data_path, "the checkpoint's training data (data_path)")
     train = load_splits(data, run.text_column, run.label_columns)["train"]
@@ -153,7 +132,7 @@ def checkpoint_val_split(run: RunSettings, tags: Sequence[str] | None = None) ->
                    checkpoint_val=list(tags or run.label_columns) == list(run.label_columns))
 
 
-def default_data(run: RunSettings, split: str) -> Path:
+def default_data(run: DataSettings, split: str) -> Path:
     if split == "test" and run.test_path:
         return existing_path(run.test_path, "the checkpoint's test table (test_path)")
     return existing_path(run.data_path, "the checkpoint's training data (data_path)")
@@ -176,7 +155,7 @@ def short_name(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- Kaggle
-def kaggle_split(data: Path, request: EvalRequest, run: RunSettings, model_tags: Sequence[str],
+def kaggle_split(data: Path, request: EvalRequest, run: DataSettings, model_tags: Sequence[str],
                  name: str) -> EvalSet:
     if request.label_map:
         raise DataError(f"{data}: --label-map renames columns of a single table or a TweetEval folder; "

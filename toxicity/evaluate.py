@@ -8,7 +8,7 @@ Writes report.md, metrics.json and PNG plots to --out (default reports/<data>-<s
 report, and adds the figures and headline scores to the training run's TensorBoard folder.
 
 Thresholds: --split val tunes one threshold per tag on the validation rows (rule --threshold-rule) and
-writes them next to the checkpoint (toxicity.predict.thresholds_path), where ToxicityClassifier finds
+writes them next to the checkpoint (toxicity.checkpoint.thresholds_path), where ToxicityClassifier finds
 them. The tuned column of a validation report is cross-fitted (each fold decided with thresholds tuned
 on the other folds), so it is not scored on the rows it was tuned on. --split test applies the saved
 thresholds (tuning them on the run's validation split first if there are none yet).
@@ -19,20 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from toxicity import plots
 from toxicity.bias import bias_report
+from toxicity.checkpoint import DataSettings, TrainedCheckpoint, read_thresholds, thresholds_path
+from toxicity.classifier import ToxicityClassifier
+from toxicity.cli import run_tool
 from toxicity.data import DataError
-from toxicity.eval_data import EvalRequest, EvalSet, RunSettings, checkpoint_val_split, load_eval_set
+from toxicity.eval_data import EvalRequest, EvalSet, checkpoint_val_split, load_eval_set
 from toxicity.files import refuse_to_overwrite, write_text_atomically
 from toxicity.metrics import calibration_report, decision_report, kaggle_score, ranking_report
-from toxicity.predict import ToxicityClassifier, read_checkpoint, read_thresholds, thresholds_path
 from toxicity.report import render
 from toxicity.runlog import read_scalars, write_to_run
 from toxicity.thresholds import (
@@ -101,7 +103,7 @@ def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: 
                             "tuned on it.")}
 
 
-def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: RunSettings,
+def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: DataSettings,
                           notes: list[str]) -> dict | None:
     """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are none."""
     path = thresholds_path(options.ckpt)
@@ -194,8 +196,8 @@ def make_figures(scored: Scored, results: dict, classifier: ToxicityClassifier, 
     return figures
 
 
-def find_log_dir(checkpoint: dict, given: str | None, notes: list[str]) -> Path | None:
-    log_dir = given or checkpoint.get("log_dir")
+def find_log_dir(recorded: str | None, given: str | None, notes: list[str]) -> Path | None:
+    log_dir = given or recorded
     if log_dir is None:
         notes.append("TensorBoard skipped: the checkpoint records no run folder (log_dir); pass --log-dir.")
         return None
@@ -208,18 +210,17 @@ def find_log_dir(checkpoint: dict, given: str | None, notes: list[str]) -> Path 
 # ------------------------------------------------------------------------------------------------- run
 def evaluate(options: EvalOptions) -> tuple[dict, Path]:
     """Scores, writes report.md, metrics.json and the plots, and returns (results, output folder)."""
-    checkpoint = read_checkpoint(options.ckpt)
-    run, model_tags = RunSettings.from_checkpoint(checkpoint), list(checkpoint["hyper_parameters"]["labels"])
+    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    checkpoint = TrainedCheckpoint.read(options.ckpt, map_location=device)
+    run, model_tags = checkpoint.data, checkpoint.tags
     data = load_eval_set(options.request, run, model_tags)
     out = Path(options.out or Path("reports") / data.name)
     refuse_to_overwrite(out / "report.md", options.ckpt, overwrite=options.overwrite)
     notes: list[str] = []
-    log_dir = find_log_dir(checkpoint, options.log_dir, notes)
-    step = int(checkpoint.get("global_step", 0))
-    del checkpoint  # the classifier loads its own copy; do not hold two
-
-    classifier = ToxicityClassifier.from_checkpoint(options.ckpt, device=options.device,
-                                                    batch_size=options.batch_size)
+    log_dir = find_log_dir(checkpoint.log_dir, options.log_dir, notes)
+    step = checkpoint.global_step
+    classifier = ToxicityClassifier.from_trained(checkpoint, device, options.batch_size)
+    del checkpoint  # the model holds the weights now; do not keep a second copy
     scored = score(classifier, data)
     if data.split == "val":
         tuned = tuned_on_validation(scored, options, run.seed, notes)
@@ -295,13 +296,7 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
 
 def main(argv: list[str] | None = None) -> dict:
     options = options_from_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event-file reader is chatty at INFO
-    try:
-        results, out = evaluate(options)
-    except (ValueError, FileExistsError) as error:  # CheckpointError and DataError are ValueErrors
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from error
+    results, out = run_tool(lambda: evaluate(options), level=logging.INFO)
     print((out / "report.md").read_text())
     print(f"Report, metrics.json and plots in {out}/")
     return results

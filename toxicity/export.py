@@ -5,7 +5,7 @@
 
 ONNX (any pooling): `model.onnx` maps input_ids and attention_mask (int64, dynamic batch and sequence
 axes) to `probabilities` (sigmoid of the tag logits). Beside it: the tokenizer and `toxicity.json`
-(tags, max_length, tuned thresholds), which `toxicity.predict.OnnxToxicityClassifier` reads. --int8 also
+(tags, max_length, tuned thresholds), which `toxicity.classifier.OnnxToxicityClassifier` reads. --int8 also
 writes `model.int8.onnx`: int8 weights (per channel), activations quantized on the fly by onnxruntime.
 After writing, the export scores a few sample texts through onnxruntime and through PyTorch and fails
 if the fp32 model differs by more than 1e-4 (the int8 difference is reported, not checked).
@@ -42,16 +42,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from toxicity.data import tokenize_texts
-from toxicity.files import atomic_output, refuse_to_overwrite, write_text_atomically
-from toxicity.predict import (
+from toxicity.classifier import (
     ONNX_FP32,
     ONNX_INT8,
     ONNX_METADATA,
-    CheckpointError,
     OnnxToxicityClassifier,
     ToxicityClassifier,
 )
+from toxicity.cli import fail, run_tool
+from toxicity.data import tokenize_texts
+from toxicity.files import atomic_output, refuse_to_overwrite, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -217,19 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # no bars for writing and re-reading one small folder
     if args.int8 and args.format != "onnx":
-        raise SystemExit("error: --int8 applies to --format onnx only.")
-    try:
-        if args.format == "onnx":
-            check = export_onnx(args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite)
-        else:
-            check = export_huggingface(args.ckpt, args.out, overwrite=args.overwrite)
-    except (CheckpointError, ExportError, FileExistsError) as error:
-        raise SystemExit(f"error: {error}") from None
+        raise fail("--int8 applies to --format onnx only.")
+    if args.format == "onnx":
+        check = run_tool(lambda: export_onnx(args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite))
+    else:
+        check = run_tool(lambda: export_huggingface(args.ckpt, args.out, overwrite=args.overwrite))
     print(f"Exported {args.ckpt} as {args.format} to {args.out}.")
     for name, value in check.items():
         print(f"  {name.replace('_', ' ')} vs PyTorch on {len(SAMPLE_TEXTS)} sample texts: {value:.2e}")

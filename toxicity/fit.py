@@ -5,20 +5,37 @@
     python -m toxicity.fit --print_config                    # every option with its default
     python -m toxicity.fit --config ... --ckpt_path checkpoints/last.ckpt   # resume a killed run
 
-Writes checkpoints/best-checkpoint.ckpt (lowest val_loss), checkpoints/last.ckpt, and a TensorBoard run
-under lightning_logs/toxic-comments/ holding the resolved config.yaml; then prints the best checkpoint's
-per-tag validation AUROC.
+Each run has a folder of its own, lightning_logs/toxic-comments/version_N/, holding its TensorBoard
+events, the resolved config.yaml and checkpoints/: best.ckpt (lowest val_loss; weights, tokenizer and
+settings only, for loading) and last.ckpt (the full training state of the latest epoch, for resuming).
+checkpoints/best-checkpoint.ckpt is a link to the newest run's best.ckpt (`--best_link` moves or, with
+null, drops it), so two runs never overwrite each other's model. At the end it prints the best
+checkpoint's per-tag validation AUROC.
+
+Bad data stops the run before any run folder is made, with one line naming the file and what to do
+(exit status 2).
 """
 
 from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
 
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from toxicity.data import ToxicCommentsDataModule
+from toxicity.backbone import BackboneError
+from toxicity.cli import fail
+from toxicity.data import DataError, ToxicCommentsDataModule
 from toxicity.model import ToxicCommentTagger
+
+log = logging.getLogger(__name__)
+
+BEST_LINK = "checkpoints/best-checkpoint.ckpt"
 
 
 def default_precision(accelerator: object) -> str:
@@ -27,28 +44,72 @@ def default_precision(accelerator: object) -> str:
     return "bf16-mixed" if on_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """last.ckpt: the full training state (optimizer, schedule, loops) of the latest epoch, to resume from.
+
+    It is written in the best checkpoint's folder and replaced every epoch; the best checkpoint itself
+    holds weights only, so the run keeps one full state, not two.
+    """
+
+    def __init__(self):
+        super().__init__(filename="last", monitor=None, save_top_k=1)
+
+
 class ToxicityCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
         if trainer.precision is None:  # not given: pick by the accelerator the run will use
             trainer.precision = default_precision(trainer.accelerator)
+        if self.config.ckpt_path:
+            continue_run_folder(self.config.ckpt_path, trainer.logger)
+
+    def before_fit(self) -> None:
+        best, last = best_checkpoint_callback(self.trainer), last_checkpoint_callback(self.trainer)
+        last.dirpath = best.dirpath  # None (the run's folder) unless --checkpoint.dirpath moved the best one
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.backbone", "data.tokenizer")
         parser.link_arguments("data.label_columns", "model.labels")
+        parser.link_arguments("data.max_length", "model.max_length")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
-            "checkpoint.dirpath": "checkpoints", "checkpoint.filename": "best-checkpoint",
+            # dirpath None: Lightning writes into the run's own folder, <log_dir>/checkpoints
+            "checkpoint.dirpath": None, "checkpoint.filename": "best",
             "checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_top_k": 1,
-            "checkpoint.save_last": True,
-            # a new run replaces checkpoints/best-checkpoint.ckpt instead of writing best-checkpoint-v1.ckpt
-            "checkpoint.enable_version_counter": False,
+            "checkpoint.save_weights_only": True, "checkpoint.save_last": False,
         })
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults({"early_stopping.monitor": "val_loss", "early_stopping.patience": 2,
                              "early_stopping.mode": "min"})
         parser.add_argument("--ckpt_path", type=str | None, default=None,
-                            help="Resume from this checkpoint (e.g. checkpoints/last.ckpt).")
+                            help="Resume from this checkpoint (a run's checkpoints/last.ckpt); the run "
+                                 "goes on in the same run folder.")
+        parser.add_argument("--best_link", type=str | None, default=BEST_LINK,
+                            help="After training, make this path a link to the run's best checkpoint "
+                                 "(null: no link).")
+
+
+def best_checkpoint_callback(trainer) -> ModelCheckpoint:
+    return next(c for c in trainer.checkpoint_callbacks if not isinstance(c, LastCheckpoint))
+
+
+def last_checkpoint_callback(trainer) -> LastCheckpoint:
+    return next(c for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint))
+
+
+def continue_run_folder(ckpt_path: str, logger_config) -> None:
+    """Resuming from <save_dir>/<name>/version_N/checkpoints/last.ckpt logs into version_N again.
+
+    So the resumed epochs land in the same TensorBoard run and the same checkpoint folder, where the
+    restored best checkpoint lives (Lightning keeps the best score only when the folder is the same).
+    """
+    init = getattr(logger_config, "init_args", None)
+    if init is None or not getattr(init, "save_dir", None):
+        return
+    run = Path(ckpt_path).resolve().parent.parent
+    if Path(ckpt_path).resolve().parent.name == "checkpoints" and re.fullmatch(r"version_\d+", run.name) \
+            and run.parent == (Path(init.save_dir) / (init.name or "")).resolve() and init.version is None:
+        init.version = run.name
 
 
 def make_cli(args=None) -> ToxicityCLI:
@@ -63,7 +124,7 @@ def make_cli(args=None) -> ToxicityCLI:
             "accelerator": "auto",
             "logger": {"class_path": f"{TensorBoardLogger.__module__}.TensorBoardLogger",
                        "init_args": {"save_dir": "lightning_logs", "name": "toxic-comments"}},
-            "callbacks": [LearningRateMonitor(logging_interval="step")],
+            "callbacks": [LearningRateMonitor(logging_interval="step"), LastCheckpoint()],
         },
         args=args,
     )
@@ -79,15 +140,37 @@ def auroc_summary(metrics: dict[str, float], labels: list[str]) -> str:
     return "\n".join(lines)
 
 
+def link_best(best: str, link: str | None) -> None:
+    """Points `link` at `best` (a relative symlink, swapped in atomically); a real file there is kept."""
+    if not link:
+        return
+    link_path = Path(link)
+    if link_path.exists() and not link_path.is_symlink():
+        log.warning("%s is a file (from an older toxicity), not a link; left it in place. "
+                    "This run's best checkpoint is %s.", link_path, best)
+        return
+    link_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = link_path.with_name(f".{link_path.name}.{os.getpid()}.link")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(os.path.relpath(Path(best).resolve(), link_path.parent.resolve()))
+    os.replace(temporary, link_path)
+
+
 def main(args=None) -> ToxicityCLI:
-    cli = make_cli(args)
+    try:
+        cli = make_cli(args)
+        cli.datamodule.setup("fit")  # read and check the data before a run folder is made
+    except (DataError, BackboneError) as error:
+        raise fail(str(error)) from None
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
-    best = cli.trainer.checkpoint_callback.best_model_path
+    best = best_checkpoint_callback(cli.trainer).best_model_path
     if not best:
         return cli
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
     if cli.trainer.is_global_zero:
-        print(f"\nBest checkpoint: {best}\n{auroc_summary(metrics, cli.model.labels)}")
+        link_best(best, cli.config.best_link)
+        linked = f" (linked from {cli.config.best_link})" if cli.config.best_link else ""
+        print(f"\nBest checkpoint: {best}{linked}\n{auroc_summary(metrics, cli.model.labels)}")
     return cli
 
 

@@ -16,6 +16,8 @@ from torchmetrics.functional.classification import binary_auroc
 from torchmetrics.utilities import dim_zero_cat
 
 from toxicity.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder, load_tokenizer
+from toxicity.checkpoint import ENCODER, FAMILY_KEY
+from toxicity.data import DEFAULT_MAX_LENGTH
 from toxicity.labels import LABELS
 
 Pooling = Literal["mean", "cls", "pooler"]
@@ -98,6 +100,8 @@ class ToxicCommentTagger(pl.LightningModule):
         pretrained: False starts the encoder from random weights (the from-scratch comparison).
         encoder_config: a complete encoder config (as `config.to_dict()`, with `model_type`); the encoder
             is built from it with random weights. Filled in automatically, so checkpoints load offline.
+        max_length: the truncation length the model is trained with (linked to `data.max_length` by the
+            CLI), kept so that scoring truncates where training did.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class ToxicCommentTagger(pl.LightningModule):
         pos_weight: list[float] | None = None,
         pretrained: bool = True,
         encoder_config: dict | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -204,6 +209,7 @@ class ToxicCommentTagger(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[FAMILY_KEY] = ENCODER
         if self._tokenizer_bytes is None:
             self._tokenizer_bytes = tokenizer_to_bytes(self.tokenizer)
         checkpoint["tokenizer"] = self._tokenizer_bytes

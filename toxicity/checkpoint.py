@@ -1,0 +1,188 @@
+"""The checkpoint contract: the one place that reads a checkpoint written by `python -m toxicity.fit`.
+
+Every tool (predict, evaluate, export, the benchmarks, the notebook) goes through `TrainedCheckpoint.read`:
+it reads the file once and says which model family it holds, its tags, its tokenizer, its data settings,
+its `max_length` and where its tuned thresholds live.
+
+Loading is safe: `torch.load(weights_only=True)` unpickles tensors, numbers, strings, bytes, lists and
+dicts only, which is all a toxicity checkpoint holds. A file carrying any other pickled object (which
+`weights_only=False` would construct, running whatever code it names) is refused before anything in it
+runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from toxicity.data import DEFAULT_MAX_LENGTH, TEXT_COLUMN
+from toxicity.labels import LABELS
+from toxicity.thresholds import load_thresholds
+
+log = logging.getLogger(__name__)
+
+ENCODER = "encoder"
+FAMILY_KEY = "toxicity_family"  # written by each LightningModule's on_save_checkpoint
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not exist, cannot be read safely, or was not written by toxicity.fit."""
+
+
+def load_safely(ckpt_path: str | Path, map_location="cpu") -> dict:
+    """The checkpoint's contents, unpickled with `weights_only=True` (no code can run)."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise CheckpointError(f"{ckpt_path}: checkpoint not found. Train one with `python -m toxicity.fit` "
+                              "(it links the best one at checkpoints/best-checkpoint.ckpt).")
+    try:
+        return torch.load(ckpt_path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        named = [line.strip() for line in str(error).splitlines() if "global" in line.lower()]
+        if not named:  # not a pickle of ours at all (a text file, a truncated download)
+            raise CheckpointError(f"{ckpt_path}: not a PyTorch checkpoint ({_last_words(error)}).") from None
+        reason = named[0].split(" which is not allowed")[0].rstrip(".")
+        raise CheckpointError(
+            f"{ckpt_path}: refused: it holds pickled Python objects beyond tensors, numbers and strings, "
+            f"which could run code when loaded ({reason}). A toxicity checkpoint never does; load checkpoints "
+            "only from people you trust, and never with torch.load(weights_only=False).") from None
+    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
+        raise CheckpointError(f"{ckpt_path}: not a PyTorch checkpoint ({_last_words(error)}).") from error
+
+
+def _last_words(error: BaseException) -> str:
+    """The specific part of torch's (often many-line) message, on one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    specific = [line for line in lines if not line.startswith(("Weights only load failed", "Please file", "Check the"))]
+    return (specific or lines or [type(error).__name__])[0]
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The data module's settings as the training run stored them (defaults for very old checkpoints)."""
+
+    data_path: str | None = None
+    text_column: str = TEXT_COLUMN
+    label_columns: tuple[str, ...] = LABELS
+    test_path: str | None = None
+    val_fraction: float = 0.1
+    seed: int = 42
+    max_length: int = DEFAULT_MAX_LENGTH
+    stored: tuple[tuple[str, object], ...] = ()  # every stored setting, to rebuild the data module
+
+    @classmethod
+    def from_hparams(cls, stored: dict, tags: list[str]) -> DataSettings:
+        stored = {key: value for key, value in (stored or {}).items() if not key.startswith("_")}
+        known = {key: stored[key] for key in ("data_path", "text_column", "test_path", "val_fraction", "seed",
+                                              "max_length") if stored.get(key) is not None}
+        labels = stored.get("label_columns") or tags
+        return cls(label_columns=tuple(labels), stored=tuple(stored.items()), **known)
+
+    def datamodule_kwargs(self) -> dict:
+        """Arguments for ToxicCommentsDataModule that rebuild the run's splits."""
+        kwargs = dict(self.stored)
+        kwargs.update(data_path=self.data_path, text_column=self.text_column, label_columns=list(self.label_columns),
+                      test_path=self.test_path, val_fraction=self.val_fraction, seed=self.seed,
+                      max_length=self.max_length)
+        return {key: value for key, value in kwargs.items() if value is not None or key == "test_path"}
+
+
+@dataclass(frozen=True)
+class TrainedCheckpoint:
+    """A checkpoint read once: what it holds, and the model built from it."""
+
+    ckpt_path: Path
+    contents: dict
+
+    @classmethod
+    def read(cls, ckpt_path: str | Path, map_location="cpu") -> TrainedCheckpoint:
+        contents = load_safely(ckpt_path, map_location)
+        hparams = contents.get("hyper_parameters") if isinstance(contents, dict) else None
+        if not isinstance(hparams, dict) or "labels" not in hparams or "state_dict" not in contents:
+            raise CheckpointError(f"{ckpt_path}: not a toxicity checkpoint (no tagger hyper-parameters). "
+                                  "Give a checkpoint written by `python -m toxicity.fit`.")
+        return cls(Path(ckpt_path), contents)
+
+    @property
+    def hparams(self) -> dict:
+        """The model's constructor arguments (LightningCLI's private `_` keys left out)."""
+        return {k: v for k, v in self.contents["hyper_parameters"].items() if not k.startswith("_")}
+
+    @property
+    def family(self) -> str:
+        return self.contents.get(FAMILY_KEY, ENCODER)  # checkpoints before the key were all encoders
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.hparams["labels"])
+
+    @cached_property
+    def data(self) -> DataSettings:
+        return DataSettings.from_hparams(self.contents.get("datamodule_hyper_parameters") or {}, self.tags)
+
+    @property
+    def max_length(self) -> int:
+        """Truncation length: the model's own setting, else its data module's (older checkpoints)."""
+        return int(self.hparams.get("max_length") or self.data.max_length)
+
+    @property
+    def log_dir(self) -> str | None:
+        return self.contents.get("log_dir")
+
+    @property
+    def global_step(self) -> int:
+        return int(self.contents.get("global_step", 0))
+
+    @property
+    def thresholds_path(self) -> Path:
+        return thresholds_path(self.ckpt_path)
+
+    def thresholds(self) -> dict[str, float] | None:
+        return read_thresholds(self.ckpt_path)
+
+    def build_model(self):
+        """The trained LightningModule, in eval mode, built offline from the checkpoint alone."""
+        model_class = model_class_for(self.family, self.ckpt_path)
+        model = model_class(**self.hparams)
+        model.on_load_checkpoint(self.contents)
+        model.load_state_dict(self.contents["state_dict"])
+        return model.eval()
+
+
+def model_class_for(family: str, ckpt_path: Path):
+    if family == ENCODER:
+        from toxicity.model import ToxicCommentTagger
+
+        return ToxicCommentTagger
+    raise CheckpointError(f"{ckpt_path}: model family {family!r} is not known to this version of toxicity; "
+                          "upgrade the package.")
+
+
+# -------------------------------------------------------------------------------------------- thresholds
+def thresholds_path(ckpt_path: str | Path) -> Path:
+    """Where the per-tag thresholds tuned on validation are kept: beside the checkpoint file itself.
+
+    A link (checkpoints/best-checkpoint.ckpt) is followed, so thresholds belong to the run, not the link.
+    """
+    ckpt_path = Path(ckpt_path).resolve()
+    return ckpt_path.with_name(ckpt_path.stem + ".thresholds.json")
+
+
+def read_thresholds(ckpt_path: str | Path) -> dict[str, float] | None:
+    """The tuned thresholds saved for the checkpoint, or None when absent or older than the checkpoint.
+
+    A newer checkpoint means a later run replaced it: thresholds tuned for the old model do not apply.
+    """
+    path = thresholds_path(ckpt_path)
+    if not path.is_file():
+        return None
+    if path.stat().st_mtime < Path(ckpt_path).resolve().stat().st_mtime:
+        log.warning("%s is older than %s (tuned for a model that a later run replaced); ignoring it. "
+                    "Run `python -m toxicity.evaluate --split val` to tune again.", path, ckpt_path)
+        return None
+    return load_thresholds(path)

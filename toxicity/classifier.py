@@ -1,0 +1,223 @@
+"""Scoring comments: ToxicityClassifier (PyTorch) and OnnxToxicityClassifier (onnxruntime).
+
+    clf = ToxicityClassifier.from_checkpoint("checkpoints/best-checkpoint.ckpt")
+    clf.predict(["you are an idiot", "thanks for the fix"])   # DataFrame of per-tag probabilities
+    clf.predict("thanks!")                                   # {tag: probability}
+    clf.predict(texts, threshold="tuned")                    # 0/1 with the thresholds tuned on validation
+    df[clf.tags] = clf.predict(df.text)                      # a Series keeps its index: scores stay on their rows
+
+Texts are tokenized a chunk at a time, sorted by length and padded per batch, so memory stays flat for
+any number of texts and little time goes to padding; results come back in the order of the input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from toxicity.checkpoint import CheckpointError, TrainedCheckpoint
+from toxicity.data import DEFAULT_MAX_LENGTH, PadToLongest, tokenize_texts
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 4096  # texts tokenized and sorted at a time: memory stays flat for any input length
+ONNX_FP32, ONNX_INT8, ONNX_METADATA = "model.onnx", "model.int8.onnx", "toxicity.json"  # an ONNX export folder
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def as_text_list(texts: str | Iterable[str]) -> list[str]:
+    """The texts as a list of str; one clear TypeError for anything that is not a text.
+
+    A dict is refused (iterating it would score its keys). Lone UTF-16 surrogates (from badly decoded
+    bytes) cannot be tokenized; they are replaced by U+FFFD and counted in a warning.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    elif isinstance(texts, (dict, pd.DataFrame)):
+        kind = "dict" if isinstance(texts, dict) else "DataFrame"
+        raise TypeError(f"predict() got a {kind}; give a str, a list of str or a pandas Series "
+                        f"(e.g. list(d.values()) or df['comment_text']).")
+    elif isinstance(texts, (bytes, bytearray)):
+        raise TypeError("predict() got bytes; decode them first, e.g. data.decode('utf-8').")
+    labels = texts.index if isinstance(texts, pd.Series) else None
+    texts = texts.tolist() if isinstance(texts, pd.Series) else list(texts)
+    cleaned = 0
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            where = f"texts[{position}]" + (f" (index {labels[position]})" if labels is not None else "")
+            hint = " (a missing value)" if text is None or (isinstance(text, float) and math.isnan(text)) else ""
+            raise TypeError(f"{where} is {type(text).__name__}{hint}, not str; give strings only "
+                            "(an empty string is fine; decode bytes first).")
+        if not text.isascii() and _LONE_SURROGATE.search(text):
+            texts[position] = _LONE_SURROGATE.sub("\ufffd", text)
+            cleaned += 1
+    if cleaned:
+        log.warning("%d text(s) held lone surrogate characters (badly decoded bytes); replaced them with U+FFFD.",
+                    cleaned)
+    return texts
+
+
+def checked_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+        raise TypeError(f"threshold must be a number between 0 and 1 or 'tuned', got {threshold!r}.")
+    if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN, which would make every decision 0
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}.")
+    return float(threshold)
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+class BatchScorer:
+    """The scoring loop shared by the backends.
+
+    Tokenizes CHUNK_SIZE texts at a time, sorts them by length, pads each batch to its longest text and
+    asks the backend (`_probabilities`) for one batch of probabilities at a time; results come back in
+    the order of the input.
+    """
+
+    def __init__(self, tokenizer, tags: Sequence[str], max_length: int = DEFAULT_MAX_LENGTH,
+                 thresholds: dict[str, float] | None = None, batch_size: int = 64):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        self.tokenizer = tokenizer
+        self.tags = list(tags)
+        self.max_length = max_length
+        self.thresholds = thresholds
+        self.batch_size = batch_size
+        self.collate = PadToLongest(tokenizer.pad_token_id or 0)
+
+    @property
+    def labels(self) -> list[str]:
+        """The tag names (the older name of `tags`)."""
+        return self.tags
+
+    def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: str | Iterable[str], progress: bool | None = None) -> np.ndarray:
+        """An (n_texts, n_tags) float32 array of probabilities, in the order of `texts`."""
+        texts = as_text_list(texts)
+        probs = np.empty((len(texts), len(self.tags)), dtype=np.float32)
+        show = len(texts) > 10 * self.batch_size if progress is None else progress
+        with tqdm(total=len(texts), disable=not show, unit="comment", desc="scoring") as bar:
+            for start in range(0, len(texts), CHUNK_SIZE):
+                chunk = texts[start:start + CHUNK_SIZE]
+                probs[start:start + len(chunk)] = self._score_chunk(chunk)
+                bar.update(len(chunk))
+        return probs
+
+    def _score_chunk(self, texts: list[str]) -> np.ndarray:
+        ids = tokenize_texts(self.tokenizer, texts, self.max_length)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        out = np.empty((len(ids), len(self.tags)), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            batch = self.collate([{"input_ids": ids[i], "index": i} for i in rows])
+            out[rows] = self._probabilities(batch["input_ids"], batch["attention_mask"])
+        return out
+
+    def predict(self, texts: str | Iterable[str], threshold: float | str | None = None,
+                progress: bool | None = None) -> pd.DataFrame | dict[str, float]:
+        """Per-tag probabilities (or 0/1 with a threshold number or "tuned") for one text or many.
+
+        One str gives {tag: value}; a list or iterable gives a DataFrame indexed 0..n-1; a pandas Series
+        gives a DataFrame with the Series' own index, so `df[tags] = clf.predict(df.text)` lines up.
+        """
+        cutoffs = None if threshold is None else self.thresholds_for(threshold)  # checked before any work
+        probs = self.predict_proba(texts, progress)
+        values = probs if cutoffs is None else (probs >= cutoffs).astype(np.int64)
+        if isinstance(texts, str):
+            return {tag: values[0, k].item() for k, tag in enumerate(self.tags)}
+        index = texts.index if isinstance(texts, pd.Series) else None
+        return pd.DataFrame(values, columns=self.tags, index=index)
+
+    def thresholds_for(self, threshold: float | str) -> np.ndarray:
+        """One threshold per tag: `threshold` for all, or the tuned ones for "tuned" (0.5 where none)."""
+        if isinstance(threshold, str):
+            if threshold != "tuned":
+                raise ValueError(f"threshold must be a number or 'tuned', got {threshold!r}.")
+            if self.thresholds is None:
+                raise ValueError("No tuned thresholds for this checkpoint: run `python -m toxicity.evaluate` "
+                                 "on its validation split first, or pass a number such as threshold=0.5.")
+            return np.array([self.thresholds.get(tag, 0.5) for tag in self.tags], dtype=np.float32)
+        return np.full(len(self.tags), checked_threshold(threshold), dtype=np.float32)
+
+
+class ToxicityClassifier(BatchScorer):
+    """Scores comments with a trained model, in length-sorted batches padded per batch."""
+
+    def __init__(self, model, max_length: int = DEFAULT_MAX_LENGTH,
+                 thresholds: dict[str, float] | None = None, batch_size: int = 64):
+        self.model = model.eval()
+        super().__init__(model.tokenizer, model.labels, max_length, thresholds, batch_size)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt_path: str | Path, device: str | torch.device | None = None,
+                        batch_size: int = 64) -> ToxicityClassifier:
+        """Loads offline and safely: the checkpoint carries the model config, tokenizer, tags and max_length."""
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls.from_trained(TrainedCheckpoint.read(ckpt_path, map_location=device), device, batch_size)
+
+    @classmethod
+    def from_trained(cls, checkpoint: TrainedCheckpoint, device: str | torch.device = "cpu",
+                     batch_size: int = 64) -> ToxicityClassifier:
+        """From a checkpoint already read (no second read of a file that can be hundreds of MB)."""
+        model = checkpoint.build_model().to(device)
+        thresholds = checkpoint.thresholds()
+        log.info("Loaded %s: %s model, tags %s, max_length %d, %s.", checkpoint.ckpt_path, checkpoint.family,
+                 checkpoint.tags, checkpoint.max_length, "tuned thresholds" if thresholds else "no tuned thresholds")
+        return cls(model, checkpoint.max_length, thresholds, batch_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.inference_mode()
+    def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+        logits = self.model(input_ids.to(self.device), attention_mask.to(self.device))
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+class OnnxToxicityClassifier(BatchScorer):
+    """The same scoring through onnxruntime, from a folder written by `toxicity.export --format onnx`.
+
+    Same tokenizer, truncation, length sorting and padding as ToxicityClassifier; `int8=True` loads the
+    dynamically quantized model (written with --int8).
+    """
+
+    def __init__(self, session, tokenizer, tags: Sequence[str], max_length: int = DEFAULT_MAX_LENGTH,
+                 thresholds: dict[str, float] | None = None, batch_size: int = 64):
+        self.session = session
+        super().__init__(tokenizer, tags, max_length, thresholds, batch_size)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, int8: bool = False, batch_size: int = 64,
+                    threads: int | None = None) -> OnnxToxicityClassifier:
+        import onnxruntime
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        model_file = folder / (ONNX_INT8 if int8 else ONNX_FP32)
+        if not (folder / ONNX_METADATA).is_file() or not model_file.is_file():
+            raise CheckpointError(f"{folder}: no {ONNX_METADATA} and {model_file.name} in it. Export with "
+                                  f"`python -m toxicity.export --format onnx{' --int8' if int8 else ''}`.")
+        metadata = json.loads((folder / ONNX_METADATA).read_text())
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        return cls(session, AutoTokenizer.from_pretrained(folder), metadata["labels"], metadata["max_length"],
+                   metadata.get("thresholds"), batch_size)
+
+    def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        return self.session.run(["probabilities"], feeds)[0]
