@@ -8,6 +8,7 @@ from toxicity.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ENCODER_YAML = ROOT / "tests" / "fixtures" / "tiny_encoder.yaml"
+TINY_TEXT2TEXT_YAML = ROOT / "tests" / "fixtures" / "tiny_text2text.yaml"
 SHARED_DATA = Path(os.environ.get("TOXICITY_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TINY_ENCODER = {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2,
                 "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}
@@ -36,13 +37,13 @@ def comments_csv(tmp_path) -> Path:
     return path
 
 
-def fit_args(tmp_path: Path, data: Path, *extra: str) -> list[str]:
+def fit_args(tmp_path: Path, data: Path, *extra: str, config: Path = TINY_ENCODER_YAML) -> list[str]:
     """`python -m toxicity.fit` arguments for the tiny random encoder, writing under `tmp_path`.
 
     Runs go to tmp_path/logs/toxic-comments/version_N (checkpoints included); the link to the newest
     best checkpoint is tmp_path/checkpoints/best-checkpoint.ckpt.
     """
-    return ["--config", str(TINY_ENCODER_YAML), "--data.data_path", str(data),
+    return ["--config", str(config), "--data.data_path", str(data),
             "--best_link", str(tmp_path / "checkpoints" / "best-checkpoint.ckpt"),
             "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra]
 
@@ -56,4 +57,16 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     data = folder / "comments.csv"
     make_comments(n_clean=60, n_toxic=40).to_csv(data, index=False)
     main(fit_args(folder, data, "--trainer.max_epochs", "3"))
+    return folder / "checkpoints" / "best-checkpoint.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_text2text_checkpoint(tmp_path_factory) -> Path:
+    """A best checkpoint of the tiny random T5 text-to-text tagger trained on `make_comments()`."""
+    from toxicity.fit import main
+
+    folder = tmp_path_factory.mktemp("tiny_text2text_run")
+    data = folder / "comments.csv"
+    make_comments(n_clean=60, n_toxic=40).to_csv(data, index=False)
+    main(fit_args(folder, data, "--trainer.max_epochs", "3", config=TINY_TEXT2TEXT_YAML))
     return folder / "checkpoints" / "best-checkpoint.ckpt"

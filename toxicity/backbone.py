@@ -84,12 +84,16 @@ def load_config(name_or_path: str, **overrides):
     return _loading("config", name_or_path, lambda path: AutoConfig.from_pretrained(path, **overrides))
 
 
+def checked_backbone_path(name_or_path: str) -> str:
+    """The name or folder to load pretrained weights from; the shipped MiniLM's weights verified first."""
+    resolved = resolve_backbone(name_or_path)
+    if resolved == str(shipped_folder()):
+        verify_shipped_weights(resolved)
+    return resolved
+
+
 def load_pretrained_encoder(name_or_path: str):
     from transformers import AutoModel
 
-    def load(resolved: str):
-        if resolved == str(shipped_folder()):
-            verify_shipped_weights(resolved)
-        return AutoModel.from_pretrained(resolved)
-
-    return _loading("weights", name_or_path, load)
+    return _loading("weights", name_or_path, lambda resolved: AutoModel.from_pretrained(
+        checked_backbone_path(resolved)))

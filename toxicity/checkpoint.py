@@ -26,7 +26,7 @@ from toxicity.thresholds import load_thresholds
 
 log = logging.getLogger(__name__)
 
-ENCODER = "encoder"
+ENCODER, TEXT2TEXT = "encoder", "text2text"  # the model families
 FAMILY_KEY = "toxicity_family"  # written by each LightningModule's on_save_checkpoint
 
 
@@ -159,6 +159,10 @@ def model_class_for(family: str, ckpt_path: Path):
         from toxicity.model import ToxicCommentTagger
 
         return ToxicCommentTagger
+    if family == TEXT2TEXT:
+        from toxicity.text2text import TextToTextTagger
+
+        return TextToTextTagger
     raise CheckpointError(f"{ckpt_path}: model family {family!r} is not known to this version of toxicity; "
                           "upgrade the package.")
 

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from toxicity.checkpoint import ENCODER, TrainedCheckpoint
 from toxicity.classifier import (
     ONNX_FP32,
     ONNX_INT8,
@@ -83,6 +84,20 @@ class ProbabilityModel(nn.Module):
         return torch.sigmoid(self.tagger(input_ids, attention_mask).float())
 
 
+def encoder_classifier(ckpt_path: str | Path) -> ToxicityClassifier:
+    """The checkpoint's classifier on the CPU; a text-to-text checkpoint is refused with what to use instead.
+
+    A text-to-text model scores by generating (a loop of decoder steps with its own stopping rule), which
+    neither a single ONNX graph of ours nor a stock Hugging Face classification head represents.
+    """
+    checkpoint = TrainedCheckpoint.read(ckpt_path)
+    if checkpoint.family != ENCODER:
+        raise ExportError(f"{ckpt_path}: a {checkpoint.family} checkpoint; export supports encoder checkpoints "
+                          "only. Score it with ToxicityClassifier.from_checkpoint or `python -m toxicity.predict`, "
+                          "or serve the checkpoint itself.")
+    return ToxicityClassifier.from_trained(checkpoint, "cpu")
+
+
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
 
@@ -105,7 +120,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, int8: bool = False, ove
     out = Path(out)
     for name in (ONNX_FP32, ONNX_INT8) if int8 else (ONNX_FP32,):
         refuse_to_overwrite(out / name, checkpoint, overwrite=overwrite)
-    classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
+    classifier = encoder_classifier(checkpoint)
     _write_onnx(classifier, out / ONNX_FP32)
     classifier.tokenizer.save_pretrained(out)
     metadata = {"labels": classifier.labels, "max_length": classifier.max_length,
@@ -160,7 +175,7 @@ def export_huggingface(checkpoint: str | Path, out: str | Path, overwrite: bool 
 
     out = Path(out)
     refuse_to_overwrite(out / "config.json", checkpoint, overwrite=overwrite)
-    classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
+    classifier = encoder_classifier(checkpoint)
     tagger = classifier.model
     _check_exportable_to_huggingface(checkpoint, tagger)
     config = copy.deepcopy(tagger.encoder.config)

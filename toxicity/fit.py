@@ -31,7 +31,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from toxicity.backbone import BackboneError
 from toxicity.cli import fail
 from toxicity.data import DataError, ToxicCommentsDataModule
-from toxicity.model import ToxicCommentTagger
+from toxicity.model import TaggerModule, ToxicCommentTagger
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ class ToxicityCLI(LightningCLI):
         last.dirpath = best.dirpath  # None (the run's folder) unless --checkpoint.dirpath moved the best one
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("model.backbone", "data.tokenizer")
-        parser.link_arguments("data.label_columns", "model.labels")
-        parser.link_arguments("data.max_length", "model.max_length")
+        parser.link_arguments("model.init_args.backbone", "data.tokenizer")
+        parser.link_arguments("data.label_columns", "model.init_args.labels")
+        parser.link_arguments("data.max_length", "model.init_args.max_length")
+        parser.set_defaults({"model": {"class_path": f"{ToxicCommentTagger.__module__}.{ToxicCommentTagger.__name__}"}})
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             # dirpath None: Lightning writes into the run's own folder, <log_dir>/checkpoints
@@ -114,8 +115,9 @@ def continue_run_folder(ckpt_path: str, logger_config) -> None:
 
 def make_cli(args=None) -> ToxicityCLI:
     return ToxicityCLI(
-        ToxicCommentTagger,
+        TaggerModule,  # a family: toxicity.model.ToxicCommentTagger (default) or toxicity.text2text.TextToTextTagger
         ToxicCommentsDataModule,
+        subclass_mode_model=True,
         run=False,
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},

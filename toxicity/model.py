@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torchmetrics import Metric
+from torchmetrics.classification import MultilabelF1Score
 from torchmetrics.functional.classification import binary_auroc
 from torchmetrics.utilities import dim_zero_cat
 
@@ -86,7 +87,88 @@ def tokenizer_from_bytes(data: bytes):
         return AutoTokenizer.from_pretrained(folder)
 
 
-class ToxicCommentTagger(pl.LightningModule):
+class TaggerModule(pl.LightningModule):
+    """What both model families share: tags, a tokenizer carried in the checkpoint, per-tag AUROC logged
+    as `<stage>_auroc_<tag>` and `<stage>_auroc_mean`, and AdamW with linear warmup and decay.
+
+    A subclass sets `family` (written into every checkpoint), calls `save_hyperparameters()` with at
+    least `backbone`, `labels`, `learning_rate`, `weight_decay` and `warmup_fraction`, and returns per-tag
+    logits from `forward(input_ids, attention_mask)`, so every scorer works on it unchanged.
+    """
+
+    family: str = ENCODER
+
+    def __init__(self):
+        super().__init__()
+        self._tokenizer = None
+        self._tokenizer_bytes: bytes | None = None  # serialised once, reused by every checkpoint save
+
+    def add_auroc_metrics(self) -> None:
+        """Per-tag AUROC for every stage; per-tag F1 of the model's own decisions on val and test."""
+        self.train_auroc, self.val_auroc, self.test_auroc = (PerTagAUROC(len(self.labels)) for _ in range(3))
+        self.val_f1, self.test_f1 = (MultilabelF1Score(len(self.labels), average="none", zero_division=0)
+                                     for _ in range(2))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.hparams.labels)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.hparams.backbone)
+        return self._tokenizer
+
+    def _log_auroc(self, stage: str) -> None:
+        """Logs `<stage>_auroc_<tag>` for tags with both classes present, and their mean."""
+        metric = getattr(self, f"{stage}_auroc")
+        auroc = metric.compute().reshape(-1)  # torchmetrics returns a 0-d tensor for a single tag
+        defined = ~torch.isnan(auroc)
+        for label, value, ok in zip(self.labels, auroc, defined):
+            if ok:
+                self.log(f"{stage}_auroc_{label}", value)
+        if defined.any():
+            self.log(f"{stage}_auroc_mean", auroc[defined].mean(), prog_bar=stage == "val")
+        metric.reset()
+        f1 = getattr(self, f"{stage}_f1", None)
+        if f1 is not None and f1.update_called:
+            for label, value in zip(self.labels, f1.compute().reshape(-1)):
+                self.log(f"{stage}_f1_{label}", value)
+            f1.reset()
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"index": batch["index"], "probs": torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float())}
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": self.hparams.weight_decay},
+            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate)
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(self.hparams.warmup_fraction * total_steps), total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[FAMILY_KEY] = self.family
+        if self._tokenizer_bytes is None:
+            self._tokenizer_bytes = tokenizer_to_bytes(self.tokenizer)
+        checkpoint["tokenizer"] = self._tokenizer_bytes
+        if self._trainer is not None and self.trainer.log_dir:
+            checkpoint["log_dir"] = str(Path(self.trainer.log_dir).resolve())  # the TensorBoard run, for reports
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "tokenizer" in checkpoint:
+            self._tokenizer_bytes = checkpoint["tokenizer"]
+            self._tokenizer = tokenizer_from_bytes(self._tokenizer_bytes)
+
+
+class ToxicCommentTagger(TaggerModule):
     """Multi-label tagger: encoder → pooled vector → dropout → linear → one logit per tag (BCE loss).
 
     Args:
@@ -107,7 +189,7 @@ class ToxicCommentTagger(pl.LightningModule):
     def __init__(
         self,
         backbone: str = DEFAULT_BACKBONE,
-        labels: list[str] = list(LABELS),
+        labels: list[str] = list(LABELS),  # noqa: B006 - LightningCLI shows the default; never mutated
         pooling: Pooling = "mean",
         dropout: float = 0.1,
         learning_rate: float = 5e-5,
@@ -130,19 +212,7 @@ class ToxicCommentTagger(pl.LightningModule):
         self.head = nn.Linear(self.encoder.config.hidden_size, len(labels))
         weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
-        self.train_auroc, self.val_auroc, self.test_auroc = (PerTagAUROC(len(labels)) for _ in range(3))
-        self._tokenizer = None
-        self._tokenizer_bytes: bytes | None = None  # serialised once, reused by every checkpoint save
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.hparams.labels)
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.hparams.backbone)
-        return self._tokenizer
+        self.add_auroc_metrics()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
@@ -154,8 +224,11 @@ class ToxicCommentTagger(pl.LightningModule):
         logits = self(batch["input_ids"], batch["attention_mask"])
         labels = batch["labels"]
         loss = self.loss_fn(logits.float(), labels)
-        getattr(self, f"{stage}_auroc").update(torch.sigmoid(logits.float()), labels)
+        probs = torch.sigmoid(logits.float())
+        getattr(self, f"{stage}_auroc").update(probs, labels)
         training = stage == "train"
+        if not training:  # the encoder's decisions: probability >= 0.5
+            getattr(self, f"{stage}_f1").update(probs.detach(), labels.long())
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=training, on_epoch=not training,
                  batch_size=len(labels), sync_dist=not training)
         return loss
@@ -169,21 +242,6 @@ class ToxicCommentTagger(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"index": batch["index"], "probs": torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float())}
-
-    def _log_auroc(self, stage: str) -> None:
-        """Logs `<stage>_auroc_<tag>` for tags with both classes present, and their mean."""
-        metric = getattr(self, f"{stage}_auroc")
-        auroc = metric.compute().reshape(-1)  # torchmetrics returns a 0-d tensor for a single tag
-        defined = ~torch.isnan(auroc)
-        for label, value, ok in zip(self.labels, auroc, defined):
-            if ok:
-                self.log(f"{stage}_auroc_{label}", value)
-        if defined.any():
-            self.log(f"{stage}_auroc_mean", auroc[defined].mean(), prog_bar=stage == "val")
-        metric.reset()
-
     def on_train_epoch_end(self) -> None:
         self._log_auroc("train")
 
@@ -192,31 +250,3 @@ class ToxicCommentTagger(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_auroc("test")
-
-    def configure_optimizers(self):
-        from transformers import get_linear_schedule_with_warmup
-
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": self.hparams.weight_decay},
-            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate)
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(self.hparams.warmup_fraction * total_steps), total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[FAMILY_KEY] = ENCODER
-        if self._tokenizer_bytes is None:
-            self._tokenizer_bytes = tokenizer_to_bytes(self.tokenizer)
-        checkpoint["tokenizer"] = self._tokenizer_bytes
-        if self._trainer is not None and self.trainer.log_dir:
-            checkpoint["log_dir"] = str(Path(self.trainer.log_dir).resolve())  # the TensorBoard run, for reports
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "tokenizer" in checkpoint:
-            self._tokenizer_bytes = checkpoint["tokenizer"]
-            self._tokenizer = tokenizer_from_bytes(self._tokenizer_bytes)

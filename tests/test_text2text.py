@@ -1,0 +1,121 @@
+"""The text-to-text family: the tag-string codec, a tiny random T5 through fit, reload, evaluate, compare."""
+
+import itertools
+import json
+import random
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from toxicity.backbone import DEFAULT_BACKBONE, load_tokenizer
+from toxicity.checkpoint import TrainedCheckpoint
+from toxicity.classifier import ToxicityClassifier
+from toxicity.compare import compare
+from toxicity.evaluate import main as evaluate_main
+from toxicity.export import ExportError, export_onnx
+from toxicity.labels import LABELS, NONE_WORD, TagStringCodec
+from toxicity.text2text import TagWordPieces
+
+ALL_ROWS = [list(row) for row in itertools.product([0, 1], repeat=len(LABELS))]
+
+
+@pytest.fixture(scope="module")
+def pieces():
+    tokenizer = load_tokenizer(DEFAULT_BACKBONE)
+    return TagWordPieces(TagStringCodec(LABELS), tokenizer, tokenizer.sep_token_id)
+
+
+def test_the_codec_round_trips_all_64_tag_combinations():
+    codec = TagStringCodec(LABELS)
+    strings = {codec.encode(row) for row in ALL_ROWS}
+    assert len(strings) == 64
+    assert codec.encode([0] * 6) == NONE_WORD and codec.encode([1, 0, 1, 0, 1, 0]) == "toxic obscene insult"
+    for row in ALL_ROWS:
+        decoded = codec.decode(codec.encode(row))
+        assert decoded.row == row and decoded.clean
+
+
+def test_target_token_ids_read_back_as_the_same_tags(pieces):
+    """Through the WordPiece tokenizer, which splits severe_toxic into severe _ toxic."""
+    for row in ALL_ROWS:
+        ids = pieces.target_ids(row)
+        assert ids[-1] == pieces.eos_id
+        words, starts = pieces.read(ids)
+        assert pieces.codec.decode_words(words).row == row
+        assert starts[-1] == len(ids) - 1  # the last place a word can start is the end token
+
+
+def test_garbage_generations_decode_without_a_crash_and_are_counted(pieces):
+    codec = pieces.codec
+    decoded = codec.decode("toxic toxic banana not_toxic insult ☃")
+    assert decoded.row == [1, 0, 0, 0, 1, 0] and decoded.repeated == ["toxic"] and decoded.unknown == ["banana", "☃"]
+    assert codec.decode("").row == [0] * 6
+    rng = random.Random(0)
+    vocabulary = len(pieces.tokenizer)
+    for _ in range(200):
+        ids = [rng.randrange(vocabulary) for _ in range(rng.randrange(40))]
+        words, starts = pieces.read(ids)
+        result = codec.decode_words(words)
+        assert len(result.row) == 6 and set(result.row) <= {0, 1}
+        assert starts and all(0 <= s <= len(ids) for s in starts)
+
+
+def test_tags_that_start_with_the_same_token_are_refused():
+    tokenizer = load_tokenizer(DEFAULT_BACKBONE)
+    with pytest.raises(ValueError, match="distinct first token"):
+        TagWordPieces(TagStringCodec(["hate", "hate_speech"]), tokenizer, tokenizer.sep_token_id)
+
+
+def test_a_tiny_text2text_model_trains_reloads_offline_and_scores(tiny_text2text_checkpoint, monkeypatch):
+    checkpoint = TrainedCheckpoint.read(tiny_text2text_checkpoint)
+    assert checkpoint.family == "text2text" and checkpoint.tags == list(LABELS)
+    assert checkpoint.hparams["model_config"]["model_type"] == "t5"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    classifier = ToxicityClassifier.from_checkpoint(tiny_text2text_checkpoint, device="cpu", batch_size=3)
+    texts = ["you idiot number 3, stop it", "thanks for edit number 7 on the article", "", "ok " * 200]
+    probs = classifier.predict_proba(texts)
+    assert probs.shape == (4, 6) and np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
+    one_by_one = np.concatenate([classifier.predict_proba([text]) for text in texts])
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-5)  # batching and padding change nothing
+
+
+def test_its_evaluation_report_has_every_tag_with_an_auroc(tiny_text2text_checkpoint, tmp_path):
+    results = evaluate_main(["--ckpt", str(tiny_text2text_checkpoint), "--out", str(tmp_path / "report")])
+    per_tag = results["ranking"]["per_tag"]
+    assert list(per_tag) == list(LABELS)
+    assert all(row["roc_auc"] is not None and 0 <= row["roc_auc"] <= 1 for row in per_tag.values())
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["tags"] == list(LABELS)
+
+
+def test_export_refuses_a_text2text_checkpoint_naming_the_alternative(tiny_text2text_checkpoint, tmp_path):
+    with pytest.raises(ExportError, match="text2text checkpoint.*toxicity.predict"):
+        export_onnx(tiny_text2text_checkpoint, tmp_path / "onnx")
+
+
+def test_compare_reports_the_runs_stored_metrics(tiny_text2text_checkpoint, tiny_checkpoint, tmp_path):
+    folders = [path.resolve().parent.parent for path in (tiny_checkpoint, tiny_text2text_checkpoint)]
+    runs, markdown = compare(folders, tmp_path / "compare")
+    for run, folder in zip(runs, folders):
+        events = EventAccumulator(str(folder)).Reload()
+        for tag in LABELS:
+            assert run.auroc[tag] == pytest.approx(events.Scalars(f"val_auroc_{tag}")[-1].value)
+            assert run.f1[tag] == pytest.approx(events.Scalars(f"val_f1_{tag}")[-1].value)
+        loss = [point.value for point in events.Scalars("train_loss")]
+        assert run.loss.tolist() == pytest.approx(loss)
+    assert "text2text" in runs[1].name and "encoder" in runs[0].name
+    assert markdown.count("| identity_hate |") == 2 and "first step below 0.1" in markdown
+    assert (tmp_path / "compare" / "training_loss.png").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(FileExistsError):
+        compare(folders, tmp_path / "compare")
+
+
+def test_smoothing_and_the_first_step_below_a_level():
+    from toxicity.compare import first_step_below, smooth
+
+    values = np.array([1.0, 0.5, 0.08, 0.05, 0.04])
+    assert smooth(values, 0.0).tolist() == values.tolist()
+    smoothed = smooth(values, 0.5)
+    assert smoothed[0] == pytest.approx(1.0) and (np.diff(smoothed) < 0).all()
+    steps = np.array([10, 20, 30, 40, 50])
+    assert first_step_below(steps, values, 0.1) == 30 and first_step_below(steps, values, 0.01) is None

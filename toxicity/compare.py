@@ -1,0 +1,166 @@
+"""`python -m toxicity.compare`: finished runs side by side, from what they logged.
+
+    python -m toxicity.compare lightning_logs/toxic-comments/version_0 lightning_logs/toxic-comments/version_1
+
+For each run (a TensorBoard run folder written by `python -m toxicity.fit`): per-tag F1 of the model's
+own decisions (the encoder at probability 0.5, the text-to-text model's generated tags: the reference
+notebook's table) and per-tag ROC AUC, both on the validation split as logged by the final validation
+of the best checkpoint; and the training-loss curves of all runs on one plot, with the first step at
+which each run's smoothed loss fell below 0.1 and 0.06. Writes compare.md and training_loss.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
+
+from toxicity import plots
+from toxicity.cli import run_tool
+from toxicity.data import DataError
+from toxicity.files import refuse_to_overwrite, write_text_atomically
+from toxicity.runlog import read_scalars
+
+LOSS_LEVELS = (0.1, 0.06)
+
+
+@dataclass
+class RunSummary:
+    name: str
+    folder: Path
+    tags: list[str]
+    f1: dict[str, float]
+    auroc: dict[str, float]
+    loss_steps: np.ndarray
+    loss: np.ndarray
+    smoothed: np.ndarray
+    first_below: dict[float, int | None]
+
+
+def describe(folder: Path) -> str:
+    """A short name from the run's config.yaml: family, backbone, pretrained or not."""
+    config_file = folder / "config.yaml"
+    if not config_file.is_file():
+        return folder.name
+    config = yaml.safe_load(config_file.read_text()) or {}
+    model = config.get("model") or {}
+    init = model.get("init_args", model)
+    family = "text2text" if "text2text" in str(model.get("class_path", "")) else "encoder"
+    shape = init.get("architecture") or init.get("pooling") or ""
+    pretrained = "pretrained" if init.get("pretrained", True) else "from scratch"
+    backbone = str(init.get("backbone", "")).rsplit("/", 1)[-1]
+    return f"{folder.name}: {family} {shape} {backbone}, {pretrained}".replace("  ", " ")
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased at the start."""
+    out, average = np.empty(len(values)), 0.0
+    for k, value in enumerate(values):
+        average = weight * average + (1 - weight) * value
+        out[k] = average / (1 - weight ** (k + 1))
+    return out
+
+
+def first_step_below(steps: np.ndarray, smoothed: np.ndarray, level: float) -> int | None:
+    below = np.flatnonzero(smoothed < level)
+    return int(steps[below[0]]) if len(below) else None
+
+
+def summarise(folder: Path, smoothing: float) -> RunSummary:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such run folder; give lightning_logs/<name>/version_N folders.")
+    scalars = read_scalars(folder, prefix="")
+    if "train_loss" not in scalars:
+        raise DataError(f"{folder}: no train_loss in its TensorBoard events; is it a finished toxicity.fit run?")
+    last = {tag: float(values[-1]) for tag, (_, values) in scalars.items()}
+    tags = sorted({tag.removeprefix("val_auroc_") for tag in last if tag.startswith("val_auroc_")} - {"mean"},
+                  key=lambda tag: list(last).index(f"val_auroc_{tag}"))
+    steps, loss = scalars["train_loss"]
+    smoothed = smooth(loss, smoothing)
+    return RunSummary(describe(folder), folder, tags,
+                      {tag: last[f"val_f1_{tag}"] for tag in tags if f"val_f1_{tag}" in last},
+                      {tag: last[f"val_auroc_{tag}"] for tag in tags}, steps, loss, smoothed,
+                      {level: first_step_below(steps, smoothed, level) for level in LOSS_LEVELS})
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def render(runs: Sequence[RunSummary], smoothing: float) -> str:
+    tags = list(dict.fromkeys(tag for run in runs for tag in run.tags))
+    header = "| tag | " + " | ".join(f"run {k}" for k in range(len(runs))) + " |"
+    rule = "|---|" + "---|" * len(runs)
+    lines = ["# Runs compared", "", *[f"- run {k}: {run.name} (`{run.folder}`)" for k, run in enumerate(runs)], ""]
+    for title, field in (("F1 of the model's own decisions (validation)", "f1"), ("ROC AUC (validation)", "auroc")):
+        lines += [f"## {title}", "", header, rule]
+        for tag in [*tags, "mean"]:
+            values = []
+            for run in runs:
+                table = getattr(run, field)
+                present = [v for v in table.values() if not math.isnan(v)]
+                values.append(np.mean(present) if tag == "mean" and present else table.get(tag))
+            lines.append(f"| {tag} | " + " | ".join(_cell(v) for v in values) + " |")
+        lines.append("")
+    lines += [f"## Training loss (smoothing {smoothing})", "", "| | " + " | ".join(f"run {k}" for k in range(len(runs)))
+              + " |", rule]
+    for level in LOSS_LEVELS:
+        steps = [run.first_below[level] for run in runs]
+        lines.append(f"| first step below {level} | " + " | ".join("not reached" if s is None else str(s)
+                                                                    for s in steps) + " |")
+    lines.append("| final smoothed loss | " + " | ".join(f"{run.smoothed[-1]:.4f}" for run in runs) + " |")
+    lines += ["", "![training loss](training_loss.png)", ""]
+    return "\n".join(lines)
+
+
+def loss_figure(runs: Sequence[RunSummary]) -> Figure:
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.subplots()
+    for k, run in enumerate(runs):
+        line, = axes.plot(run.loss_steps, run.smoothed, label=f"run {k}: {run.name.split(': ', 1)[-1]}")
+        axes.plot(run.loss_steps, run.loss, color=line.get_color(), alpha=0.2)
+    for level in LOSS_LEVELS:
+        axes.axhline(level, color="grey", linestyle=":", linewidth=1)
+    axes.set(xlabel="step", ylabel="train_loss (smoothed; raw faint)", yscale="log", title="Training loss")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def compare(folders: Sequence[str | Path], out: str | Path, smoothing: float = 0.6,
+            overwrite: bool = False) -> tuple[list[RunSummary], str]:
+    out = Path(out)
+    refuse_to_overwrite(out / "compare.md", overwrite=overwrite)
+    runs = [summarise(Path(folder), smoothing) for folder in folders]
+    plots.save_png(loss_figure(runs), out / "training_loss.png")
+    markdown = render(runs, smoothing)
+    write_text_atomically(out / "compare.md", markdown)
+    return runs, markdown
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m toxicity.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run folders (lightning_logs/<name>/version_N)")
+    parser.add_argument("--out", default="reports/compare", help="folder for compare.md and training_loss.png")
+    parser.add_argument("--smoothing", type=float, default=0.6, help="TensorBoard-style smoothing weight, 0-1")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing compare.md")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
+    args = build_parser().parse_args(argv)
+    runs, markdown = run_tool(lambda: compare(args.runs, args.out, args.smoothing, args.overwrite))
+    print(markdown)
+    print(f"Wrote {Path(args.out) / 'compare.md'} and training_loss.png")
+    return runs
+
+
+if __name__ == "__main__":
+    main()
