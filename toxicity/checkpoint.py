@@ -84,12 +84,18 @@ class DataSettings:
         return cls(label_columns=tuple(labels), stored=tuple(stored.items()), **known)
 
     def datamodule_kwargs(self) -> dict:
-        """Arguments for ToxicCommentsDataModule that rebuild the run's splits."""
+        """Arguments for ToxicCommentsDataModule that rebuild the run's splits (settings it no longer has,
+        from an older version, are left out)."""
+        import inspect
+
+        from toxicity.data import ToxicCommentsDataModule
+
         kwargs = dict(self.stored)
         kwargs.update(data_path=self.data_path, text_column=self.text_column, label_columns=list(self.label_columns),
                       test_path=self.test_path, val_fraction=self.val_fraction, seed=self.seed,
                       max_length=self.max_length)
-        return {key: value for key, value in kwargs.items() if value is not None or key == "test_path"}
+        accepted = inspect.signature(ToxicCommentsDataModule.__init__).parameters
+        return {key: value for key, value in kwargs.items() if key in accepted}
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,8 @@ CSV → validated frame (text + 0/1 tag columns) → split → balance (train on
 
 from __future__ import annotations
 
-import gzip
 import logging
 import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,111 +21,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from toxicity.backbone import DEFAULT_BACKBONE, load_tokenizer
 from toxicity.demo import DEMO_CSV
 from toxicity.labels import LABELS
+from toxicity.tables import DataError, TableSource, is_table_file, read_table, separator_hint, table_format
 
 log = logging.getLogger(__name__)
 
 TEXT_COLUMN = "comment_text"
 DEFAULT_MAX_LENGTH = 128  # tokens; the model stores the value it was trained with
 UNSCORED = -1  # Kaggle's test_labels.csv marks rows it did not score with -1 in every tag column
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file, the column or row, and what to do."""
-
-
-# ---------------------------------------------------------------------------------------------- reading
-@dataclass(frozen=True)
-class TableSource:
-    """A table on disk: a file, or a member of a zip archive (Kaggle's competition download)."""
-
-    path: Path
-    member: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.path}!{self.member}" if self.member else str(self.path)
-
-    @property
-    def name(self) -> str:
-        return (self.member or self.path.name).lower()
-
-
-def read_table(source: TableSource | str | Path) -> pd.DataFrame:
-    """Reads CSV, TSV (optionally .gz/.zip/.bz2/.xz compressed) or Parquet into a frame of at least one row."""
-    if not isinstance(source, TableSource):
-        source = TableSource(Path(source))
-    if not source.path.is_file():
-        raise DataError(f"{source}: file not found. Check the path (a folder with train.csv, a .zip, or a table).")
-    try:
-        frame = _read(source)
-    except _DAMAGED as error:
-        raise _damaged(source, error) from error
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as error:
-        raise DataError(f"{source}: cannot be read as a table ({_one_line(error)}). Give a CSV, TSV or Parquet file."
-                        f"{_separator_hint(_header(source))}") from error
-    if frame.empty:
-        raise DataError(f"{source}: the file has no rows. Give a file with a header and at least one comment.")
-    return frame
-
-
-# Damaged compressed bytes surface from deep inside pandas as these, not as parser errors
-# (a bad CRC-32 is zipfile.BadZipFile; gzip.BadGzipFile is an OSError, so it must be caught first).
-_DAMAGED = (zlib.error, zipfile.BadZipFile, gzip.BadGzipFile, EOFError)
-
-
-def _damaged(source: TableSource, error: Exception) -> DataError:
-    """The archive or compressed file is broken, not the table in it: the fix is a fresh copy, not an edit."""
-    where = f"{source.path}: member '{source.member}' of the archive" if source.member else f"{source.path}"
-    return DataError(f"{where} is damaged ({type(error).__name__}: {_one_line(error)}). Download or copy it again "
-                     "(or unpack it elsewhere and give the unpacked table or folder).")
-
-
-def _one_line(error: Exception) -> str:
-    """pandas' tokenizer errors end in a newline; a message stays one line for logs and CLI output."""
-    return " ".join(str(error).split())
-
-
-def _read(source: TableSource, nrows: int | None = None) -> pd.DataFrame:
-    if source.member is None:
-        return _read_handle(source.path, source.name, "infer", nrows)
-    compression = {"zip": "zip", "gz": "gzip", "bz2": "bz2", "xz": "xz"}.get(source.name.rsplit(".", 1)[-1])
-    with zipfile.ZipFile(source.path) as archive, archive.open(source.member) as handle:
-        return _read_handle(handle, source.name, compression, nrows)
-
-
-def _header(source: TableSource) -> list[str]:
-    """The column names alone, or none: only used to word an error, so it must not raise one itself."""
-    try:
-        return [str(column) for column in _read(source, nrows=0).columns]
-    except Exception:  # noqa: BLE001 - the caller is already reporting the real error
-        return []
-
-
-def _separator_hint(columns: Sequence[object]) -> str:
-    """A hint for a ';'-separated file read with ',': its whole header becomes one column name with ';' in it.
-
-    Separators are not guessed: a comment may hold ';', so a guess could silently shift columns.
-    """
-    if len(columns) == 1 and ";" in str(columns[0]):
-        return (" This looks semicolon-separated (the header is one column holding ';'); save the file with "
-                "',' separators, as a .tsv, or as .parquet.")
-    return ""
-
-
-def table_format(name: str) -> str:
-    """'parquet', 'tsv' or 'csv', from a file name (a .gz/.bz2/.xz/.zip suffix is compression)."""
-    name = name.lower()
-    for compression in (".gz", ".bz2", ".xz", ".zip"):
-        name = name.removesuffix(compression)
-    return "parquet" if name.endswith(".parquet") else "tsv" if name.endswith(".tsv") else "csv"
-
-
-def _read_handle(handle, name: str, compression: str | None, nrows: int | None = None) -> pd.DataFrame:
-    kind = table_format(name)
-    if kind == "parquet":
-        return pd.read_parquet(handle)
-    sep = "\t" if kind == "tsv" else ","
-    return pd.read_csv(handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""],
-                       nrows=nrows)
 
 
 @dataclass(frozen=True)
@@ -171,19 +71,6 @@ def find_kaggle_files(path: str | Path) -> KaggleFiles:
     return KaggleFiles(train, test, test_labels)
 
 
-def is_table_file(path: str | Path) -> bool:
-    name = Path(path).name.lower()
-    return Path(path).is_file() and any(ext in name for ext in (".csv", ".tsv", ".parquet")) \
-        and not (name.endswith(".zip") and _is_competition_zip(Path(path)))
-
-
-def _is_competition_zip(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(member.startswith("train.csv") for member in archive.namelist())
-
-
 # ------------------------------------------------------------------------------------------- validating
 def validate_comments(frame: pd.DataFrame, source: object, text_column: str, label_columns: Sequence[str],
                       allow_unscored: bool = False) -> pd.DataFrame:
@@ -196,7 +83,7 @@ def validate_comments(frame: pd.DataFrame, source: object, text_column: str, lab
     missing = [c for c in [text_column, *label_columns] if c not in frame.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {missing}; it has {list(frame.columns)}. "
-                        f"Set text_column / label_columns to the names your file uses.{_separator_hint(frame.columns)}")
+                        f"Set text_column / label_columns to the names your file uses.{separator_hint(frame.columns)}")
     original = frame
     labels = frame[list(label_columns)].apply(pd.to_numeric, errors="coerce")
     if allow_unscored:
@@ -491,6 +378,14 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.datasets: dict[str, TokenizedComments] = {}
         self.frames: dict[str, pd.DataFrame] = {}
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        """Loaded on first use: reading and splitting the rows (as evaluation does) needs no tokenizer."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.hparams.tokenizer)
+        return self._tokenizer
 
     def setup(self, stage: str | None = None) -> None:
         if self.frames:  # read and split once per run, whatever the stage
@@ -502,7 +397,6 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         if hp.n_clean_train is not None:
             train = balance_clean_rows(train, hp.label_columns, hp.n_clean_train, hp.seed)
         self.frames = {"train": train, "val": val, **({"test": splits["test"]} if "test" in splits else {})}
-        self.tokenizer = load_tokenizer(hp.tokenizer)
         log.info("Rows: %s", {split: len(frame) for split, frame in self.frames.items()})
 
     def dataset(self, split: str) -> TokenizedComments:

@@ -1,7 +1,7 @@
 """Which labelled rows to evaluate on.
 
   --split val, the checkpoint's own data: exactly the training run's validation split (the same
-      load_splits + split_train_val with the data settings stored in the checkpoint).
+      data module, rebuilt from the data settings stored in the checkpoint).
   --split val, other data: the same seeded split of that data (TweetEval: its val_* files).
   --split test: Kaggle's test.csv + test_labels.csv joined on id (rows marked -1 left out), the run's
       test_path, a labelled table taken whole, or a TweetEval folder's test_* files.
@@ -26,10 +26,10 @@ from toxicity.bias import IDENTITY_COLUMNS, binarise
 from toxicity.checkpoint import DataSettings
 from toxicity.data import (
     DataError,
+    ToxicCommentsDataModule,
     find_kaggle_files,
     is_table_file,
     load_kaggle_test,
-    load_splits,
     read_table,
     split_train_val,
     validate_comments,
@@ -123,12 +123,12 @@ def is_training_data(data: Path, run: DataSettings) -> bool:
 
 
 def checkpoint_val_split(run: DataSettings, tags: Sequence[str] | None = None) -> EvalSet:
-    """The training run's validation rows, rebuilt with the training code and settings."""
+    """The training run's validation rows: the run's own data module, rebuilt from the stored settings."""
     data = existing_path(run.data_path, "the checkpoint's training data (data_path)")
-    train = load_splits(data, run.text_column, run.label_columns)["train"]
-    _, val = split_train_val(train, run.label_columns, run.val_fraction, run.seed)
+    datamodule = ToxicCommentsDataModule(**run.datamodule_kwargs())
+    datamodule.setup("validate")
     source = f"{data}: validation split of the training run (val_fraction {run.val_fraction}, seed {run.seed})"
-    return EvalSet(f"{short_name(data)}-val", source, "val", val, list(tags or run.label_columns),
+    return EvalSet(f"{short_name(data)}-val", source, "val", datamodule.frames["val"], list(tags or run.label_columns),
                    checkpoint_val=list(tags or run.label_columns) == list(run.label_columns))
 
 
@@ -163,8 +163,10 @@ def kaggle_split(data: Path, request: EvalRequest, run: DataSettings, model_tags
     text_column = request.text_column or run.text_column
     tags = list(request.tags or model_tags)
     if request.split == "val":
-        train = load_splits(data, text_column, tags)["train"]
-        _, frame = split_train_val(train, tags, run.val_fraction, run.seed)
+        datamodule = ToxicCommentsDataModule(str(data), text_column=text_column, label_columns=tags,
+                                             val_fraction=run.val_fraction, seed=run.seed)
+        datamodule.setup("validate")  # the same split a training run on this data would make
+        frame = datamodule.frames["val"]
         return EvalSet(name, f"{data}: seeded validation split (val_fraction {run.val_fraction}, seed {run.seed})",
                        "val", frame, tags)
     files = find_kaggle_files(data)

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalOptions:
-    ckpt: str
+    ckpt_path: str
     request: EvalRequest = field(default_factory=EvalRequest)
     out: str | None = None
     overwrite: bool = False
@@ -90,8 +90,8 @@ def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: 
     tags = scored.data.tags
     thresholds = tune_thresholds(scored.labels, scored.probs, tags, options.rule)
     if scored.data.checkpoint_val:
-        save_thresholds(thresholds_path(options.ckpt), thresholds)
-        notes.append(f"Tuned thresholds written to {thresholds_path(options.ckpt)}.")
+        save_thresholds(thresholds_path(options.ckpt_path), thresholds)
+        notes.append(f"Tuned thresholds written to {thresholds_path(options.ckpt_path)}.")
     else:
         notes.append("Thresholds not saved: this is not the checkpoint's own validation split with all its tags.")
     decisions = cross_fitted_decisions(scored.labels, scored.probs, options.rule, options.folds, seed)
@@ -106,8 +106,8 @@ def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: 
 def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: DataSettings,
                           notes: list[str]) -> dict | None:
     """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are none."""
-    path = thresholds_path(options.ckpt)
-    saved = read_thresholds(options.ckpt) or {}
+    path = thresholds_path(options.ckpt_path)
+    saved = read_thresholds(options.ckpt_path) or {}
     rule, description = None, f"read from `{path}`, tuned on the validation split by an earlier --split val run."
     if not all(tag in saved for tag in scored.data.tags):
         try:
@@ -131,7 +131,7 @@ def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, option
 def compute_results(scored: Scored, tuned: dict | None, options: EvalOptions, model_tags: list[str]) -> dict:
     data, labels, probs = scored.data, scored.labels, scored.probs
     results = {
-        "name": data.name, "checkpoint": str(options.ckpt), "data": data.source, "split": data.split,
+        "name": data.name, "checkpoint": str(options.ckpt_path), "data": data.source, "split": data.split,
         "rows": len(labels), "tags": data.tags, "tags_left_out": [t for t in model_tags if t not in data.tags],
         "ranking": ranking_report(labels, probs, data.tags),
         "calibration": calibration_report(labels, probs, data.tags, options.calibration_bins),
@@ -211,11 +211,11 @@ def find_log_dir(recorded: str | None, given: str | None, notes: list[str]) -> P
 def evaluate(options: EvalOptions) -> tuple[dict, Path]:
     """Scores, writes report.md, metrics.json and the plots, and returns (results, output folder)."""
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    checkpoint = TrainedCheckpoint.read(options.ckpt, map_location=device)
+    checkpoint = TrainedCheckpoint.read(options.ckpt_path, map_location=device)
     run, model_tags = checkpoint.data, checkpoint.tags
     data = load_eval_set(options.request, run, model_tags)
     out = Path(options.out or Path("reports") / data.name)
-    refuse_to_overwrite(out / "report.md", options.ckpt, overwrite=options.overwrite)
+    refuse_to_overwrite(out / "report.md", options.ckpt_path, overwrite=options.overwrite)
     notes: list[str] = []
     log_dir = find_log_dir(checkpoint.log_dir, options.log_dir, notes)
     step = checkpoint.global_step

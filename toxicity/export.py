@@ -112,19 +112,19 @@ def checked_difference(export: Path, exported: np.ndarray, expected: np.ndarray,
 
 
 # ------------------------------------------------------------------------------------------------- ONNX
-def export_onnx(checkpoint: str | Path, out: str | Path, int8: bool = False, overwrite: bool = False) -> dict:
+def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, overwrite: bool = False) -> dict:
     """Writes model.onnx (and model.int8.onnx), the tokenizer and toxicity.json into `out`.
 
     Returns the parity check: {"fp32_max_abs_diff": ..., "int8_max_abs_diff": ...} against PyTorch.
     """
     out = Path(out)
     for name in (ONNX_FP32, ONNX_INT8) if int8 else (ONNX_FP32,):
-        refuse_to_overwrite(out / name, checkpoint, overwrite=overwrite)
-    classifier = encoder_classifier(checkpoint)
+        refuse_to_overwrite(out / name, ckpt_path, overwrite=overwrite)
+    classifier = encoder_classifier(ckpt_path)
     _write_onnx(classifier, out / ONNX_FP32)
     classifier.tokenizer.save_pretrained(out)
     metadata = {"labels": classifier.labels, "max_length": classifier.max_length,
-                "thresholds": classifier.thresholds, "checkpoint": str(Path(checkpoint).resolve())}
+                "thresholds": classifier.thresholds, "checkpoint": str(Path(ckpt_path).resolve())}
     write_text_atomically(out / ONNX_METADATA, json.dumps(metadata, indent=2) + "\n")
     expected = classifier.predict_proba(SAMPLE_TEXTS)
     onnx_probs = OnnxToxicityClassifier.from_folder(out).predict_proba(SAMPLE_TEXTS)
@@ -166,7 +166,7 @@ def _quantize(fp32: Path, int8: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ Hugging Face
-def export_huggingface(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> dict:
+def export_huggingface(ckpt_path: str | Path, out: str | Path, overwrite: bool = False) -> dict:
     """Writes a BertForSequenceClassification folder (config, weights, tokenizer) into `out`.
 
     Returns the parity check {"max_abs_diff": ...} of the text-classification pipeline against PyTorch.
@@ -174,10 +174,10 @@ def export_huggingface(checkpoint: str | Path, out: str | Path, overwrite: bool 
     from transformers import BertForSequenceClassification
 
     out = Path(out)
-    refuse_to_overwrite(out / "config.json", checkpoint, overwrite=overwrite)
-    classifier = encoder_classifier(checkpoint)
+    refuse_to_overwrite(out / "config.json", ckpt_path, overwrite=overwrite)
+    classifier = encoder_classifier(ckpt_path)
     tagger = classifier.model
-    _check_exportable_to_huggingface(checkpoint, tagger)
+    _check_exportable_to_huggingface(ckpt_path, tagger)
     config = copy.deepcopy(tagger.encoder.config)
     config.update({
         "architectures": ["BertForSequenceClassification"], "problem_type": "multi_label_classification",
@@ -198,11 +198,11 @@ def export_huggingface(checkpoint: str | Path, out: str | Path, overwrite: bool 
     return check
 
 
-def _check_exportable_to_huggingface(checkpoint: str | Path, tagger) -> None:
+def _check_exportable_to_huggingface(ckpt_path: str | Path, tagger) -> None:
     pooling, model_type = tagger.hparams.pooling, tagger.encoder.config.model_type
     if pooling != "pooler" or model_type != "bert":
         raise ExportError(
-            f"{checkpoint}: pooling='{pooling}' with a '{model_type}' encoder has no exact stock "
+            f"{ckpt_path}: pooling='{pooling}' with a '{model_type}' encoder has no exact stock "
             "transformers equivalent; only pooling='pooler' with a BERT encoder maps onto "
             "BertForSequenceClassification (see `python -m toxicity.export --help`). Export it with "
             "--format onnx instead, or train with --model.pooling pooler.")

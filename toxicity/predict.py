@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from toxicity.classifier import (  # noqa: F401 (ToxicityClassifier and OnnxToxi
     ToxicityClassifier,
 )
 from toxicity.cli import exit_on_sigterm, run_tool
-from toxicity.data import TEXT_COLUMN, DataError, table_format
+from toxicity.data import TEXT_COLUMN
 from toxicity.files import atomic_output, refuse_to_overwrite
+from toxicity.tables import DataError, check_columns, iter_table
 
 log = logging.getLogger(__name__)
 
@@ -39,48 +40,10 @@ DEFAULT_CHUNK_ROWS = 10_000  # rows the CLI reads from the input file at a time
 
 
 # ------------------------------------------------------------------------------------------ scoring files
-def table_columns(path: Path) -> list[str]:
-    """The column names of a table file, read from its header (or Parquet schema) only."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found.")
-    try:
-        if table_format(path.name) == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.ParquetFile(path).schema_arrow.names
-        return pd.read_csv(path, sep="\t" if table_format(path.name) == "tsv" else ",", nrows=0).columns.tolist()
-    except Exception as error:  # pandas and pyarrow raise many kinds for a file that is not a table
-        raise DataError(f"{path}: cannot be read as a table ({error}). "
-                        "Give a CSV, TSV or Parquet file.") from error
-
-
-def check_columns(path: Path, text_column: str, id_column: str | None) -> str | None:
-    """Raises unless the table has the columns; returns the id column to keep (`id` if present by default)."""
-    columns = table_columns(path)
-    id_column = id_column or ("id" if "id" in columns else None)
-    missing = [c for c in (text_column, id_column) if c is not None and c not in columns]
-    if missing:
-        raise DataError(f"{path}: no column(s) {missing}; it has {columns}. "
-                        "Name the text column with --text-column (and the id column with --id-column).")
-    return id_column
-
-
 def output_separator(path: Path) -> str:
     if path.suffix.lower() not in (".csv", ".tsv"):
         raise DataError(f"{path}: scores are written as CSV or TSV; give an output ending in .csv or .tsv.")
     return "\t" if path.suffix.lower() == ".tsv" else ","
-
-
-def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """`columns` of the table, `chunk_rows` rows at a time (CSV/TSV read as strings: an id 007 stays 007)."""
-    if table_format(path.name) == "parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-            yield batch.to_pandas()
-        return
-    yield from pd.read_csv(path, sep="\t" if table_format(path.name) == "tsv" else ",", usecols=columns,
-                           dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
 
 
 def clean_texts(column: pd.Series) -> tuple[list[str], int]:
