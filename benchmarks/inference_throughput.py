@@ -8,7 +8,9 @@ Scores real comments, the Jigsaw test comments of ../shared/data/jigsaw_sample (
       first --n-single texts only, since it is slow;
   (b) ToxicityClassifier, PyTorch fp32: length-sorted batches padded per batch, max_length 128;
   (c) OnnxToxicityClassifier, ONNX fp32, same batching;
-  (d) OnnxToxicityClassifier, ONNX int8 (dynamically quantized), same batching.
+  (d) OnnxToxicityClassifier, ONNX int8 (dynamically quantized), same batching;
+  (e) with --text2text-ckpt: ToxicityClassifier on a text-to-text checkpoint (greedy generation plus the
+      per-tag probabilities from the decoder), same batching: the second model family beside (b).
 Each setting runs in a fresh process (so its peak RSS is its own): one warm-up pass, then --repeats
 timed passes; the median is reported. The model is --ckpt, or without it the shipped pretrained MiniLM
 with an untrained head (as fast; the scores mean nothing). With --ckpt, the AUROC of ONNX fp32 and int8
@@ -37,6 +39,7 @@ SETTINGS = {
     "b": "(b) ToxicityClassifier, torch fp32",
     "c": "(c) ONNX fp32",
     "d": "(d) ONNX int8",
+    "e": "(e) text-to-text ToxicityClassifier, torch fp32",
 }
 REFERENCE_LENGTH = 512
 MAX_LENGTH = 128  # of (b), (c), (d): the untrained checkpoint's, and the CPU recipe's
@@ -114,7 +117,7 @@ def make_scorer(setting: str, checkpoint: str, onnx_folder: str, batch_size: int
 
     if setting == "a":
         return reference_scorer(checkpoint)
-    if setting == "b":
+    if setting in "be":  # (e) is the same scorer over a text-to-text checkpoint
         return ToxicityClassifier.from_checkpoint(checkpoint, "cpu", batch_size).predict_proba
     threads = torch.get_num_threads()  # the same cores as PyTorch
     return OnnxToxicityClassifier.from_folder(onnx_folder, int8=setting == "d", batch_size=batch_size,
@@ -225,7 +228,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32,
                         help="for (b), (c), (d); 16-32 was fastest on 2 cores, 64 about 8%% slower")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--settings", default="abcd")
+    parser.add_argument("--text2text-ckpt", default=None,
+                        help="a trained text-to-text checkpoint, for setting (e) (an untrained one would "
+                             "generate to the length limit, so none is made up)")
+    parser.add_argument("--settings", default=None, help="default: abcd, and e with --text2text-ckpt")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -245,9 +251,11 @@ def main() -> None:
         export_check = export_onnx(checkpoint, work / "onnx", int8=True)
         tokens = mean_tokens(work / "onnx", texts)
         settings = []
-        for key in args.settings:
+        for key in args.settings or ("abcde" if args.text2text_ckpt else "abcd"):
+            if key == "e" and not args.text2text_ckpt:
+                raise SystemExit("error: setting e needs --text2text-ckpt")
             print(f"measuring {SETTINGS[key]} ...", flush=True)
-            row = run_child(key, checkpoint, str(work / "onnx"), str(work / "texts.json"), str(args.n_single),
+            row = run_child(key, args.text2text_ckpt if key == "e" else checkpoint, str(work / "onnx"), str(work / "texts.json"), str(args.n_single),
                             str(args.batch_size), str(args.repeats))
             settings.append({"key": key, **row})
         auroc = run_child("auroc", str(work / "onnx"), str(args.data)) if args.ckpt else None
@@ -255,6 +263,7 @@ def main() -> None:
         "command": " ".join(["benchmarks/inference_throughput.py", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "checkpoint": args.ckpt or "the shipped MiniLM (all-MiniLM-L6-v2) with an untrained head",
+        "text2text_checkpoint": args.text2text_ckpt,
         "max_length": MAX_LENGTH, "reference_length": REFERENCE_LENGTH, "batch_size": args.batch_size,
         "repeats": args.repeats, "statistic": "median of the timed passes, after one warm-up pass",
         "texts": {name: {"available": available[name], "scored_b_c_d": len(rows),

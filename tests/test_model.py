@@ -97,3 +97,18 @@ def test_training_step_keeps_no_graph_in_metric_state():
     model = tiny()
     model.training_step(batch(), 0)
     assert model.train_auroc.preds and not any(p.requires_grad for p in model.train_auroc.preds)
+
+
+def test_per_tag_f1_matches_scikit_learn_for_one_tag_or_many():
+    from sklearn.metrics import f1_score
+
+    from toxicity.model import PerTagF1
+
+    generator = torch.Generator().manual_seed(0)
+    for tags in (1, 6):
+        probs, target = torch.rand(40, tags, generator=generator), (torch.rand(40, tags, generator=generator) > 0.7)
+        metric = PerTagF1(tags)
+        metric.update(probs[:15], target[:15])
+        metric.update(probs[15:], target[15:])
+        expected = [f1_score(target[:, k].numpy(), (probs[:, k] >= 0.5).numpy(), zero_division=0) for k in range(tags)]
+        assert metric.compute().reshape(-1).numpy() == pytest.approx(expected, abs=1e-6)  # 1 tag: 0-d

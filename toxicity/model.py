@@ -12,7 +12,6 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torchmetrics import Metric
-from torchmetrics.classification import MultilabelF1Score
 from torchmetrics.functional.classification import binary_auroc
 from torchmetrics.utilities import dim_zero_cat
 
@@ -69,6 +68,30 @@ class PerTagAUROC(Metric):
         return torch.stack(values)
 
 
+class PerTagF1(Metric):
+    """F1 of each tag's 0/1 decisions (a probability >= 0.5 counts as 1), over an epoch; 0 where undefined.
+
+    torchmetrics' MultilabelF1Score refuses a single tag, which a one-tag model has.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_tags: int):
+        super().__init__()
+        for name in ("true_positives", "false_positives", "false_negatives"):
+            self.add_state(name, default=torch.zeros(num_tags), dist_reduce_fx="sum")
+
+    def update(self, decisions: torch.Tensor, target: torch.Tensor) -> None:
+        predicted, actual = (decisions.detach() >= 0.5).float(), target.float()
+        self.true_positives += (predicted * actual).sum(dim=0)
+        self.false_positives += (predicted * (1 - actual)).sum(dim=0)
+        self.false_negatives += ((1 - predicted) * actual).sum(dim=0)
+
+    def compute(self) -> torch.Tensor:
+        denominator = 2 * self.true_positives + self.false_positives + self.false_negatives
+        return torch.where(denominator > 0, 2 * self.true_positives / denominator.clamp(min=1), 0.0)
+
+
 def tokenizer_to_bytes(tokenizer) -> bytes:
     """The tokenizer's saved files as one zip, so a checkpoint carries its own tokenizer."""
     buffer = io.BytesIO()
@@ -106,8 +129,7 @@ class TaggerModule(pl.LightningModule):
     def add_auroc_metrics(self) -> None:
         """Per-tag AUROC for every stage; per-tag F1 of the model's own decisions on val and test."""
         self.train_auroc, self.val_auroc, self.test_auroc = (PerTagAUROC(len(self.labels)) for _ in range(3))
-        self.val_f1, self.test_f1 = (MultilabelF1Score(len(self.labels), average="none", zero_division=0)
-                                     for _ in range(2))
+        self.val_f1, self.test_f1 = PerTagF1(len(self.labels)), PerTagF1(len(self.labels))
 
     @property
     def labels(self) -> list[str]:
