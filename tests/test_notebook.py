@@ -17,7 +17,13 @@ def outputs_text(notebook) -> str:
     return "\n".join(parts)
 
 
-def test_notebook_scores_comments_and_reports_per_tag(tiny_checkpoint, monkeypatch):
+import pytest
+
+
+@pytest.mark.parametrize("fixture", ["tiny_checkpoint", "tiny_text2text_checkpoint"])
+def test_notebook_scores_comments_and_reports_per_tag(fixture, request, monkeypatch):
+    """For either model family: the notebook reads the checkpoint's family and needs nothing else."""
+    tiny_checkpoint = request.getfixturevalue(fixture)
     monkeypatch.setenv("TOXICITY_CHECKPOINT", str(tiny_checkpoint))  # the kernel inherits the environment
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert not outputs_text(notebook), "commit the notebook without outputs"
@@ -25,6 +31,7 @@ def test_notebook_scores_comments_and_reports_per_tag(tiny_checkpoint, monkeypat
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     text = outputs_text(notebook)
     assert str(tiny_checkpoint) in text and "tuned thresholds: no" in text
+    assert ("text2text model" if "text2text" in fixture else "encoder model") in text
     assert "You are a complete idiot" in text  # the scores table
     report = text[text.index("validation rows"):]
     assert "precision" in report and "recall" in report and "threshold 0.5" in report
