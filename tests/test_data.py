@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_comments
+from conftest import SHARED_DATA, make_comments, needs_shared_data
 
 from toxicity.backbone import load_tokenizer
 from toxicity.data import (
@@ -321,3 +321,96 @@ def test_resumed_run_continues_with_its_epochs_batch_order(comments_csv):
     assert resumed == list(fresh)
     fresh.set_epoch(0)
     assert resumed != list(fresh)
+
+
+# ------------------------------------------------------------------------- public datasets (issue 10)
+def write_tweeteval(folder, rows_per_split=12):
+    """A TweetEval-style task folder: {split}_text.txt / {split}_labels.txt, one item per line."""
+    folder.mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        texts = [f"{split} tweet {k} " + ("you idiot" if k % 3 == 0 else "nice day") for k in range(rows_per_split)]
+        (folder / f"{split}_text.txt").write_text("\n".join(texts) + "\n")
+        (folder / f"{split}_labels.txt").write_text("\n".join(str(int(k % 3 == 0)) for k in range(rows_per_split)) + "\n")
+    return folder
+
+
+def test_a_tweeteval_folder_gives_its_official_splits(tmp_path):
+    folder = write_tweeteval(tmp_path / "tweeteval_offensive")
+    datamodule = ToxicCommentsDataModule(str(folder), label_columns=["offensive"])
+    datamodule.setup("fit")
+    assert {split: len(frame) for split, frame in datamodule.frames.items()} == {"train": 12, "val": 12, "test": 12}
+    assert datamodule.frames["val"]["text"].str.startswith("val tweet").all()  # the official val file, not a split
+    assert datamodule.frames["train"]["offensive"].tolist() == [int(k % 3 == 0) for k in range(12)]
+    with pytest.raises(DataError, match="one label per tweet"):
+        ToxicCommentsDataModule(str(folder)).setup("fit")  # six Jigsaw tags for a one-label folder
+
+
+def test_fit_on_a_tweeteval_folder_takes_the_task_as_its_tag(tmp_path):
+    from conftest import fit_args
+
+    from toxicity.fit import main
+
+    folder = write_tweeteval(tmp_path / "tweeteval_offensive", rows_per_split=20)
+    cli = main(fit_args(tmp_path, folder, "--trainer.max_epochs", "1"))
+    assert cli.model.labels == ["offensive"] and cli.datamodule.hparams.label_columns == ["offensive"]
+    assert len(cli.datamodule.frames["val"]) == 20
+
+
+def test_an_explicit_validation_table(tmp_path, comments_csv):
+    val = tmp_path / "val.csv"
+    make_comments(n_clean=5, n_toxic=5).assign(comment_text=lambda f: "held out " + f.comment_text).to_csv(val, index=False)
+    datamodule = ToxicCommentsDataModule(str(comments_csv), val_path=str(val))
+    datamodule.setup("fit")
+    assert len(datamodule.frames["val"]) == 10 and datamodule.frames["val"]["text"].str.startswith("held out").all()
+    assert len(datamodule.frames["train"]) == len(make_comments())  # all of the training table
+
+
+def test_tags_from_a_categorical_column(tmp_path):
+    path = tmp_path / "davidson.csv"
+    pd.DataFrame({"tweet": [f"tweet {k}" for k in range(9)], "class": [0, 1, 2] * 3}).to_csv(path, index=False)
+    datamodule = ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate", "offensive"],
+                                         label_from="class:0=hate+offensive,1=offensive", val_fraction=0.34)
+    datamodule.setup("fit")
+    rows = pd.concat([datamodule.frames["train"], datamodule.frames["val"]]).sort_values("text")
+    expected = {0: (1, 1), 1: (0, 1), 2: (0, 0)}
+    for text, hate, offensive in rows[["text", "hate", "offensive"]].itertuples(index=False):
+        assert (hate, offensive) == expected[int(text.split()[1]) % 3]
+    with pytest.raises(DataError, match=r"not tags: \['insult'\]"):
+        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate", "offensive"],
+                                label_from="class:0=insult").setup("fit")
+    with pytest.raises(DataError, match="names column 'kind'"):
+        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate"],
+                                label_from="kind:0=hate").setup("fit")
+
+
+def test_fractional_tags_in_a_semicolon_separated_file(tmp_path):
+    path = tmp_path / "ethos.csv"
+    path.write_text("comment;isHate\n" + "".join(f"comment number {k}, with a comma;{k / 10}\n" for k in range(11)))
+    datamodule = ToxicCommentsDataModule(str(path), text_column="comment", label_columns=["isHate"],
+                                         separator=";", binarise_at=0.5, val_fraction=0.3)
+    datamodule.setup("fit")
+    rows = pd.concat([datamodule.frames["train"], datamodule.frames["val"]])
+    assert sorted(rows["isHate"].tolist()) == [0] * 5 + [1] * 6  # 0.5 .. 1.0 are hateful
+
+
+@needs_shared_data("davidson_hate_offensive")
+def test_the_real_public_datasets_read_with_one_setting_each():
+    davidson = ToxicCommentsDataModule(str(SHARED_DATA / "davidson_hate_offensive" / "labeled_data.csv.gz"),
+                                       text_column="tweet", label_columns=["hate", "offensive"],
+                                       label_from="class:0=hate+offensive,1=offensive")
+    davidson.setup("fit")
+    rows = pd.concat([davidson.frames["train"], davidson.frames["val"]])
+    assert len(rows) == 24_783 and rows["hate"].sum() == 1_430 and rows["offensive"].sum() == 1_430 + 19_190
+    ethos = ToxicCommentsDataModule(str(SHARED_DATA / "ethos" / "Ethos_Dataset_Binary.csv.gz"), text_column="comment",
+                                    label_columns=["isHate"], separator=";", binarise_at=0.5)
+    ethos.setup("fit")
+    assert pd.concat([ethos.frames["train"], ethos.frames["val"]])["isHate"].sum() == 433
+    from toxicity.tables import read_tweeteval
+
+    folder = SHARED_DATA / "tweeteval_hate"
+    tweets = ToxicCommentsDataModule(str(folder), label_columns=["hate"])
+    tweets.setup("fit")
+    lines = {split: read_tweeteval(folder, split)[0]["text"] for split in ("train", "val", "test")}
+    assert {split: len(texts) for split, texts in lines.items()} == {"train": 9000, "val": 1000, "test": 2970}
+    non_blank = {split: int(texts.str.strip().ne("").sum()) for split, texts in lines.items()}  # blanks: dropped
+    assert {split: len(frame) for split, frame in tweets.frames.items()} == non_blank

@@ -21,7 +21,16 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from toxicity.backbone import DEFAULT_BACKBONE, load_tokenizer
 from toxicity.demo import DEMO_CSV
 from toxicity.labels import LABELS
-from toxicity.tables import DataError, TableSource, is_table_file, read_table, separator_hint, table_format
+from toxicity.tables import (
+    DataError,
+    TableSource,
+    is_table_file,
+    read_table,
+    read_tweeteval,
+    separator_hint,
+    table_format,
+    tweeteval_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,20 +172,113 @@ def load_kaggle_test(files: KaggleFiles, text_column: str, label_columns: Sequen
                              allow_unscored=True)
 
 
+@dataclass(frozen=True)
+class TagRule:
+    """How tag columns are made from a table's own columns, before validation.
+
+    `label_from` turns one categorical column into tags: "class:0=hate+offensive,1=offensive" gives a row
+    with class 0 both tags, class 1 `offensive`, any other value none (Davidson's `class`).
+    `binarise_at` turns fractional tags (annotator shares in [0, 1], e.g. ETHOS `isHate`) into 1 where
+    the value is at least the cut.
+    """
+
+    label_from: str | None = None
+    binarise_at: float | None = None
+
+    def apply(self, frame: pd.DataFrame, source: object, tags: Sequence[str]) -> pd.DataFrame:
+        if self.label_from:
+            frame = tags_from_column(frame, source, tags, self.label_from)
+        if self.binarise_at is not None:
+            frame = binarise_tags(frame, source, tags, self.binarise_at)
+        return frame
+
+
+def parse_label_from(spec: str, tags: Sequence[str]) -> tuple[str, dict[str, list[str]]]:
+    """'COLUMN:VALUE=TAG+TAG,VALUE=TAG' as (column, {value: [tags]}), every tag one of `tags`."""
+    column, sep, rules = spec.partition(":")
+    mapping: dict[str, list[str]] = {}
+    for rule in rules.split(",") if sep else []:
+        value, eq, named = rule.partition("=")
+        mapping[value.strip()] = [tag.strip() for tag in named.split("+") if tag.strip()] if eq else []
+    unknown = sorted({tag for named in mapping.values() for tag in named} - set(tags))
+    if not column.strip() or not mapping or any(not named for named in mapping.values()) or unknown:
+        raise DataError(f"--data.label_from {spec!r}: write COLUMN:VALUE=TAG+TAG,VALUE=TAG with tags among "
+                        f"label_columns {list(tags)}" + (f" (not tags: {unknown})" if unknown else "") + ".")
+    return column.strip(), mapping
+
+
+def tags_from_column(frame: pd.DataFrame, source: object, tags: Sequence[str], spec: str) -> pd.DataFrame:
+    column, mapping = parse_label_from(spec, tags)
+    if column not in frame.columns:
+        raise DataError(f"{source}: --data.label_from names column '{column}', which is not there; it has "
+                        f"{list(frame.columns)}.")
+    values = frame[column].astype(str).str.strip()
+    unmapped = ~values.isin(mapping)
+    if unmapped.any():
+        log.info("%s: %d row(s) with a '%s' value not in label_from (%s) have no tag.", source,
+                 int(unmapped.sum()), column, sorted(values[unmapped].unique().tolist())[:5])
+    frame = frame.copy()
+    for tag in tags:
+        frame[tag] = values.map(lambda value, tag=tag: int(tag in mapping.get(value, []))).astype(np.int64)
+    return frame
+
+
+def binarise_tags(frame: pd.DataFrame, source: object, tags: Sequence[str], cut: float) -> pd.DataFrame:
+    frame = frame.copy()
+    for tag in tags:
+        if tag not in frame.columns:
+            continue  # the missing-column error comes from validation, with the file's columns
+        values = pd.to_numeric(frame[tag], errors="coerce")
+        if values.notna().all() and values.between(0, 1).all():
+            log.info("%s: column '%s' binarised at >= %g (%d of %d rows).", source, tag, cut,
+                     int((values >= cut).sum()), len(values))
+            frame[tag] = (values >= cut).astype(np.int64)
+    return frame
+
+
+def load_table(path: str | Path, text_column: str, label_columns: Sequence[str], rule: TagRule,
+               separator: str | None = None, allow_unscored: bool = False) -> pd.DataFrame:
+    """One labelled table, its tags made by `rule`, validated."""
+    source = TableSource(Path(path), separator=separator)
+    frame = rule.apply(read_table(source), source, label_columns)
+    return validate_comments(frame, source, text_column, label_columns, allow_unscored=allow_unscored)
+
+
+def load_tweeteval(folder: Path, label_columns: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """A TweetEval task folder's official train / val / test splits; its `label` becomes the one tag."""
+    if len(label_columns) != 1:
+        raise DataError(f"{folder}: a TweetEval folder has one label per tweet; give one tag "
+                        f"(--data.label_columns '[offensive]'), not {list(label_columns)}.")
+    splits = {}
+    for split in ("train", "val", "test"):
+        if tweeteval_files(folder, split) is not None:
+            frame, source = read_tweeteval(folder, split)
+            splits[split] = validate_comments(frame.rename(columns={"label": label_columns[0]}), source, "text",
+                                              label_columns)
+    return splits
+
+
 def load_splits(data_path: str | Path, text_column: str, label_columns: Sequence[str],
-                test_path: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Reads `train` (and `test` when there is one) from a Kaggle folder/zip or a single labelled table."""
+                test_path: str | Path | None = None, val_path: str | Path | None = None,
+                rule: TagRule = TagRule(), separator: str | None = None) -> dict[str, pd.DataFrame]:
+    """`train`, and `val` / `test` where the data has them: a Kaggle folder or zip (train.csv, and
+    test.csv + test_labels.csv), a TweetEval task folder (official train / val / test), or one labelled
+    table; `val_path` and `test_path` add or replace those splits with tables of their own."""
     data_path = Path(data_path)
-    if is_table_file(data_path):
-        splits = {"train": validate_comments(read_table(data_path), data_path, text_column, label_columns)}
+    if tweeteval_files(data_path, "train") is not None:
+        splits = load_tweeteval(data_path, label_columns)
+    elif is_table_file(data_path):
+        splits = {"train": load_table(data_path, text_column, label_columns, rule, separator)}
     else:
         files = find_kaggle_files(data_path)
-        splits = {"train": validate_comments(read_table(files.train), files.train, text_column, label_columns)}
+        train = rule.apply(read_table(files.train), files.train, label_columns)
+        splits = {"train": validate_comments(train, files.train, text_column, label_columns)}
         if files.test is not None:
             splits["test"] = load_kaggle_test(files, text_column, label_columns)
+    if val_path is not None:
+        splits["val"] = load_table(val_path, text_column, label_columns, rule, separator)
     if test_path is not None:
-        splits["test"] = validate_comments(read_table(test_path), test_path, text_column, label_columns,
-                                           allow_unscored=True)
+        splits["test"] = load_table(test_path, text_column, label_columns, rule, separator, allow_unscored=True)
     return splits
 
 
@@ -344,11 +446,17 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
 
     Args:
         data_path: a Kaggle folder or competition .zip (train.csv, optionally test.csv + test_labels.csv),
-            or one CSV/TSV/Parquet with a text column and 0/1 tag columns. Default: the embedded demo set.
+            a TweetEval task folder (its official train / val / test files), or one CSV/TSV/Parquet with a
+            text column and 0/1 tag columns. Default: the embedded demo set.
         tokenizer: Hugging Face tokenizer name or folder (linked to `model.backbone` by the CLI).
         text_column: the column holding the comment.
         label_columns: the 0/1 tag columns, in the model's output order.
+        label_from: make the tags from one categorical column, e.g. "class:0=hate+offensive,1=offensive".
+        binarise_at: tag columns of fractions in [0, 1] become 1 at or above this cut (e.g. 0.5).
+        separator: the column separator of CSV files when not ',' (e.g. ";"); .tsv files use a tab.
         test_path: an optional labelled table to test on (replaces the Kaggle test files).
+        val_path: an optional labelled table to validate on; without it (and without official TweetEval
+            val files), `val_fraction` of the training rows is held out.
         val_fraction: share of train.csv held out for validation (stratified, duplicate-safe).
         n_clean_train: if set, balance the training split to all tagged rows + this many clean rows.
         max_length: truncation length in tokens (up to the encoder's limit, 512 for BERT).
@@ -363,7 +471,11 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         tokenizer: str = DEFAULT_BACKBONE,
         text_column: str = TEXT_COLUMN,
         label_columns: list[str] = list(LABELS),  # noqa: B006 - LightningCLI shows it; never mutated
+        label_from: str | None = None,
+        binarise_at: float | None = None,
+        separator: str | None = None,
         test_path: str | None = None,
+        val_path: str | None = None,
         val_fraction: float = 0.1,
         n_clean_train: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
@@ -391,8 +503,12 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         if self.frames:  # read and split once per run, whatever the stage
             return
         hp = self.hparams
-        splits = load_splits(hp.data_path, hp.text_column, hp.label_columns, hp.test_path)
-        train, val = split_train_val(splits["train"], hp.label_columns, hp.val_fraction, hp.seed)
+        splits = load_splits(hp.data_path, hp.text_column, hp.label_columns, hp.test_path, hp.val_path,
+                             TagRule(hp.label_from, hp.binarise_at), hp.separator)
+        if "val" in splits:  # given (val_path, or TweetEval's official val files): no split of train
+            train, val = splits["train"], splits["val"]
+        else:
+            train, val = split_train_val(splits["train"], hp.label_columns, hp.val_fraction, hp.seed)
         check_split_sizes(train, val, splits["train"], hp.data_path, hp.val_fraction)
         if hp.n_clean_train is not None:
             train = balance_clean_rows(train, hp.label_columns, hp.n_clean_train, hp.seed)

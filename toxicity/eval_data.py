@@ -13,10 +13,9 @@ and identity columns are binarised at >= 0.5.
 
 from __future__ import annotations
 
-import gzip
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from toxicity.data import (
     validate_comments,
 )
 from toxicity.labels import LABELS
+from toxicity.tables import read_tweeteval, tweeteval_files, tweeteval_task
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ def load_eval_set(request: EvalRequest, run: DataSettings, model_tags: Sequence[
     name = f"{short_name(data)}-{request.split}"
     if tweeteval_files(data, request.split) is not None:
         raw, source = read_tweeteval(data, request.split)
+        if not request.label_map and tweeteval_task(data) in model_tags:  # trained on this task: its label is the tag
+            request = replace(request, label_map={"label": tweeteval_task(data)})
         frame, tags, identities = prepare_table(raw, source, "text", request, model_tags, request.split == "test")
         return EvalSet(name, source, request.split, frame, tags, identities)
     if is_table_file(data):
@@ -257,36 +259,3 @@ def binarise_fractional_tags(raw: pd.DataFrame, tags: Sequence[str], source: str
             log.info("%s: column '%s' holds fractions; binarised at >= 0.5.", source, tag)
             raw[tag] = (values >= 0.5).astype(np.int64)
     return raw
-
-
-def tweeteval_files(folder: Path, split: str) -> tuple[Path, Path] | None:
-    """`{split}_text.txt` and `{split}_labels.txt` (optionally .gz) of a TweetEval task folder."""
-    if not folder.is_dir():
-        return None
-    for suffix in ("", ".gz"):
-        text, labels = folder / f"{split}_text.txt{suffix}", folder / f"{split}_labels.txt{suffix}"
-        if text.is_file() and labels.is_file():
-            return text, labels
-    return None
-
-
-def read_lines(path: Path) -> list[str]:
-    """One item per line; only the newline ends a line (a tweet may hold other line-break characters)."""
-    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    lines = data.decode("utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
-def read_tweeteval(folder: Path, split: str) -> tuple[pd.DataFrame, str]:
-    text_file, labels_file = tweeteval_files(folder, split)
-    texts, labels = read_lines(text_file), read_lines(labels_file)
-    if len(texts) != len(labels):
-        raise DataError(f"{text_file} has {len(texts)} lines but {labels_file} has {len(labels)}; "
-                        "they must line up one item per line.")
-    try:
-        values = [int(label) for label in labels]
-    except ValueError as error:
-        raise DataError(f"{labels_file}: every line must be an integer label ({error}).") from error
-    return pd.DataFrame({"text": texts, "label": values}), f"{text_file} + {labels_file.name}"

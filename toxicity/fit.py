@@ -31,7 +31,9 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from toxicity.backbone import BackboneError
 from toxicity.cli import fail
 from toxicity.data import DataError, ToxicCommentsDataModule
+from toxicity.labels import LABELS
 from toxicity.model import TaggerModule, ToxicCommentTagger
+from toxicity.tables import tweeteval_task
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,9 @@ class ToxicityCLI(LightningCLI):
             trainer.precision = default_precision(trainer.accelerator)
         if self.config.ckpt_path:
             continue_run_folder(self.config.ckpt_path, trainer.logger)
+        tag_tweeteval_task(self.config)
+
+
 
     def before_fit(self) -> None:
         best, last = best_checkpoint_callback(self.trainer), last_checkpoint_callback(self.trainer)
@@ -88,6 +93,14 @@ class ToxicityCLI(LightningCLI):
         parser.add_argument("--best_link", type=str | None, default=BEST_LINK,
                             help="After training, make this path a link to the run's best checkpoint "
                                  "(null: no link).")
+
+
+def tag_tweeteval_task(config) -> None:
+    """A TweetEval folder trained with the default Jigsaw tags gets its task as its one tag (`offensive`)."""
+    task = tweeteval_task(config.data.data_path) if config.data.data_path else None
+    if task and list(config.data.label_columns) == list(LABELS):
+        config.data.label_columns = [task]
+        config.model.init_args.labels = [task]
 
 
 def best_checkpoint_callback(trainer) -> ModelCheckpoint:

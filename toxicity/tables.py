@@ -27,6 +27,7 @@ class TableSource:
 
     path: Path
     member: str | None = None
+    separator: str | None = None  # None: by the name (tab for .tsv, comma otherwise)
 
     def __str__(self) -> str:
         return f"{self.path}!{self.member}" if self.member else str(self.path)
@@ -73,10 +74,10 @@ def _one_line(error: Exception) -> str:
 
 def _read(source: TableSource, nrows: int | None = None) -> pd.DataFrame:
     if source.member is None:
-        return _read_handle(source.path, source.name, "infer", nrows)
+        return _read_handle(source.path, source.name, "infer", nrows, source.separator)
     compression = {"zip": "zip", "gz": "gzip", "bz2": "bz2", "xz": "xz"}.get(source.name.rsplit(".", 1)[-1])
     with zipfile.ZipFile(source.path) as archive, archive.open(source.member) as handle:
-        return _read_handle(handle, source.name, compression, nrows)
+        return _read_handle(handle, source.name, compression, nrows, source.separator)
 
 
 def _header(source: TableSource) -> list[str]:
@@ -106,11 +107,12 @@ def table_format(name: str) -> str:
     return "parquet" if name.endswith(".parquet") else "tsv" if name.endswith(".tsv") else "csv"
 
 
-def _read_handle(handle, name: str, compression: str | None, nrows: int | None = None) -> pd.DataFrame:
+def _read_handle(handle, name: str, compression: str | None, nrows: int | None = None,
+                 separator: str | None = None) -> pd.DataFrame:
     kind = table_format(name)
     if kind == "parquet":
         return pd.read_parquet(handle)
-    sep = "\t" if kind == "tsv" else ","
+    sep = separator or ("\t" if kind == "tsv" else ",")
     return pd.read_csv(handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""],
                        nrows=nrows)
 
@@ -165,3 +167,45 @@ def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.D
         return
     yield from pd.read_csv(path, sep="\t" if table_format(path.name) == "tsv" else ",", usecols=columns,
                            dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
+
+
+# ------------------------------------------------------------------------------------- TweetEval folders
+def tweeteval_files(folder: Path, split: str) -> tuple[Path, Path] | None:
+    """`{split}_text.txt` and `{split}_labels.txt` (optionally .gz) of a TweetEval task folder."""
+    if not folder.is_dir():
+        return None
+    for suffix in ("", ".gz"):
+        text, labels = folder / f"{split}_text.txt{suffix}", folder / f"{split}_labels.txt{suffix}"
+        if text.is_file() and labels.is_file():
+            return text, labels
+    return None
+
+
+def read_lines(path: Path) -> list[str]:
+    """One item per line; only the newline ends a line (a tweet may hold other line-break characters)."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    lines = data.decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def tweeteval_task(folder: str | Path) -> str | None:
+    """The task name of a TweetEval folder (`offensive` for tweeteval_offensive/ or offensive/), else None."""
+    folder = Path(folder)
+    if tweeteval_files(folder, "train") is None:
+        return None
+    return folder.resolve().name.removeprefix("tweeteval_") or "label"
+
+
+def read_tweeteval(folder: Path, split: str) -> tuple[pd.DataFrame, str]:
+    text_file, labels_file = tweeteval_files(folder, split)
+    texts, labels = read_lines(text_file), read_lines(labels_file)
+    if len(texts) != len(labels):
+        raise DataError(f"{text_file} has {len(texts)} lines but {labels_file} has {len(labels)}; "
+                        "they must line up one item per line.")
+    try:
+        values = [int(label) for label in labels]
+    except ValueError as error:
+        raise DataError(f"{labels_file}: every line must be an integer label ({error}).") from error
+    return pd.DataFrame({"text": texts, "label": values}), f"{text_file} + {labels_file.name}"
