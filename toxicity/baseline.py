@@ -1,6 +1,7 @@
-"""The classical baseline: TF-IDF features and one logistic regression per tag (scikit-learn).
+"""The classical baseline (TF-IDF + one logistic regression per tag) and the peer, alt-profanity-check.
 
     python -m toxicity.baseline --data ../shared/data/jigsaw_sample                       # Kaggle test rows
+    python -m toxicity.baseline --data ../shared/data/jigsaw_sample --model peer          # the peer, same rows
     python -m toxicity.baseline --data ../shared/data/tweeteval_offensive --split test
     python -m toxicity.baseline --data davidson.csv.gz --text-column tweet --label-columns hate offensive \\
         --label-from 'class:0=hate+offensive,1=offensive'
@@ -12,6 +13,10 @@ toxicity.fit` would make with the same data settings (the data module builds it,
 thresholds are tuned on that validation split, and it is scored by the same report as a checkpoint,
 so neural and classical models are compared on identical rows. Nothing is saved but the report: it
 retrains in seconds, and a pickled model would be a file that runs code when loaded.
+
+`--model peer` scores with alt-profanity-check (`pip install -e ".[peer]"`), a linear model trained by
+its authors on far more data: one offensiveness probability per comment, given to every tag; no
+training of ours, thresholds tuned on the same validation split. It is there for the comparison only.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class TfidfTagger:
     """TF-IDF (word 1-2 + char 2-5 grams) and one logistic regression per tag; `predict_proba` like the
     neural scorers. A tag with one class only in training gets that class's constant score."""
 
-    def __init__(self, tags: Sequence[str], max_features: int = 200_000, c: float = 4.0, seed: int = 0):
+    def __init__(self, tags: Sequence[str], max_features: int = 200_000, c: float = 4.0, seed: int = 42):
         self.tags, self.thresholds = list(tags), None
         self.features = FeatureUnion([
             ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=max_features,
@@ -75,6 +80,27 @@ class TfidfTagger:
         return np.stack(columns, axis=1).astype(np.float32)
 
 
+class PeerTagger:
+    """alt-profanity-check's probability of a comment being offensive, as the score of every tag."""
+
+    def __init__(self, tags: Sequence[str]):
+        try:
+            from profanity_check import predict_prob
+        except ImportError as error:
+            raise ValueError("The peer scorer needs alt-profanity-check: pip install -e \".[peer]\"") from error
+        self.tags, self.thresholds, self._predict_prob = list(tags), None, predict_prob
+
+    def fit(self, texts: Sequence[str], labels: np.ndarray) -> PeerTagger:
+        return self  # trained by its authors; nothing of ours
+
+    def predict_proba(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
+        scores = np.asarray(self._predict_prob(list(texts)), dtype=np.float32)
+        return np.repeat(scores[:, None], len(self.tags), axis=1)
+
+
+MODELS = {"tfidf": TfidfTagger, "peer": PeerTagger}
+
+
 def evaluation_set(datamodule: ToxicCommentsDataModule, split: str, name: str) -> EvalSet:
     tags = list(datamodule.hparams.label_columns)
     frame = datamodule.frames[split]
@@ -83,7 +109,8 @@ def evaluation_set(datamodule: ToxicCommentsDataModule, split: str, name: str) -
                    kaggle=kaggle)
 
 
-def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, overwrite: bool = False) -> dict:
+def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, overwrite: bool = False,
+                 model: str = "tfidf") -> dict:
     """Trains on the data module's train split, tunes thresholds on val, writes the report for `split`."""
     refuse_to_overwrite(out / "report.md", overwrite=overwrite)
     datamodule.setup("fit")
@@ -93,13 +120,15 @@ def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, ove
     tags = list(datamodule.hparams.label_columns)
     train = datamodule.frames["train"]
     started = time.perf_counter()
-    tagger = TfidfTagger(tags, seed=datamodule.hparams.seed).fit(train["text"].tolist(), train[tags].to_numpy())
+    tagger = MODELS[model](tags).fit(train["text"].tolist(), train[tags].to_numpy())
     train_seconds = time.perf_counter() - started
-    name = f"tfidf-{Path(datamodule.hparams.data_path).name.split('.')[0]}"
+    name = f"{model}-{Path(datamodule.hparams.data_path).name.split('.')[0]}"
     validation = score(tagger, evaluation_set(datamodule, "val", name))
-    options = EvalOptions(ckpt_path=f"TF-IDF + logistic regression (trained on {len(train)} rows; no checkpoint)",
-                          request=EvalRequest(split=split))
-    notes = [f"Trained in {train_seconds:.1f} s on {len(train)} rows of {datamodule.hparams.data_path}."]
+    described = {"tfidf": f"TF-IDF + logistic regression (trained on {len(train)} rows; no checkpoint)",
+                 "peer": "alt-profanity-check (the peer; not trained here)"}[model]
+    options = EvalOptions(ckpt_path=described, request=EvalRequest(split=split))
+    notes = [f"Trained in {train_seconds:.1f} s on {len(train)} rows of {datamodule.hparams.data_path}."
+             if model == "tfidf" else "The peer's one score is given to every tag."]
     if split == "val":
         scored, tuned = validation, tuned_on_validation(validation, options, datamodule.hparams.seed, notes)
     else:
@@ -111,7 +140,7 @@ def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, ove
     results = compute_results(scored, tuned, options, tags)
     started = time.perf_counter()
     tagger.predict_proba(scored.data.texts)
-    results["speed"] = {"train_examples_per_s": len(train) / train_seconds,
+    results["speed"] = {"train_examples_per_s": len(train) / train_seconds if model == "tfidf" else None,
                         "score_comments_per_s": len(scored.data.texts) / (time.perf_counter() - started)}
     figures = {"roc_curves": plots.roc_curves(scored.labels, scored.probs, tags),
                "precision_recall_curves": plots.precision_recall_curves(scored.labels, scored.probs, tags)}
@@ -131,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m toxicity.baseline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="as fit's --data.data_path")
+    parser.add_argument("--model", choices=sorted(MODELS), default="tfidf", help="tfidf, or the peer")
     parser.add_argument("--split", choices=("val", "test"), default="test")
     parser.add_argument("--text-column", default=TEXT_COLUMN)
     parser.add_argument("--label-columns", nargs="+", default=None, help="default: the Jigsaw tags "
@@ -156,8 +186,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                          label_from=args.label_from, binarise_at=args.binarise_at,
                                          separator=args.separator, val_path=args.val_path,
                                          test_path=args.test_path, val_fraction=args.val_fraction, seed=args.seed)
-    out = Path(args.out or f"reports/tfidf-{Path(args.data).name.split('.')[0]}-{args.split}")
-    results = run_tool(lambda: run_baseline(datamodule, args.split, out, args.overwrite), level=logging.INFO)
+    out = Path(args.out or f"reports/{args.model}-{Path(args.data).name.split('.')[0]}-{args.split}")
+    results = run_tool(lambda: run_baseline(datamodule, args.split, out, args.overwrite, args.model),
+                       level=logging.INFO)
     print((out / "report.md").read_text())
     print(f"Report and metrics.json in {out}/")
     return results
