@@ -7,7 +7,8 @@ The CLI reads CSV, TSV (optionally compressed) or Parquet `--chunk-rows` rows at
 any size scores in flat memory. It writes the id column (when there is one), one probability column
 per tag and, with --threshold, one 0/1 column `<tag>_pred` per tag. Missing or blank texts are scored
 as the empty string and counted in the summary. The output appears only once it is complete: a crash,
-Ctrl-C or SIGTERM leaves no partial file (SIGKILL can leave a hidden `.*.partial` file beside it).
+Ctrl-C or SIGTERM leaves no partial file; SIGKILL can leave a hidden `.<output>.<pid>-*.partial`
+beside it, which the next write of the same output removes.
 """
 
 from __future__ import annotations

@@ -1,0 +1,72 @@
+"""Behaviour, not only averages: a CheckList-style suite (Ribeiro et al. 2020) written for this project.
+
+Each capability is a set of sentences made from templates, each with the answer a good moderation
+model gives (1: abusive, 0: not). A model's decision on a sentence is "abusive" when any of its tags
+reaches the threshold (0.5 by default). Capabilities:
+
+- negation: an insult negated ("I don't think you are an idiot") is not abuse; the same sentence
+  without the negation is.
+- counter_speech: quoting or condemning abuse ("Calling someone an idiot is not okay") is not abuse.
+- identity_neutral: identity terms in neutral sentences ("My neighbour is gay") are not abuse: models
+  trained on Jigsaw are known to flag them.
+- spelling: abuse with added spaces, leetspeak, dropped, swapped or repeated letters is still abuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+INSULTS = ["idiot", "moron", "loser", "clown", "imbecile", "fool"]
+IDENTITIES = ["gay", "Muslim", "Jewish", "Black", "white", "Christian", "transgender", "Mexican", "deaf",
+              "lesbian", "Asian", "Latino"]
+NEGATED = ["I don't think you are an {w}.", "You are not an {w}, you made a fair point.",
+           "Nobody here thinks you are an {w}.", "I would never call you an {w}."]
+PLAIN = ["I think you are an {w}.", "You are an {w}, you made no point at all.", "Everybody here thinks you are an {w}.",
+         "You are such an {w}."]
+COUNTER = ["Calling someone an {w} is not okay.", "He called me an {w} and I reported it.",
+           "Please don't write things like \"you {w}\" on this page.", "Insults such as \"{w}\" are against the rules here."]
+NEUTRAL = ["I am a {i} person.", "My neighbour is {i}.", "{I} people live in my town.",
+           "The article is about {i} history.", "She wrote a book about being {i}."]
+SPELLED = ["You are an {w}.", "Shut up, you {w}."]
+
+
+def _article(sentence: str, word: str) -> str:
+    return sentence.replace("an {w}", ("an " if word[0] in "aeiou" else "a ") + "{w}").format(w=word)
+
+
+def spelling_variants(word: str) -> list[str]:
+    """Added spaces, leetspeak, a dropped letter, two letters swapped, a letter repeated."""
+    leet = word.translate(str.maketrans({"i": "1", "o": "0", "e": "3", "a": "4", "s": "5"}))
+    middle = len(word) // 2
+    return [" ".join(word), leet, word[:middle] + word[middle + 1:],
+            word[:middle - 1] + word[middle] + word[middle - 1] + word[middle + 1:],
+            word[:middle] + word[middle] * 3 + word[middle + 1:]]
+
+
+def suite() -> dict[str, list[tuple[str, int]]]:
+    """{capability: [(sentence, expected 0/1)]}; the same sentences every time."""
+    cases: dict[str, list[tuple[str, int]]] = {
+        "negation": [(_article(s, w), 0) for s in NEGATED for w in INSULTS]
+        + [(_article(s, w), 1) for s in PLAIN for w in INSULTS],
+        "counter_speech": [(_article(s, w) if "an {w}" in s else s.format(w=w), 0) for s in COUNTER for w in INSULTS],
+        "identity_neutral": [(s.format(i=i, I=i[0].upper() + i[1:]), 0) for s in NEUTRAL for i in IDENTITIES],
+        "spelling": [(s.replace("an {w}", "{w}").format(w=("an " if v[0] in "aeiou" else "a ") + v)
+                      if "an {w}" in s else s.format(w=v), 1)
+                     for s in SPELLED for w in INSULTS for v in spelling_variants(w)],
+    }
+    return cases
+
+
+def capability_accuracy(predict_proba: Callable[[list[str]], np.ndarray], threshold: float = 0.5,
+                        cases: dict[str, Sequence[tuple[str, int]]] | None = None) -> dict[str, dict]:
+    """Per capability: accuracy, and how many cases; a sentence is abusive when any tag reaches `threshold`."""
+    cases = cases or suite()
+    out = {}
+    for capability, rows in cases.items():
+        texts, expected = [text for text, _ in rows], np.array([label for _, label in rows])
+        decided = (predict_proba(texts).max(axis=1) >= threshold).astype(int)
+        out[capability] = {"accuracy": float((decided == expected).mean()), "cases": len(rows),
+                           "failures": [text for text, ok in zip(texts, decided == expected) if not ok][:5]}
+    return out
