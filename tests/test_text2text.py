@@ -80,12 +80,33 @@ def test_a_tiny_text2text_model_trains_reloads_offline_and_scores(tiny_text2text
     np.testing.assert_allclose(probs, one_by_one, atol=1e-5)  # batching and padding change nothing
 
 
-def test_its_evaluation_report_has_every_tag_with_an_auroc(tiny_text2text_checkpoint, tmp_path):
-    results = evaluate_main(["--ckpt", str(tiny_text2text_checkpoint), "--out", str(tmp_path / "report")])
+def test_its_evaluation_report_thresholds_and_file_scoring(tiny_text2text_checkpoint, tmp_path):
+    """The whole report with AUROC for every tag; the thresholds it tunes; toxicity.predict with them."""
+    import shutil
+
+    import pandas as pd
+
+    from toxicity.predict import main as predict_main
+
+    checkpoint = tmp_path / "ckpt" / "best.ckpt"  # a private copy: the thresholds are written beside it
+    checkpoint.parent.mkdir()
+    shutil.copy(tiny_text2text_checkpoint, checkpoint)
+    results = evaluate_main(["--ckpt", str(checkpoint), "--out", str(tmp_path / "report")])
     per_tag = results["ranking"]["per_tag"]
     assert list(per_tag) == list(LABELS)
     assert all(row["roc_auc"] is not None and 0 <= row["roc_auc"] <= 1 for row in per_tag.values())
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["tags"] == list(LABELS)
+
+    classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
+    assert set(classifier.thresholds) == set(LABELS)  # tuned on validation by the report above
+    comments = tmp_path / "comments.csv"
+    pd.DataFrame({"id": ["a", "b"], "comment_text": ["you idiot number 3", "thanks for edit number 7"]}).to_csv(
+        comments, index=False)
+    predict_main(["--ckpt", str(checkpoint), "--input", str(comments), "--output", str(tmp_path / "scores.csv"),
+                  "--threshold", "tuned"])
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    expected = classifier.predict(["you idiot number 3", "thanks for edit number 7"], threshold="tuned")
+    assert scores[[f"{tag}_pred" for tag in LABELS]].to_numpy().tolist() == expected.to_numpy().tolist()
 
 
 def test_export_refuses_a_text2text_checkpoint_naming_the_alternative(tiny_text2text_checkpoint, tmp_path):
