@@ -290,10 +290,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=None, help="default recipe epochs (3; 1 with --quick)")
     parser.add_argument("--quick-rows", type=int, default=400, help="training rows per dataset with --quick")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--datasets", nargs="+", default=None,
+                        help="only these (tweeteval_offensive, tweeteval_hate, jigsaw_sample, davidson_hate_offensive, "
+                             "ethos); default: every one present")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 3)
     units, skipped = datasets(args.data_root, args.seed)
+    if args.datasets:
+        units = [unit for unit in units if unit.name.split("-fold")[0] in args.datasets]
     if args.quick:
         units = [subset(unit, args.quick_rows, args.seed) for unit in units if not unit.name.startswith("ethos-fold")
                  or unit.name == "ethos-fold0"]
@@ -308,6 +313,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"date": datetime.date.today().isoformat(), "quick": args.quick, "epochs": epochs,
                "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]),
                "environment": environment(), "skipped": skipped, "datasets": {}, "leaderboard": LEADERBOARD}
+    stem = f"{results['date']}-{platform.node() or 'machine'}{'-quick' if args.quick else ''}"
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         for unit in units:
             results["datasets"][unit.name] = {}
@@ -320,9 +327,8 @@ def main(argv: list[str] | None = None) -> dict:
                     results["datasets"][unit.name][model] = figures(unit, scored)
                 except Exception as error:  # noqa: BLE001 - recorded, and fails the run below
                     results["datasets"][unit.name][model] = {"error": f"{type(error).__name__}: {error}"}
-    results["minutes"] = (time.time() - started) / 60
-    stem = f"{results['date']}-{platform.node() or 'machine'}{'-quick' if args.quick else ''}"
-    args.out.mkdir(parents=True, exist_ok=True)
+                results["minutes"] = (time.time() - started) / 60
+                (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")  # so far, if stopped
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))
