@@ -7,7 +7,7 @@ __all__ = ["LABELS", "ToxicityClassifier"]
 
 def __getattr__(name: str):
     if name == "ToxicityClassifier":  # imported on first use: `import toxicity` stays light
-        from toxicity.predict import ToxicityClassifier
+        from toxicity.classifier import ToxicityClassifier
 
         return ToxicityClassifier
     raise AttributeError(f"module 'toxicity' has no attribute {name!r}")

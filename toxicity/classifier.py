@@ -75,6 +75,11 @@ def checked_threshold(threshold: float) -> float:
     return float(threshold)
 
 
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    """`device`, or a GPU when there is one, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 # ----------------------------------------------------------------------------------------------- scoring
 class BatchScorer:
     """The scoring loop shared by the backends.
@@ -164,7 +169,7 @@ class ToxicityClassifier(BatchScorer):
     def from_checkpoint(cls, ckpt_path: str | Path, device: str | torch.device | None = None,
                         batch_size: int = 64) -> ToxicityClassifier:
         """Loads offline and safely: the checkpoint carries the model config, tokenizer, tags and max_length."""
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = default_device(device)
         return cls.from_trained(TrainedCheckpoint.read(ckpt_path, map_location=device), device, batch_size)
 
     @classmethod

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
 from toxicity import plots
 from toxicity.bias import bias_report
 from toxicity.checkpoint import DataSettings, TrainedCheckpoint, read_thresholds, thresholds_path
-from toxicity.classifier import ToxicityClassifier
+from toxicity.classifier import ToxicityClassifier, default_device
 from toxicity.cli import run_tool
 from toxicity.data import DataError
 from toxicity.eval_data import EvalRequest, EvalSet, checkpoint_val_split, load_eval_set
@@ -210,7 +209,7 @@ def find_log_dir(recorded: str | None, given: str | None, notes: list[str]) -> P
 # ------------------------------------------------------------------------------------------------- run
 def evaluate(options: EvalOptions) -> tuple[dict, Path]:
     """Scores, writes report.md, metrics.json and the plots, and returns (results, output folder)."""
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(options.device)
     checkpoint = TrainedCheckpoint.read(options.ckpt_path, map_location=device)
     run, model_tags = checkpoint.data, checkpoint.tags
     data = load_eval_set(options.request, run, model_tags)

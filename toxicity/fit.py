@@ -3,7 +3,7 @@
     python -m toxicity.fit                                   # the embedded demo, a few minutes on a CPU
     python -m toxicity.fit --config experiments/cpu_minilm.yaml --data.data_path /data/jigsaw
     python -m toxicity.fit --print_config                    # every option with its default
-    python -m toxicity.fit --config ... --ckpt_path checkpoints/last.ckpt   # resume a killed run
+    python -m toxicity.fit --config ... --ckpt_path lightning_logs/toxic-comments/version_N/checkpoints/last.ckpt
 
 Each run has a folder of its own, lightning_logs/toxic-comments/version_N/, holding its TensorBoard
 events, the resolved config.yaml and checkpoints/: best.ckpt (lowest val_loss; weights, tokenizer and

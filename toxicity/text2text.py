@@ -195,12 +195,15 @@ class TextToTextTagger(TaggerModule):
         return torch.logit(probs, eps=1e-6)
 
     @torch.no_grad()
-    def generate_tags(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, list]:
-        """(per-tag probabilities, decoded tags per row), from one greedy generation."""
+    def generate_tags(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      encoder_outputs=None) -> tuple[torch.Tensor, list]:
+        """(per-tag probabilities, decoded tags per row), from one greedy generation (`encoder_outputs`: the
+        prefixed input already encoded, so evaluation runs the encoder once for its loss and generation)."""
         ids, mask = self.with_prefix(input_ids, attention_mask)
         config = self.seq2seq.config
+        extra = {} if encoder_outputs is None else {"encoder_outputs": encoder_outputs}
         out = self.seq2seq.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=self.hparams.max_target_length, do_sample=False,
+            input_ids=ids, attention_mask=mask, **extra, max_new_tokens=self.hparams.max_target_length, do_sample=False,
             num_beams=1, output_logits=True, return_dict_in_generate=True,
             decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id,
             pad_token_id=config.pad_token_id)
@@ -216,9 +219,14 @@ class TextToTextTagger(TaggerModule):
         return probs, decoded
 
     # ------------------------------------------------------------------------------------------ training
-    def _loss(self, batch: dict) -> torch.Tensor:
+    def _loss(self, batch: dict, encoder_outputs=None) -> torch.Tensor:
         ids, mask = self.with_prefix(batch["input_ids"], batch["attention_mask"])
-        return self.seq2seq(input_ids=ids, attention_mask=mask, labels=self.target_ids(batch["labels"])).loss
+        return self.seq2seq(input_ids=ids, attention_mask=mask, encoder_outputs=encoder_outputs,
+                            labels=self.target_ids(batch["labels"])).loss
+
+    def encode(self, batch: dict):
+        ids, mask = self.with_prefix(batch["input_ids"], batch["attention_mask"])
+        return self.seq2seq.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -226,8 +234,9 @@ class TextToTextTagger(TaggerModule):
         return loss
 
     def _evaluation_step(self, batch: dict, stage: str) -> None:
-        loss = self._loss(batch)
-        probs, decoded = self.generate_tags(batch["input_ids"], batch["attention_mask"])
+        encoded = self.encode(batch)  # once, for the loss and for generation
+        loss = self._loss(batch, encoded)
+        probs, decoded = self.generate_tags(batch["input_ids"], batch["attention_mask"], encoded)
         getattr(self, f"{stage}_auroc").update(probs, batch["labels"])
         decisions = torch.tensor([d.row for d in decoded], device=probs.device)  # the generated tags
         getattr(self, f"{stage}_f1").update(decisions, batch["labels"].long())
