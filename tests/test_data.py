@@ -414,3 +414,19 @@ def test_the_real_public_datasets_read_with_one_setting_each():
     assert {split: len(texts) for split, texts in lines.items()} == {"train": 9000, "val": 1000, "test": 2970}
     non_blank = {split: int(texts.str.strip().ne("").sum()) for split, texts in lines.items()}  # blanks: dropped
     assert {split: len(frame) for split, frame in tweets.frames.items()} == non_blank
+
+
+def test_head_tail_truncation_keeps_the_start_and_the_end_of_a_long_comment():
+    tokenizer = load_tokenizer("sentence-transformers/all-MiniLM-L6-v2")
+    long_text = "thanks for the edit " + "and some more words " * 100 + "but you are an idiot"
+    head, head_tail = (tokenize_texts(tokenizer, [long_text, "short one"], 32, truncation)
+                       for truncation in ("head", "head_tail"))
+    assert len(head_tail[0]) == len(head[0]) == 32
+    kept = tokenizer.decode(head_tail[0], skip_special_tokens=True)
+    assert kept.startswith("thanks for the edit") and kept.endswith("but you are an idiot")
+    assert "idiot" not in tokenizer.decode(head[0])
+    assert head_tail[0][0] == tokenizer.cls_token_id and head_tail[0][-1] == tokenizer.sep_token_id
+    assert head_tail[1] == head[1]  # a text within the limit is the same either way
+    with pytest.raises(ValueError, match="head_tail"):
+        tokenize_texts(tokenizer, ["x"], 32, "tail")
+

@@ -99,3 +99,22 @@ def test_api_cli_pipeline_and_onnx_agree(pooler_checkpoint, tmp_path):
     np.testing.assert_allclose(pipeline_probabilities(tmp_path / "hf", TEXTS, LABELS), api, atol=1e-5)
     onnx = OnnxToxicityClassifier.from_folder(tmp_path / "onnx")
     np.testing.assert_allclose(onnx.predict_proba(TEXTS), api, atol=1e-4)
+
+
+def test_head_tail_truncation_travels_with_the_checkpoint_and_onnx_export(tmp_path):
+    from toxicity.fit import main as fit
+
+    data = tmp_path / "comments.csv"
+    make_comments().to_csv(data, index=False)
+    fit(fit_args(tmp_path, data, "--model.pooling", "pooler", "--data.truncation", "head_tail",
+                 "--trainer.max_epochs", "1"))
+    ckpt = tmp_path / "checkpoints" / "best-checkpoint.ckpt"
+    classifier = ToxicityClassifier.from_checkpoint(ckpt, device="cpu")
+    assert classifier.truncation == "head_tail"
+    export_onnx(ckpt, tmp_path / "onnx")
+    onnx = OnnxToxicityClassifier.from_folder(tmp_path / "onnx")
+    assert onnx.truncation == "head_tail"
+    np.testing.assert_allclose(onnx.predict_proba(TEXTS), classifier.predict_proba(TEXTS), atol=1e-4)
+    with pytest.raises(ExportError, match="head_tail"):  # the transformers pipeline only keeps the head
+        export_huggingface(ckpt, tmp_path / "hf")
+

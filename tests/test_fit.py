@@ -112,7 +112,7 @@ def test_bad_data_is_one_line_exit_2_and_no_run_folder(tmp_path, rows, message):
 
 @pytest.mark.parametrize(("recipe", "expected"), [
     ("demo", ["max_epochs: 10", "backbone: sentence-transformers/all-MiniLM-L6-v2"]),
-    ("cpu_minilm", ["n_clean_train: 15000", "max_length: 128", "pooling: mean"]),
+    ("cpu_minilm", ["n_clean_train: 15000", "max_length: 128", "pooling: pooler", "layer_decay: 0.8"]),
     ("bert_balanced", ["backbone: bert-base-uncased", "max_length: 512", "batch_size: 12",
                        "warmup_fraction: 0.2", "learning_rate: 2.0e-05", "n_clean_train: 15000"]),
 ])

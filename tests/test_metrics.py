@@ -141,6 +141,16 @@ def test_f1_rule_picks_the_f1_optimal_threshold():
     assert f1_score(CRAFTED_LABELS, CRAFTED_PROBS >= chosen) == max(f1_at.values())
 
 
+def test_macro_f1_rule_picks_the_best_mean_of_both_classes_f1():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 400)
+    probs = np.round(np.clip(0.35 * labels + 0.65 * rng.random(400), 0, 1), 2)  # ties, as real scores have
+    chosen = tune_threshold(labels, probs, parse_rule("macro_f1"))
+    macro_at = {t: f1_score(labels, probs >= t, average="macro") for t in np.unique(probs)}
+    assert f1_score(labels, probs >= chosen, average="macro") == pytest.approx(max(macro_at.values()))
+    assert chosen != tune_threshold(labels, probs, ThresholdRule("f1"))  # a different rule, not the same cut
+
+
 def test_other_rules():
     assert tune_threshold(CRAFTED_LABELS, CRAFTED_PROBS, parse_rule("precision>=0.9")) == pytest.approx(0.8)
     assert tune_threshold(CRAFTED_LABELS, CRAFTED_PROBS, parse_rule("recall>=1")) == pytest.approx(0.35)

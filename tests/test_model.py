@@ -74,7 +74,7 @@ class FakeTrainer:
 
 
 def test_adamw_groups_and_linear_warmup_then_decay():
-    model = tiny(learning_rate=1e-3, warmup_fraction=0.2, weight_decay=0.01)
+    model = tiny(learning_rate=1e-3, warmup_fraction=0.2, weight_decay=0.01, layer_decay=1.0)
     model.trainer = FakeTrainer()  # only estimated_stepping_batches is read
     config = model.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
@@ -90,6 +90,20 @@ def test_adamw_groups_and_linear_warmup_then_decay():
         scheduler.step()
     assert lrs[0] == 0.0 and max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) == 20
     assert lrs[-1] < lrs[50] < lrs[21]
+
+
+def test_layer_decay_lowers_the_rate_layer_by_layer_down_to_the_embeddings():
+    model = tiny(learning_rate=1e-3, layer_decay=0.5)  # 2 encoder layers
+    rate = {id(p): group["lr"] for group in model.parameter_groups() for p in group["params"]}
+    encoder = model.encoder
+    assert rate[id(model.head.weight)] == pytest.approx(1e-3)
+    assert rate[id(encoder.pooler.dense.weight)] == pytest.approx(1e-3)
+    assert rate[id(encoder.encoder.layer[1].output.dense.weight)] == pytest.approx(5e-4)
+    assert rate[id(encoder.encoder.layer[0].attention.self.query.weight)] == pytest.approx(2.5e-4)
+    assert rate[id(encoder.embeddings.word_embeddings.weight)] == pytest.approx(1.25e-4)
+    assert len(rate) == sum(p.requires_grad for p in model.parameters())  # every parameter in one group
+    with pytest.raises(ValueError, match="layer_decay"):
+        tiny(layer_decay=0.0)
 
 
 def test_training_step_keeps_no_graph_in_metric_state():

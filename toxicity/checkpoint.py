@@ -137,6 +137,10 @@ class TrainedCheckpoint:
         return int(self.hparams.get("max_length") or self.data.max_length)
 
     @property
+    def truncation(self) -> str:
+        return self.hparams.get("truncation", "head")
+
+    @property
     def log_dir(self) -> str | None:
         return self.contents.get("log_dir")
 

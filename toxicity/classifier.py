@@ -90,12 +90,13 @@ class BatchScorer:
     """
 
     def __init__(self, tokenizer, tags: Sequence[str], max_length: int = DEFAULT_MAX_LENGTH,
-                 thresholds: dict[str, float] | None = None, batch_size: int = 64):
+                 thresholds: dict[str, float] | None = None, batch_size: int = 64, truncation: str = "head"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.tokenizer = tokenizer
         self.tags = list(tags)
         self.max_length = max_length
+        self.truncation = truncation
         self.thresholds = thresholds
         self.batch_size = batch_size
         self.collate = PadToLongest(tokenizer.pad_token_id or 0)
@@ -121,7 +122,7 @@ class BatchScorer:
         return probs
 
     def _score_chunk(self, texts: list[str]) -> np.ndarray:
-        ids = tokenize_texts(self.tokenizer, texts, self.max_length)
+        ids = tokenize_texts(self.tokenizer, texts, self.max_length, self.truncation)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         out = np.empty((len(ids), len(self.tags)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
@@ -163,7 +164,8 @@ class ToxicityClassifier(BatchScorer):
     def __init__(self, model, max_length: int = DEFAULT_MAX_LENGTH,
                  thresholds: dict[str, float] | None = None, batch_size: int = 64):
         self.model = model.eval()
-        super().__init__(model.tokenizer, model.labels, max_length, thresholds, batch_size)
+        super().__init__(model.tokenizer, model.labels, max_length, thresholds, batch_size,
+                         model.hparams.get("truncation", "head"))
 
     @classmethod
     def from_checkpoint(cls, ckpt_path: str | Path, device: str | torch.device | None = None,
@@ -200,9 +202,9 @@ class OnnxToxicityClassifier(BatchScorer):
     """
 
     def __init__(self, session, tokenizer, tags: Sequence[str], max_length: int = DEFAULT_MAX_LENGTH,
-                 thresholds: dict[str, float] | None = None, batch_size: int = 64):
+                 thresholds: dict[str, float] | None = None, batch_size: int = 64, truncation: str = "head"):
         self.session = session
-        super().__init__(tokenizer, tags, max_length, thresholds, batch_size)
+        super().__init__(tokenizer, tags, max_length, thresholds, batch_size, truncation)
 
     @classmethod
     def from_folder(cls, folder: str | Path, int8: bool = False, batch_size: int = 64,
@@ -221,7 +223,7 @@ class OnnxToxicityClassifier(BatchScorer):
             options.intra_op_num_threads = threads
         session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         return cls(session, AutoTokenizer.from_pretrained(folder), metadata["labels"], metadata["max_length"],
-                   metadata.get("thresholds"), batch_size)
+                   metadata.get("thresholds"), batch_size, metadata.get("truncation", "head"))
 
     def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
         feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}

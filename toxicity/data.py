@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -336,13 +337,45 @@ def balance_clean_rows(frame: pd.DataFrame, label_columns: Sequence[str], n_clea
 
 
 # ------------------------------------------------------------------------------------ tokens and batches
-def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int, chunk_size: int = 4096) -> list[list[int]]:
-    """Token ids with special tokens, truncated to `max_length`, not padded."""
+Truncation = Literal["head", "head_tail"]
+HEAD_SHARE = 0.25  # head_tail keeps the first quarter of the budget and the last three quarters (Sun et al. 2019)
+
+
+def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int, truncation: Truncation = "head",
+                   chunk_size: int = 4096) -> list[list[int]]:
+    """Token ids with special tokens, at most `max_length` of them, not padded.
+
+    `head` keeps the start of a long text; `head_tail` keeps its start and its end, where a long
+    comment's verdict often is ("... and that is why you are an idiot").
+    """
+    if truncation not in ("head", "head_tail"):
+        raise ValueError(f"truncation must be 'head' or 'head_tail', got {truncation!r}.")
     ids: list[list[int]] = []
     for start in range(0, len(texts), chunk_size):
         chunk = list(texts[start:start + chunk_size])
-        ids.extend(tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"])
+        if truncation == "head":
+            ids.extend(tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"])
+        else:
+            front, back = special_tokens_around(tokenizer)
+            budget = max_length - len(front) - len(back)
+            ids.extend(front + head_and_tail(row, budget) + back
+                       for row in tokenizer(chunk, add_special_tokens=False)["input_ids"])
     return ids
+
+
+def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens a tokenizer puts before and after a text ([CLS] / [SEP] for BERT, </s> after for T5)."""
+    plain = tokenizer("hello", add_special_tokens=False)["input_ids"]
+    full = tokenizer("hello")["input_ids"]
+    start = next(k for k in range(len(full)) if full[k:k + len(plain)] == plain)
+    return full[:start], full[start + len(plain):]
+
+
+def head_and_tail(ids: list[int], budget: int) -> list[int]:
+    if len(ids) <= budget:
+        return ids
+    head = int(budget * HEAD_SHARE)
+    return ids[:head] + ids[len(ids) - (budget - head):]
 
 
 class TokenizedComments(Dataset):
@@ -460,6 +493,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         val_fraction: share of train.csv held out for validation (stratified, duplicate-safe).
         n_clean_train: if set, balance the training split to all tagged rows + this many clean rows.
         max_length: truncation length in tokens (up to the encoder's limit, 512 for BERT).
+        truncation: `head` keeps the start of a longer comment; `head_tail` its first quarter and its end.
         batch_size: training batch size; eval_batch_size: validation / test batch size.
         length_grouping: group training batches by length (False: plain random batches).
         pad_to_max_length: pad every batch to `max_length` (slow; kept for comparison benchmarks).
@@ -479,6 +513,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         n_clean_train: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        truncation: Truncation = "head",
         batch_size: int = 32,
         eval_batch_size: int = 64,
         length_grouping: bool = True,
@@ -522,7 +557,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
                 raise DataError(f"{self.hparams.data_path}: there is no {split} split (a test split needs "
                                 "Kaggle's test.csv + test_labels.csv, or --data.test_path).")
             frame, hp = self.frames[split], self.hparams
-            ids = tokenize_texts(self.tokenizer, frame["text"].tolist(), hp.max_length)
+            ids = tokenize_texts(self.tokenizer, frame["text"].tolist(), hp.max_length, hp.truncation)
             self.datasets[split] = TokenizedComments(ids, frame[list(hp.label_columns)].to_numpy())
         return self.datasets[split]
 

@@ -123,7 +123,7 @@ def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, over
     classifier = encoder_classifier(ckpt_path)
     _write_onnx(classifier, out / ONNX_FP32)
     classifier.tokenizer.save_pretrained(out)
-    metadata = {"labels": classifier.labels, "max_length": classifier.max_length,
+    metadata = {"labels": classifier.labels, "max_length": classifier.max_length, "truncation": classifier.truncation,
                 "thresholds": classifier.thresholds, "checkpoint": str(Path(ckpt_path).resolve())}
     write_text_atomically(out / ONNX_METADATA, json.dumps(metadata, indent=2) + "\n")
     expected = classifier.predict_proba(SAMPLE_TEXTS)
@@ -140,7 +140,7 @@ def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, over
 
 
 def _write_onnx(classifier: ToxicityClassifier, path: Path) -> None:
-    ids = tokenize_texts(classifier.tokenizer, SAMPLE_TEXTS[:2], classifier.max_length)
+    ids = tokenize_texts(classifier.tokenizer, SAMPLE_TEXTS[:2], classifier.max_length, classifier.truncation)
     example = classifier.collate([{"input_ids": row, "index": k} for k, row in enumerate(ids)])
     assert example["attention_mask"].min() == 0, "trace with padding, or the mask could be traced away"
     axes = {0: "batch", 1: "sequence"}
@@ -206,6 +206,10 @@ def _check_exportable_to_huggingface(ckpt_path: str | Path, tagger) -> None:
             "transformers equivalent; only pooling='pooler' with a BERT encoder maps onto "
             "BertForSequenceClassification (see `python -m toxicity.export --help`). Export it with "
             "--format onnx instead, or train with --model.pooling pooler.")
+    if tagger.hparams.get("truncation", "head") != "head":
+        raise ExportError(
+            f"{ckpt_path}: trained with --data.truncation {tagger.hparams.truncation}, which the transformers "
+            "pipeline cannot do (it keeps the head of a long text); export it with --format onnx instead.")
 
 
 def pipeline_probabilities(folder: str | Path, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:

@@ -76,6 +76,7 @@ class ToxicityCLI(LightningCLI):
         parser.link_arguments("model.init_args.backbone", "data.tokenizer")
         parser.link_arguments("data.label_columns", "model.init_args.labels")
         parser.link_arguments("data.max_length", "model.init_args.max_length")
+        parser.link_arguments("data.truncation", "model.init_args.truncation")
         parser.set_defaults({"model": {"class_path": f"{ToxicCommentTagger.__module__}.{ToxicCommentTagger.__name__}"}})
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({

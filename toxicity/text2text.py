@@ -30,7 +30,7 @@ import torch
 
 from toxicity.backbone import DEFAULT_BACKBONE, checked_backbone_path, load_config
 from toxicity.checkpoint import TEXT2TEXT
-from toxicity.data import DEFAULT_MAX_LENGTH
+from toxicity.data import DEFAULT_MAX_LENGTH, Truncation
 from toxicity.labels import LABELS, NONE_WORD, DecodedTags, TagStringCodec
 from toxicity.model import TaggerModule
 
@@ -135,7 +135,7 @@ class TextToTextTagger(TaggerModule):
         learning_rate, weight_decay, warmup_fraction: AdamW and the linear schedule, as the encoder tagger.
         pretrained: False starts from random weights of the same architecture.
         model_config: the full config (filled in automatically, so a checkpoint loads offline).
-        max_length: input truncation length (linked to `data.max_length`).
+        max_length, truncation: how inputs are cut (linked to `data.max_length` and `data.truncation`).
         prefix: the task prefix put before every comment.
         none_word: the target word of a row with no tag.
         max_target_length: the most tokens generated.
@@ -154,6 +154,7 @@ class TextToTextTagger(TaggerModule):
         pretrained: bool = True,
         model_config: dict | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        truncation: Truncation = "head",
         prefix: str = PREFIX,
         none_word: str = NONE_WORD,
         max_target_length: int = 32,

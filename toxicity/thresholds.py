@@ -34,7 +34,7 @@ _BOUND = re.compile(r"^(precision|recall)\s*>=\s*([0-9]*\.?[0-9]+)$")
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    name: str                   # "f1", "youden", "precision" or "recall"
+    name: str                   # "f1", "macro_f1", "youden", "precision" or "recall"
     minimum: float | None = None  # the X of precision>=X / recall>=X
 
     def __str__(self) -> str:
@@ -46,12 +46,12 @@ DEFAULT_RULE = ThresholdRule("f1")
 
 def parse_rule(text: str) -> ThresholdRule:
     text = text.strip().lower()
-    if text in ("f1", "youden"):
+    if text in ("f1", "macro_f1", "youden"):
         return ThresholdRule(text)
     bound = _BOUND.match(text)
     if bound and 0.0 <= float(bound.group(2)) <= 1.0:
         return ThresholdRule(bound.group(1), float(bound.group(2)))
-    raise ValueError(f"Unknown threshold rule {text!r}: use f1, youden, precision>=X or recall>=X "
+    raise ValueError(f"Unknown threshold rule {text!r}: use f1, macro_f1, youden, precision>=X or recall>=X "
                      "with X between 0 and 1 (e.g. precision>=0.9).")
 
 
@@ -59,6 +59,8 @@ def tune_threshold(y_true: np.ndarray, y_prob: np.ndarray, rule: ThresholdRule) 
     """The threshold for one tag that `rule` prefers (0.5 when the rows hold a single class)."""
     if not has_both_classes(y_true):
         return DEFAULT_THRESHOLD
+    if rule.name == "macro_f1":
+        return macro_f1_threshold(y_true, y_prob)
     if rule.name == "youden":
         fpr, tpr, thresholds = roc_curve(y_true, y_prob)
         return float(min(thresholds[np.argmax(tpr - fpr)], 1.0))  # roc_curve's first threshold is +inf
@@ -76,6 +78,20 @@ def tune_threshold(y_true: np.ndarray, y_prob: np.ndarray, rule: ThresholdRule) 
     candidates = np.flatnonzero(allowed)
     best = candidates[np.lexsort((achieved[candidates], other[candidates]))[-1]]  # best other, then achieved
     return float(thresholds[best])
+
+
+def macro_f1_threshold(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """The threshold with the best mean of the F1 of both classes (the TweetEval leaderboard's metric)."""
+    order = np.argsort(-y_prob, kind="stable")
+    labels, probs = np.asarray(y_true)[order].astype(float), np.asarray(y_prob)[order]
+    true_pos, false_pos = np.cumsum(labels), np.cumsum(1 - labels)  # predicting the top k rows positive
+    false_neg, true_neg = labels.sum() - true_pos, (1 - labels).sum() - false_pos
+    f1_positive = 2 * true_pos / (2 * true_pos + false_pos + false_neg)
+    f1_negative = np.divide(2 * true_neg, 2 * true_neg + false_neg + false_pos,
+                            out=np.zeros_like(true_neg), where=(2 * true_neg + false_neg + false_pos) > 0)
+    last_of_ties = np.r_[probs[1:] != probs[:-1], True]
+    best = np.argmax(np.where(last_of_ties, f1_positive + f1_negative, -1.0))
+    return float(probs[best])
 
 
 def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str],
