@@ -55,11 +55,15 @@ class Browser:
 
     def wait_for(self, condition: str, timeout: float = 30):
         deadline = time.monotonic() + timeout
-        while not self.evaluate(condition):
+        while True:
+            try:
+                if self.evaluate(condition):
+                    return
+            except RuntimeError:  # the page is still loading: no document.body or no JavaScript context yet
+                pass
             if time.monotonic() > deadline:
-                state = self.evaluate("document.body && [document.body.dataset.state, "
-                                      "document.getElementById('status').textContent]")
-                raise TimeoutError(f"page never met {condition} (state, status: {state})")
+                status = self.evaluate("document.getElementById('status').textContent")
+                raise TimeoutError(f"the page never met {condition}; its status line: {status}")
             time.sleep(0.1)
 
     def open(self, url: str):
