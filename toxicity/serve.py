@@ -213,8 +213,8 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
             "checkpoint": metadata.get("checkpoint")}
 
 
-def build_server(info: dict, source: str, workers: int = 1, threads: int | None = None, max_batch_size: int = 8,
-                 batch_timeout: float = 0.01, limits: Limits | None = None, max_body_bytes: int = 1_000_000,
+def build_server(info: dict, source: str, workers: int = 1, threads: int | None = None, max_batch_size: int = 16,
+                 batch_timeout: float = 0.005, limits: Limits | None = None, max_body_bytes: int = 1_000_000,
                  api_key: str | None = None) -> ls.LitServer:
     PredictRequest.limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
@@ -338,9 +338,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=port_number, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="inference workers, each with its own model")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
-    parser.add_argument("--max-batch-size", type=int, default=8, help="requests scored together (1: no batching)")
-    parser.add_argument("--batch-timeout", type=float, default=0.01,
-                        help="seconds a worker waits to fill a batch (default 0.01)")
+    parser.add_argument("--max-batch-size", type=int, default=16, help="requests scored together (1: no batching)")
+    parser.add_argument("--batch-timeout", type=float, default=0.005,
+                        help="seconds a worker waits to fill a batch (default 0.005)")
     parser.add_argument("--max-texts", type=int, default=64, help="texts in one /predict request")
     parser.add_argument("--max-chars", type=int, default=5000, help="characters in one text")
     parser.add_argument("--max-body-bytes", type=int, default=1_000_000, help="bytes in one request body")
