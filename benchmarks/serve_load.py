@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--malformed", type=int, default=1000)
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--batch-timeout", type=float, default=0.005)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="3 s cells, 1,000 requests, 200 malformed")
     parser.add_argument("--out", default=str(RESULTS))
     options = parser.parse_args(argv)

@@ -217,7 +217,9 @@ def build_server(info: dict, source: str, workers: int = 1, threads: int | None 
                  batch_timeout: float = 0.005, limits: Limits | None = None, max_body_bytes: int = 1_000_000,
                  api_key: str | None = None) -> ls.LitServer:
     PredictRequest.limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    # one core is left to the HTTP process; spare cores are not worth the risk of oversubscription, where
+    # torch's spinning threads slow down many times over when other processes want the cores too
+    threads = threads or max(1, ((os.cpu_count() or 1) - 1) // workers)
     api = ToxicityAPI(source, info["backend"], threads, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, model_metadata=info,
                           max_payload_size=max_body_bytes)
@@ -337,7 +339,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="interface to listen on (default: this machine only)")
     parser.add_argument("--port", type=port_number, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="inference workers, each with its own model")
-    parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: cores / workers)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per worker (default: (cores - 1) / workers, at least 1)")
     parser.add_argument("--max-batch-size", type=int, default=16, help="requests scored together (1: no batching)")
     parser.add_argument("--batch-timeout", type=float, default=0.005,
                         help="seconds a worker waits to fill a batch (default 0.005)")
