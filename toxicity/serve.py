@@ -77,6 +77,8 @@ class Limits(NamedTuple):
 
 # ------------------------------------------------------------------------------------------ requests
 class JsonBody(BaseModel):
+    usage: ClassVar[str] = ""  # what to send, said in refusals
+
     @model_validator(mode="before")
     @classmethod
     def _json_whatever_the_content_type(cls, data):
@@ -100,8 +102,10 @@ class PredictRequest(JsonBody):
     @field_validator("threshold", mode="before")
     @classmethod
     def _threshold(cls, value):
-        if value is None or value == "tuned":
-            if value and not cls.limits.tuned:
+        if value is None:
+            return None
+        if value == "tuned":
+            if not cls.limits.tuned:
                 raise Refused(400, "this model has no tuned thresholds (run `python -m toxicity.evaluate` on its "
                                    "validation split); give a number such as 0.5")
             return value
