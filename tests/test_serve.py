@@ -268,8 +268,11 @@ def test_page_in_headless_chromium(server, direct, tmp_path):
             shown = browser.evaluate("[...document.querySelectorAll('[data-tag]')]"
                                      ".map(r => parseFloat(r.dataset.probability))")
             np.testing.assert_allclose(shown, direct.predict_proba([comment])[0], atol=1e-5)
-            widths = browser.evaluate("[...document.querySelectorAll('.fill')].map(f => parseFloat(f.style.width))")
-            assert widths == pytest.approx([100 * p for p in shown], abs=0.051)
+            widths = browser.evaluate("[...document.querySelectorAll('.fill')].map(f => 100 * "
+                                      "f.getBoundingClientRect().width / f.parentNode.getBoundingClientRect().width)")
+            assert widths == pytest.approx([100 * p for p in shown], abs=0.6)  # the bars as drawn
+            over = browser.evaluate("[...document.querySelectorAll('[data-tag]')].map(r => r.classList.contains('over'))")
+            assert over == [p >= TUNED[tag] for p, tag in zip(shown, LABELS)]  # red at or over the threshold
 
         png = browser.screenshot()
     path = tmp_path / "page.png"
