@@ -244,6 +244,28 @@ def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp
     assert "checkpoint not found" in capsys.readouterr().err
 
 
+def test_a_model_with_other_tags_serves_them(tmp_path):
+    from conftest import fit_args, make_comments
+
+    from toxicity.fit import main as fit
+
+    data = tmp_path / "comments.csv"
+    make_comments().rename(columns={"threat": "menace"}).to_csv(data, index=False)
+    fit(fit_args(tmp_path, data, "--data.label_columns", "[insult, menace]", "--trainer.max_epochs", "1"))
+    other = Server("--ckpt", str(tmp_path / "checkpoints" / "best-checkpoint.ckpt"))
+    try:
+        status, body = other.call("/predict", {"texts": ["you idiot"]})
+        assert status == 200 and list(body["probabilities"][0]) == ["insult", "menace"]
+        status, body = other.call("/v1alpha1/comments:analyze", {"comment": {"text": "you idiot"},
+                                                                 "requestedAttributes": {"INSULT": {}, "MENACE": {}}})
+        assert status == 200 and set(body["attributeScores"]) == {"INSULT", "MENACE"}
+        status, body = other.call("/v1alpha1/comments:analyze", {"comment": {"text": "you idiot"},
+                                                                 "requestedAttributes": {"TOXICITY": {}}})
+        assert status == 400 and body["error"] == "this model has no attribute TOXICITY; it has INSULT, MENACE"
+    finally:
+        other.stop()
+
+
 # ------------------------------------------------------------------------------------- the page, in Chromium
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
