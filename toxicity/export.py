@@ -5,9 +5,9 @@
 
 ONNX (any pooling): `model.onnx` maps input_ids and attention_mask (int64, dynamic batch and sequence
 axes) to `probabilities` (sigmoid of the tag logits). Beside it: the tokenizer and `toxicity.json`
-(tags, max_length, tuned thresholds), which `toxicity.classifier.OnnxToxicityClassifier` reads. --int8 also
-writes `model.int8.onnx`: int8 weights (per channel), activations quantized on the fly by onnxruntime.
-After writing, the export scores a few sample texts through onnxruntime and through PyTorch and fails
+(tags, max_length, tuned thresholds, family, backbone), which `toxicity.classifier.OnnxToxicityClassifier`
+reads. --int8 also writes `model.int8.onnx`: int8 weights (per channel), activations quantized on the fly
+by onnxruntime. After writing, the export scores a few sample texts through onnxruntime and through PyTorch and fails
 if the fp32 model differs by more than 1e-4 (the int8 difference is reported, not checked).
 The legacy TorchScript exporter (`dynamo=False`) is used: the dynamo exporter needs `onnxscript`.
 
@@ -124,7 +124,8 @@ def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, over
     _write_onnx(classifier, out / ONNX_FP32)
     classifier.tokenizer.save_pretrained(out)
     metadata = {"labels": classifier.labels, "max_length": classifier.max_length, "truncation": classifier.truncation,
-                "thresholds": classifier.thresholds, "checkpoint": str(Path(ckpt_path).resolve())}
+                "thresholds": classifier.thresholds, "checkpoint": str(Path(ckpt_path).resolve()),
+                "family": ENCODER, "backbone": classifier.model.hparams.get("backbone")}
     write_text_atomically(out / ONNX_METADATA, json.dumps(metadata, indent=2) + "\n")
     expected = classifier.predict_proba(SAMPLE_TEXTS)
     onnx_probs = OnnxToxicityClassifier.from_folder(out).predict_proba(SAMPLE_TEXTS)
