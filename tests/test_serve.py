@@ -159,7 +159,8 @@ def test_health_info_and_page(server, tuned_checkpoint):
     status, info = server.call("/info")
     model = info["model"]
     assert status == 200 and model["tags"] == list(LABELS) and model["family"] == "encoder"
-    assert model["backend"] == "torch" and model["max_length"] > 0 and model["thresholds"] == pytest.approx(TUNED)
+    assert model["backend"] == "torch" and model["max_length"] > 0 and model["truncation"] == "head"
+    assert model["thresholds"] == pytest.approx(TUNED)
     assert model["backbone"] and len(model["sha256"]) == 64
     import hashlib
     assert model["sha256"] == hashlib.sha256(tuned_checkpoint.read_bytes()).hexdigest()

@@ -203,7 +203,8 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
     if ckpt:
         checkpoint = TrainedCheckpoint.read(ckpt)
         return {"backend": "torch", "family": checkpoint.family, "backbone": checkpoint.hparams.get("backbone"),
-                "tags": checkpoint.tags, "max_length": checkpoint.max_length, "thresholds": checkpoint.thresholds(),
+                "tags": checkpoint.tags, "max_length": checkpoint.max_length, "truncation": checkpoint.truncation,
+                "thresholds": checkpoint.thresholds(),
                 "file": str(Path(ckpt).resolve()), "sha256": sha256(Path(ckpt))}
     folder = Path(onnx)
     model_file = folder / (ONNX_INT8 if int8 else ONNX_FP32)
@@ -213,6 +214,7 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
     metadata = json.loads((folder / ONNX_METADATA).read_text())
     return {"backend": "onnx-int8" if int8 else "onnx", "family": metadata.get("family", ENCODER),
             "backbone": metadata.get("backbone"), "tags": metadata["labels"], "max_length": metadata["max_length"],
+            "truncation": metadata.get("truncation", "head"),
             "thresholds": metadata.get("thresholds"), "file": str(model_file.resolve()), "sha256": sha256(model_file),
             "checkpoint": metadata.get("checkpoint")}
 
