@@ -194,6 +194,16 @@ class ToxicityClassifier(BatchScorer):
         return torch.sigmoid(logits.float()).cpu().numpy()
 
 
+def read_onnx_folder(folder: str | Path, int8: bool = False) -> tuple[Path, dict]:
+    """The model file and the metadata of a folder written by `toxicity.export --format onnx`."""
+    folder = Path(folder)
+    model_file = folder / (ONNX_INT8 if int8 else ONNX_FP32)
+    if not (folder / ONNX_METADATA).is_file() or not model_file.is_file():
+        raise CheckpointError(f"{folder}: no {ONNX_METADATA} and {model_file.name} in it. Export with "
+                              f"`python -m toxicity.export --format onnx{' --int8' if int8 else ''} --out {folder}`.")
+    return model_file, json.loads((folder / ONNX_METADATA).read_text())
+
+
 class OnnxToxicityClassifier(BatchScorer):
     """The same scoring through onnxruntime, from a folder written by `toxicity.export --format onnx`.
 
@@ -212,17 +222,12 @@ class OnnxToxicityClassifier(BatchScorer):
         import onnxruntime
         from transformers import AutoTokenizer
 
-        folder = Path(folder)
-        model_file = folder / (ONNX_INT8 if int8 else ONNX_FP32)
-        if not (folder / ONNX_METADATA).is_file() or not model_file.is_file():
-            raise CheckpointError(f"{folder}: no {ONNX_METADATA} and {model_file.name} in it. Export with "
-                                  f"`python -m toxicity.export --format onnx{' --int8' if int8 else ''}`.")
-        metadata = json.loads((folder / ONNX_METADATA).read_text())
+        model_file, metadata = read_onnx_folder(folder, int8)
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
         session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-        return cls(session, AutoTokenizer.from_pretrained(folder), metadata["labels"], metadata["max_length"],
+        return cls(session, AutoTokenizer.from_pretrained(model_file.parent), metadata["labels"], metadata["max_length"],
                    metadata.get("thresholds"), batch_size, metadata.get("truncation", "head"))
 
     def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:

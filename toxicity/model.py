@@ -186,8 +186,8 @@ class TaggerModule(pl.LightningModule):
         encoder depth (embeddings 0, layer i at i + 1, everything above at the top rate)."""
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         decay_rate = self.hparams.get("layer_decay", 1.0)
-        top = getattr(getattr(self, "encoder", None), "config", None)
-        top = top.num_hidden_layers + 1 if top is not None and decay_rate < 1.0 else 0
+        encoder = getattr(self, "encoder", None)  # the text-to-text family has none: one rate
+        top = encoder.config.num_hidden_layers + 1 if encoder is not None and decay_rate < 1.0 else 0
         groups: dict[tuple[int, bool], dict] = {}
         for name, parameter in self.named_parameters():
             if not parameter.requires_grad:
@@ -231,9 +231,9 @@ class ToxicCommentTagger(TaggerModule):
             is built from it with random weights. Filled in automatically, so checkpoints load offline.
         max_length, truncation: how the model's inputs were cut (linked to `data.max_length` and
             `data.truncation` by the CLI), kept so that scoring cuts where training did.
-        layer_decay: layer-wise learning-rate decay; the top encoder layer trains at `learning_rate`, each
-            layer below at `layer_decay` times the one above, the embeddings lowest; the head at
-            `learning_rate`. 1.0: one rate for all.
+        layer_decay: layer-wise learning-rate decay; the head (and pooler) train at `learning_rate`, the
+            top encoder layer at `layer_decay` times that, each layer below at `layer_decay` times the one
+            above, the embeddings lowest. 1.0: one rate for all.
     """
 
     def __init__(

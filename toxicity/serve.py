@@ -41,12 +41,10 @@ from starlette.exceptions import HTTPException
 
 from toxicity.checkpoint import ENCODER, TrainedCheckpoint
 from toxicity.classifier import (
-    ONNX_FP32,
-    ONNX_INT8,
-    ONNX_METADATA,
     OnnxToxicityClassifier,
     ToxicityClassifier,
     checked_threshold,
+    read_onnx_folder,
 )
 from toxicity.cli import fail, run_tool
 
@@ -206,12 +204,7 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
                 "tags": checkpoint.tags, "max_length": checkpoint.max_length, "truncation": checkpoint.truncation,
                 "thresholds": checkpoint.thresholds(),
                 "file": str(Path(ckpt).resolve()), "sha256": sha256(Path(ckpt))}
-    folder = Path(onnx)
-    model_file = folder / (ONNX_INT8 if int8 else ONNX_FP32)
-    if not (folder / ONNX_METADATA).is_file() or not model_file.is_file():
-        raise ValueError(f"{folder}: no {ONNX_METADATA} and {model_file.name} in it. Export with "
-                         f"`python -m toxicity.export --format onnx{' --int8' if int8 else ''} --out {folder}`.")
-    metadata = json.loads((folder / ONNX_METADATA).read_text())
+    model_file, metadata = read_onnx_folder(onnx, int8)
     return {"backend": "onnx-int8" if int8 else "onnx", "family": metadata.get("family", ENCODER),
             "backbone": metadata.get("backbone"), "tags": metadata["labels"], "max_length": metadata["max_length"],
             "truncation": metadata.get("truncation", "head"),
