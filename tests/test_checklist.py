@@ -2,18 +2,27 @@
 
 import numpy as np
 
-from toxicity.checklist import capability_accuracy, spelling_variants, suite
+from toxicity.augment import misspell
+from toxicity.checklist import INSULTS, capability_accuracy, spelling_variants, suite, unseen_spelling_variants
 
 
 def test_the_suite_is_fixed_and_covers_each_capability_with_its_answers():
     cases = suite()
     assert cases == suite()  # the same sentences every time
-    assert set(cases) == {"negation", "counter_speech", "identity_neutral", "spelling"}
+    assert set(cases) == {"negation", "counter_speech", "identity_neutral", "spelling", "spelling_unseen"}
     assert {label for _, label in cases["negation"]} == {0, 1}  # negated and plain insults both
     assert ("I don't think you are an idiot.", 0) in cases["negation"]
     assert all(label == 0 for _, label in cases["identity_neutral"] + cases["counter_speech"])
-    assert all(label == 1 for _, label in cases["spelling"])
+    assert all(label == 1 for _, label in cases["spelling"] + cases["spelling_unseen"])
     assert spelling_variants("idiot") == ["i d i o t", "1d10t", "idot", "iidot", "idiiiot"]
+    assert unseen_spelling_variants("idiot") == ["i_d_i_o_t", "!diot", "idoot", "id.iot"]
+
+
+def test_unseen_spellings_are_ones_the_augmentation_never_writes():
+    rng = np.random.default_rng(0)
+    for word in INSULTS:
+        augmented = {misspell(word, rng) for _ in range(2000)}
+        assert not augmented & set(unseen_spelling_variants(word)), word
 
 
 def test_accuracy_per_capability_from_any_scorer():

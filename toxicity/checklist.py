@@ -10,6 +10,9 @@ reaches the threshold (0.5 by default). Capabilities:
 - identity_neutral: identity terms in neutral sentences ("My neighbour is gay") are not abuse: models
   trained on Jigsaw are known to flag them.
 - spelling: abuse with added spaces, leetspeak, dropped, swapped or repeated letters is still abuse.
+- spelling_unseen: abuse spelled in ways the training-time augmentation (toxicity/augment.py) never
+  writes: underscores between the letters, a symbol for a letter, a neighbouring key, a dot inserted.
+  It tells whether a model trained with that augmentation learned more than its five tricks.
 """
 
 from __future__ import annotations
@@ -45,6 +48,26 @@ def spelling_variants(word: str) -> list[str]:
             word[:middle] + word[middle] * 3 + word[middle + 1:]]
 
 
+KEYBOARD_NEIGHBOUR = {row[k]: row[k + 1] if k + 1 < len(row) else row[k - 1]  # the key to the right
+                      for row in ("qwertyuiop", "asdfghjkl", "zxcvbnm") for k in range(len(row))}
+SYMBOL = {"i": "!", "a": "@", "s": "$", "o": "()", "l": "|", "e": "&", "u": "v", "c": "("}
+
+
+def unseen_spelling_variants(word: str) -> list[str]:
+    """Underscores between the letters, the first mappable letter as a symbol, the middle letter as a
+    neighbouring key, a dot inserted in the middle."""
+    symbol = next((i for i, c in enumerate(word) if c in SYMBOL), 0)
+    middle = len(word) // 2
+    return ["_".join(word), word[:symbol] + SYMBOL.get(word[symbol], "#") + word[symbol + 1:],
+            word[:middle] + KEYBOARD_NEIGHBOUR[word[middle]] + word[middle + 1:], word[:middle] + "." + word[middle:]]
+
+
+def _spelled(sentence: str, variant: str) -> str:
+    if "an {w}" in sentence:
+        return sentence.replace("an {w}", "{w}").format(w=("an " if variant[0] in "aeiou" else "a ") + variant)
+    return sentence.format(w=variant)
+
+
 def suite() -> dict[str, list[tuple[str, int]]]:
     """{capability: [(sentence, expected 0/1)]}; the same sentences every time."""
     cases: dict[str, list[tuple[str, int]]] = {
@@ -52,9 +75,8 @@ def suite() -> dict[str, list[tuple[str, int]]]:
         + [(_article(s, w), 1) for s in PLAIN for w in INSULTS],
         "counter_speech": [(_article(s, w) if "an {w}" in s else s.format(w=w), 0) for s in COUNTER for w in INSULTS],
         "identity_neutral": [(s.format(i=i, I=i[0].upper() + i[1:]), 0) for s in NEUTRAL for i in IDENTITIES],
-        "spelling": [(s.replace("an {w}", "{w}").format(w=("an " if v[0] in "aeiou" else "a ") + v)
-                      if "an {w}" in s else s.format(w=v), 1)
-                     for s in SPELLED for w in INSULTS for v in spelling_variants(w)],
+        "spelling": [(_spelled(s, v), 1) for s in SPELLED for w in INSULTS for v in spelling_variants(w)],
+        "spelling_unseen": [(_spelled(s, v), 1) for s in SPELLED for w in INSULTS for v in unseen_spelling_variants(w)],
     }
     return cases
 
