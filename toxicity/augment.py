@@ -1,11 +1,12 @@
-"""Training-time augmentation: tagged comments again, with their abusive word misspelled.
+"""Training-time augmentation: comments with a word misspelled, the abusive one where there is one.
 
 People dodge filters by misspelling the word that carries the abuse ("i d i o t", "1d10t", "idot").
 A subword encoder fine-tuned on clean spellings often misses these, where a character n-gram model
-does not (see the `spelling` capability of toxicity/checklist.py). `obfuscated_copies` adds, for a
-share of the tagged training rows, a copy with the same tags in which the row's most tag-indicative
-word is written another way. Which word carries the abuse is learned from the training rows
-themselves (smoothed log-odds of a word's presence in tagged vs clean rows): no word list is shipped.
+does not (see the `spelling` capability of toxicity/checklist.py). `obfuscate` rewrites a share of the
+training rows with one word written another way: in a tagged row the word most indicative of the tags,
+in a clean row its longest word, so that misspelling itself is no sign of abuse. Which word carries
+the abuse is learned from the training rows themselves (smoothed log-odds of a word's presence in
+tagged vs clean rows): no word list is shipped.
 """
 
 from __future__ import annotations
@@ -62,25 +63,29 @@ def misspell(word: str, rng: np.random.Generator) -> str:
     return " ".join(word)
 
 
-def obfuscated_copies(frame: pd.DataFrame, label_columns: Sequence[str], share: float, seed: int) -> pd.DataFrame:
-    """Copies (same tags) of a seeded `share` of the tagged rows, each with its most indicative word
-    misspelled wherever it occurs; rows without an indicative word are skipped and counted in the log."""
+def obfuscate(frame: pd.DataFrame, label_columns: Sequence[str], share: float, seed: int) -> pd.DataFrame:
+    """A copy of `frame` in which a seeded `share` of the rows has one word misspelled wherever it occurs:
+    a tagged row's most tag-indicative word, a clean row's longest word (so that a misspelling alone
+    says nothing of the tags). Tags, row count and balance are unchanged; rows with no word to misspell
+    are left as they are and counted in the log."""
     tagged = frame[list(label_columns)].to_numpy().max(axis=1) > 0
     scores = indicative_words(frame["text"].tolist(), tagged)
     rng = np.random.default_rng(seed)
-    candidates = np.flatnonzero(tagged)
-    chosen = rng.choice(candidates, size=round(share * len(candidates)), replace=False) if len(candidates) else []
-    copies, skipped = [], 0
-    for index in sorted(chosen):
-        row = frame.iloc[index]
-        words = {word.lower() for word in WORD.findall(row["text"])} & scores.keys()
+    out = frame.copy()
+    chosen = np.sort(rng.choice(len(frame), size=round(share * len(frame)), replace=False))
+    counts = Counter()
+    for index in chosen:
+        text = frame["text"].iat[index]
+        words = sorted({word.lower() for word in WORD.findall(text)})
+        if tagged[index]:
+            words = [word for word in words if word in scores]
         if not words:
-            skipped += 1
+            counts["skipped"] += 1
             continue
-        target = max(sorted(words), key=scores.__getitem__)
+        target = max(words, key=scores.__getitem__) if tagged[index] else max(words, key=len)
         pattern = re.compile(rf"\b{target}\b", re.IGNORECASE)
-        copies.append(row.copy())
-        copies[-1]["text"] = pattern.sub(lambda match: misspell(match.group(0), rng), row["text"])
-    log.info("Obfuscated copies: %d of %d tagged training rows (%d skipped: no indicative word)",
-             len(copies), len(candidates), skipped)
-    return pd.DataFrame(copies, columns=frame.columns)
+        out.iat[index, out.columns.get_loc("text")] = pattern.sub(lambda match: misspell(match.group(0), rng), text)
+        counts["tagged" if tagged[index] else "clean"] += 1
+    log.info("Misspelled a word in %d tagged and %d clean training rows of %d (%d skipped: no word to misspell)",
+             counts["tagged"], counts["clean"], len(frame), counts["skipped"])
+    return out
