@@ -97,7 +97,9 @@ def summary(results: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = {}
     for result in results:
         groups.setdefault((result["dataset"], result["variant"]), []).append(headline(result))
-    for (dataset, variant), rows in sorted(groups.items(), key=lambda item: (item[0][0], list(VARIANTS).index(item[0][1]))):
+    order = list(VARIANTS)  # then variants that are no longer in the sweep (from an older commit's results)
+    for (dataset, variant), rows in sorted(groups.items(), key=lambda item: (
+            item[0][0], order.index(item[0][1]) if item[0][1] in order else len(order), item[0][1])):
         base = groups.get((dataset, "base"), [])
         cells = []
         for metric in rows[0]:
