@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from conftest import make_comments
 
-from toxicity.augment import indicative_words, misspell, obfuscate
+from toxicity.augment import indicative_words, misspell, obfuscated_copies
 from toxicity.data import ToxicCommentsDataModule
 from toxicity.labels import LABELS
 
@@ -34,41 +34,36 @@ def test_misspell_always_writes_the_word_another_way(word):
     assert len(written) > 10
 
 
-def test_a_share_of_rows_gets_a_word_misspelled_with_tags_and_balance_kept(caplog):
+def test_copies_keep_the_tags_and_misspell_the_abusive_word(caplog):
     frame = frame_of(make_comments(n_clean=30, n_toxic=12))
-    given = frame.copy()
     with caplog.at_level(logging.INFO, logger="toxicity.augment"):
-        out = obfuscate(frame, LABELS, share=0.5, seed=1)
-    changed = out["text"] != frame["text"]
-    assert changed.sum() == 21  # 0.5 of 42 rows
-    assert "of 42 (0 skipped" in caplog.text
-    assert out[list(LABELS)].equals(frame[list(LABELS)]) and len(out) == len(frame)
-    tagged = frame[list(LABELS)].max(axis=1) > 0
-    assert not out.loc[changed & tagged, "text"].str.contains("idiot").any()  # the abusive word, not another
-    assert out.loc[changed & ~tagged, "text"].str.contains("thanks for").all()  # a clean row's longest word
-    assert not out.loc[changed & ~tagged, "text"].str.contains("article").any()
-    assert frame.equals(given)  # the given rows are left as they were
-    assert obfuscate(frame, LABELS, share=0.5, seed=1).equals(out)  # seeded
+        copies = obfuscated_copies(frame, LABELS, share=0.5, seed=1)
+    assert len(copies) == 6 and "Obfuscated copies: 6 of 12 tagged training rows (0 skipped" in caplog.text
+    originals = frame.set_index("id").loc[copies["id"]]
+    assert (copies[list(LABELS)].to_numpy() == originals[list(LABELS)].to_numpy()).all()
+    assert not copies["text"].str.contains("idiot").any()
+    assert frame["text"].str.contains("idiot").sum() == 12  # the given rows are left as they were
+    assert obfuscated_copies(frame, LABELS, share=0.5, seed=1).equals(copies)  # seeded
 
 
-def test_rows_without_a_word_to_misspell_are_left_and_counted(caplog):
+def test_rows_without_an_indicative_word_are_skipped_and_counted(caplog):
     frame = frame_of(make_comments(n_clean=30, n_toxic=12))
-    frame.loc[frame["id"].isin(["t0", "c0"]), "text"] = "no"  # no word of 4+ letters
+    frame.loc[frame["id"] == "t0", "text"] = "no"  # a tagged row with no word of 4+ letters
     with caplog.at_level(logging.INFO, logger="toxicity.augment"):
-        out = obfuscate(frame, LABELS, share=1.0, seed=0)
-    assert "Misspelled a word in 11 tagged and 29 clean training rows of 42 (2 skipped" in caplog.text
-    assert (out["text"] == "no").sum() == 2
+        copies = obfuscated_copies(frame, LABELS, share=1.0, seed=0)
+    assert len(copies) == 11 and "(1 skipped: no indicative word)" in caplog.text
 
 
-def test_datamodule_misspells_training_rows_only(comments_csv):
+def test_datamodule_adds_copies_to_the_training_rows_only(comments_csv):
     plain = ToxicCommentsDataModule(data_path=str(comments_csv), val_fraction=0.25)
     augmented = ToxicCommentsDataModule(data_path=str(comments_csv), val_fraction=0.25, obfuscate_share=1.0)
     plain.setup(), augmented.setup()
-    assert (augmented.frames["train"]["text"] != plain.frames["train"]["text"]).all()
+    tagged_train = int((plain.frames["train"][list(LABELS)].max(axis=1) > 0).sum())
+    assert len(augmented.frames["train"]) == len(plain.frames["train"]) + tagged_train
     assert augmented.frames["val"].equals(plain.frames["val"])
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5])
 def test_a_share_outside_0_1_is_a_clear_error(share):
-    with pytest.raises(ValueError, match="obfuscate_share is a share of the training rows, from 0 to 1"):
+    with pytest.raises(ValueError, match="obfuscate_share is a share of the tagged training rows, from 0 to 1"):
         ToxicCommentsDataModule(obfuscate_share=share)

@@ -1,12 +1,16 @@
-"""Training-time augmentation: comments with a word misspelled, the abusive one where there is one.
+"""Training-time augmentation: tagged comments again, with their abusive word misspelled.
 
 People dodge filters by misspelling the word that carries the abuse ("i d i o t", "1d10t", "idot").
 A subword encoder fine-tuned on clean spellings often misses these, where a character n-gram model
-does not (see the `spelling` capability of toxicity/checklist.py). `obfuscate` rewrites a share of the
-training rows with one word written another way: in a tagged row the word most indicative of the tags,
-in a clean row its longest word, so that misspelling itself is no sign of abuse. Which word carries
-the abuse is learned from the training rows themselves (smoothed log-odds of a word's presence in
-tagged vs clean rows): no word list is shipped.
+does not (see the `spelling` capability of toxicity/checklist.py). `obfuscated_copies` adds, for a
+share of the tagged training rows, a copy with the same tags in which the row's most tag-indicative
+word is written another way. Which word carries the abuse is learned from the training rows
+themselves (smoothed log-odds of a word's presence in tagged vs clean rows): no word list is shipped.
+
+Measured (README, "Training-time augmentation"): a copy of every tagged row lifts the spelling
+capabilities, including spellings it never writes, but makes the model quicker to flag any insult
+word, quoted ones too, and costs a little AUROC; so it is an option, off by default. Misspelling clean
+rows as well, in place, to keep the balance, taught nothing about spelling (commit c12f9d0).
 """
 
 from __future__ import annotations
@@ -63,29 +67,25 @@ def misspell(word: str, rng: np.random.Generator) -> str:
     return " ".join(word)
 
 
-def obfuscate(frame: pd.DataFrame, label_columns: Sequence[str], share: float, seed: int) -> pd.DataFrame:
-    """A copy of `frame` in which a seeded `share` of the rows has one word misspelled wherever it occurs:
-    a tagged row's most tag-indicative word, a clean row's longest word (so that a misspelling alone
-    says nothing of the tags). Tags, row count and balance are unchanged; rows with no word to misspell
-    are left as they are and counted in the log."""
+def obfuscated_copies(frame: pd.DataFrame, label_columns: Sequence[str], share: float, seed: int) -> pd.DataFrame:
+    """Copies (same tags) of a seeded `share` of the tagged rows, each with its most indicative word
+    misspelled wherever it occurs; rows without an indicative word are skipped and counted in the log."""
     tagged = frame[list(label_columns)].to_numpy().max(axis=1) > 0
     scores = indicative_words(frame["text"].tolist(), tagged)
     rng = np.random.default_rng(seed)
-    out = frame.copy()
-    chosen = np.sort(rng.choice(len(frame), size=round(share * len(frame)), replace=False))
-    counts = Counter()
-    for index in chosen:
-        text = frame["text"].iat[index]
-        words = sorted({word.lower() for word in WORD.findall(text)})
-        if tagged[index]:
-            words = [word for word in words if word in scores]
+    candidates = np.flatnonzero(tagged)
+    chosen = rng.choice(candidates, size=round(share * len(candidates)), replace=False) if len(candidates) else []
+    copies, skipped = [], 0
+    for index in sorted(chosen):
+        row = frame.iloc[index]
+        words = {word.lower() for word in WORD.findall(row["text"])} & scores.keys()
         if not words:
-            counts["skipped"] += 1
+            skipped += 1
             continue
-        target = max(words, key=scores.__getitem__) if tagged[index] else max(words, key=len)
+        target = max(sorted(words), key=scores.__getitem__)
         pattern = re.compile(rf"\b{target}\b", re.IGNORECASE)
-        out.iat[index, out.columns.get_loc("text")] = pattern.sub(lambda match: misspell(match.group(0), rng), text)
-        counts["tagged" if tagged[index] else "clean"] += 1
-    log.info("Misspelled a word in %d tagged and %d clean training rows of %d (%d skipped: no word to misspell)",
-             counts["tagged"], counts["clean"], len(frame), counts["skipped"])
-    return out
+        copies.append(row.copy())
+        copies[-1]["text"] = pattern.sub(lambda match: misspell(match.group(0), rng), row["text"])
+    log.info("Obfuscated copies: %d of %d tagged training rows (%d skipped: no indicative word)",
+             len(copies), len(candidates), skipped)
+    return pd.DataFrame(copies, columns=frame.columns)

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from toxicity.augment import obfuscate
+from toxicity.augment import obfuscated_copies
 from toxicity.backbone import DEFAULT_BACKBONE, load_tokenizer
 from toxicity.demo import DEMO_CSV
 from toxicity.labels import LABELS
@@ -498,9 +498,8 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         batch_size: training batch size; eval_batch_size: validation / test batch size.
         length_grouping: group training batches by length (False: plain random batches).
         pad_to_max_length: pad every batch to `max_length` (slow; kept for comparison benchmarks).
-        obfuscate_share: share of the training rows rewritten with one word misspelled ("i d i o t",
-            "1d10t"): the most tag-indicative word of a tagged row, the longest word of a clean one; 0: none
-            (toxicity/augment.py).
+        obfuscate_share: add, for this share of the tagged training rows, a copy whose most tag-indicative
+            word is misspelled ("i d i o t", "1d10t"); 0 adds none (toxicity/augment.py).
     """
 
     def __init__(
@@ -528,7 +527,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         if not 0 <= obfuscate_share <= 1:
-            raise ValueError(f"obfuscate_share is a share of the training rows, from 0 to 1; got {obfuscate_share}.")
+            raise ValueError(f"obfuscate_share is a share of the tagged training rows, from 0 to 1; got {obfuscate_share}.")
         self.save_hyperparameters()
         self.datasets: dict[str, TokenizedComments] = {}
         self.frames: dict[str, pd.DataFrame] = {}
@@ -555,7 +554,8 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         if hp.n_clean_train is not None:
             train = balance_clean_rows(train, hp.label_columns, hp.n_clean_train, hp.seed)
         if hp.obfuscate_share:
-            train = obfuscate(train, hp.label_columns, hp.obfuscate_share, hp.seed)
+            copies = obfuscated_copies(train, hp.label_columns, hp.obfuscate_share, hp.seed)
+            train = pd.concat([train, copies], ignore_index=True)
         self.frames = {"train": train, "val": val, **({"test": splits["test"]} if "test" in splits else {})}
         log.info("Rows: %s", {split: len(frame) for split, frame in self.frames.items()})
 
