@@ -1,7 +1,7 @@
 """Comments in, padded token batches out.
 
-CSV → validated frame (text + 0/1 tag columns) → split → balance (train only) → token ids (once)
-→ length-grouped batches padded per batch. Each arrow is one function below.
+CSV → validated frame (text + 0/1 tag columns) → split → balance and augment (train only, optional)
+→ token ids (once) → length-grouped batches padded per batch. Each arrow is one function below.
 """
 
 from __future__ import annotations
