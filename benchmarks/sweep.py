@@ -40,6 +40,7 @@ VARIANTS: dict[str, list[str]] = {  # one change each against the default recipe
     "head_tail": ["--data.truncation", "head_tail"],  # long texts only: jigsaw_sample
     "max_length_256": ["--data.max_length", "256"],
     "obfuscate_1.0": ["--data.obfuscate_share", "1.0"],  # a misspelled copy of every tagged row
+    "obfuscate_0.25": ["--data.obfuscate_share", "0.25"],  # ... of a quarter of them
 }
 VARIANTS["pooler+lr_1e-4+llrd_0.8"] = VARIANTS["pooler"] + VARIANTS["lr_1e-4+llrd_0.8"]  # the two that helped most
 VARIANTS["pooler+class_weights"] = VARIANTS["pooler"]
