@@ -52,13 +52,20 @@ def misspell(word: str, rng: np.random.Generator) -> str:
     neighbours swapped, a letter repeated, or a vowel masked with `*`; never the word itself."""
     inner = int(rng.integers(1, len(word) - 1))  # a position that is neither the first nor the last letter
     vowels = [i for i, c in enumerate(word) if c.lower() in "aeiou"]
+
+    def mask_a_vowel() -> str:  # the word unchanged, so passed over, when it has no vowel
+        if not vowels:
+            return word
+        i = int(rng.choice(vowels))
+        return word[:i] + "*" + word[i + 1:]
+
     ways = [
         lambda: rng.choice([" ", ".", "-"]).item().join(word),
         lambda: "".join(LEET.get(c.lower(), c) if rng.random() < 0.7 else c for c in word),
         lambda: word[:inner] + word[inner + 1:],
         lambda: word[:inner] + word[inner + 1] + word[inner] + word[inner + 2:],
         lambda: word[:inner] + word[inner] * int(rng.integers(2, 5)) + word[inner + 1:],
-        lambda: (lambda i: word[:i] + "*" + word[i + 1:])(int(rng.choice(vowels))) if vowels else word.upper(),
+        mask_a_vowel,
     ]
     for way in rng.permutation(len(ways)):
         written = ways[way]()
@@ -84,8 +91,9 @@ def obfuscated_copies(frame: pd.DataFrame, label_columns: Sequence[str], share: 
             continue
         target = max(sorted(words), key=scores.__getitem__)
         pattern = re.compile(rf"\b{target}\b", re.IGNORECASE)
-        copies.append(row.copy())
-        copies[-1]["text"] = pattern.sub(lambda match: misspell(match.group(0), rng), row["text"])
+        copy = row.copy()
+        copy["text"] = pattern.sub(lambda match: misspell(match.group(0), rng), row["text"])
+        copies.append(copy)
     log.info("Obfuscated copies: %d of %d tagged training rows (%d skipped: no indicative word)",
              len(copies), len(candidates), skipped)
     return pd.DataFrame(copies, columns=frame.columns)

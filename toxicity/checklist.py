@@ -12,7 +12,7 @@ reaches the threshold (0.5 by default). Capabilities:
 - spelling: abuse with added spaces, leetspeak, dropped, swapped or repeated letters is still abuse.
 - spelling_unseen: abuse spelled in ways the training-time augmentation (toxicity/augment.py) never
   writes: underscores between the letters, a symbol for a letter, a neighbouring key, a dot inserted.
-  It tells whether a model trained with that augmentation learned more than its five tricks.
+  It tells whether a model trained with that augmentation learned more than its six tricks.
 """
 
 from __future__ import annotations
@@ -62,12 +62,6 @@ def unseen_spelling_variants(word: str) -> list[str]:
             word[:middle] + KEYBOARD_NEIGHBOUR[word[middle]] + word[middle + 1:], word[:middle] + "." + word[middle:]]
 
 
-def _spelled(sentence: str, variant: str) -> str:
-    if "an {w}" in sentence:
-        return sentence.replace("an {w}", "{w}").format(w=("an " if variant[0] in "aeiou" else "a ") + variant)
-    return sentence.format(w=variant)
-
-
 def suite() -> dict[str, list[tuple[str, int]]]:
     """{capability: [(sentence, expected 0/1)]}; the same sentences every time."""
     cases: dict[str, list[tuple[str, int]]] = {
@@ -75,8 +69,8 @@ def suite() -> dict[str, list[tuple[str, int]]]:
         + [(_article(s, w), 1) for s in PLAIN for w in INSULTS],
         "counter_speech": [(_article(s, w) if "an {w}" in s else s.format(w=w), 0) for s in COUNTER for w in INSULTS],
         "identity_neutral": [(s.format(i=i, I=i[0].upper() + i[1:]), 0) for s in NEUTRAL for i in IDENTITIES],
-        "spelling": [(_spelled(s, v), 1) for s in SPELLED for w in INSULTS for v in spelling_variants(w)],
-        "spelling_unseen": [(_spelled(s, v), 1) for s in SPELLED for w in INSULTS for v in unseen_spelling_variants(w)],
+        "spelling": [(_article(s, v), 1) for s in SPELLED for w in INSULTS for v in spelling_variants(w)],
+        "spelling_unseen": [(_article(s, v), 1) for s in SPELLED for w in INSULTS for v in unseen_spelling_variants(w)],
     }
     return cases
 

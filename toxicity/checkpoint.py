@@ -6,8 +6,8 @@ its `max_length` and where its tuned thresholds live.
 
 Loading is safe: `torch.load(weights_only=True)` unpickles tensors, numbers, strings, bytes, lists and
 dicts only, which is all a toxicity checkpoint holds. A file carrying any other pickled object (which
-`weights_only=False` would construct, running whatever code it names) is refused before anything in it
-runs.
+an unrestricted unpickler would construct, running whatever code it names) is refused before anything
+in it runs.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def load_safely(ckpt_path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(
             f"{ckpt_path}: refused: it holds pickled Python objects beyond tensors, numbers and strings, "
             f"which could run code when loaded ({reason}). A toxicity checkpoint never does; load checkpoints "
-            "only from people you trust, and never with torch.load(weights_only=False).") from None
+            "only from people you trust, and never with an unrestricted torch.load.") from None
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
         raise CheckpointError(f"{ckpt_path}: not a PyTorch checkpoint ({_last_words(error)}).") from error
 
