@@ -201,9 +201,9 @@ def test_a_failure_midway_leaves_no_partial_output(tiny_checkpoint, tmp_path, mo
         calls.append(len(texts))
         if len(calls) == 3:
             raise RuntimeError("killed")
-        return np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        return scoring.ScoredTexts(np.zeros((len(texts), len(LABELS)), dtype=np.float32), np.array([], int), None)
 
-    monkeypatch.setattr(ToxicityClassifier, "predict_proba", fail_on_third_chunk)
+    monkeypatch.setattr(ToxicityClassifier, "score", fail_on_third_chunk)
     with pytest.raises(RuntimeError, match="killed"):
         main(cli(tiny_checkpoint, source, output, "--chunk-rows", "5", "--overwrite"))
     assert len(calls) == 3  # two chunks were written to the temporary file before the failure
@@ -330,3 +330,51 @@ def test_fuzz_finite_scores_or_the_one_clear_error(classifier):
         if isinstance(text, bytes):
             with pytest.raises(TypeError, match="bytes"):
                 classifier.predict(["ok", text])
+
+
+# ------------------------------------------------------------------- one bad text fails only itself (issue 16.6)
+LONG_TEXT = "a much longer comment that keeps going " * 40  # max_length tokens; every short text is under 20
+
+
+def fail_past(monkeypatch, owner, tokens: int = 20) -> None:
+    """Makes `owner._probabilities` raise for any batch wider than `tokens`, as a too-long input once did."""
+    real = ToxicityClassifier._probabilities
+
+    def probabilities(self, input_ids, attention_mask):
+        if input_ids.shape[1] > tokens:
+            raise IndexError("index out of range in self")
+        return real(self, input_ids, attention_mask)
+
+    monkeypatch.setattr(owner, "_probabilities", probabilities)
+
+
+def test_a_text_that_fails_gets_nan_and_its_batch_neighbours_their_own_scores(classifier, monkeypatch, caplog):
+    short = [f"you idiot number {k}" if k % 2 else f"thanks for edit {k}" for k in range(11)]
+    texts = short[:5] + [LONG_TEXT] + short[5:]
+    expected = classifier.predict_proba(short)
+    fail_past(monkeypatch, ToxicityClassifier)
+    with caplog.at_level("WARNING"):
+        scores = classifier.predict_proba(texts)  # batch_size 4: the long text is sorted in with 3 short ones
+    assert np.isnan(scores[5]).all()
+    np.testing.assert_allclose(np.delete(scores, 5, axis=0), expected, atol=1e-5)
+    assert "1 of 12 text(s) could not be scored and got NaN scores (the first is texts[5])" in caplog.text
+    assert "IndexError: index out of range" in caplog.text
+    scored = classifier.score(texts)
+    assert scored.failed.tolist() == [5] and scored.first_error.startswith("IndexError")
+    assert np.isnan(classifier.predict(LONG_TEXT)["toxic"])
+
+
+def test_cli_writes_every_row_counts_the_unscored_and_exits_3(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    frame = pd.DataFrame({"id": [f"r{k}" for k in range(30)], "comment_text": [f"comment {k}" for k in range(30)]})
+    frame.loc[17, "comment_text"] = LONG_TEXT
+    source, output = tmp_path / "comments.csv", tmp_path / "scores.csv"
+    frame.to_csv(source, index=False)
+    fail_past(monkeypatch, ToxicityClassifier)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli(tiny_checkpoint, source, output, "--chunk-rows", "8", "--threshold", "0.5"))
+    assert exit_info.value.code == 3
+    scores = pd.read_csv(output)
+    assert scores["id"].tolist() == frame["id"].tolist()
+    unscored = scores.drop(columns="id").isna().all(axis=1)
+    assert unscored.tolist() == [k == 17 for k in range(30)]  # empty scores and decisions, not a 0 "clean"
+    assert "1 rows could not be scored" in capsys.readouterr().out

@@ -17,6 +17,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,17 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
 
 
 # ----------------------------------------------------------------------------------------------- scoring
+@dataclass(frozen=True)
+class ScoredTexts:
+    probs: np.ndarray          # (n_texts, n_tags) float32; NaN rows for the texts that could not be scored
+    failed: np.ndarray         # positions of those texts, ascending
+    first_error: str | None    # the error of the first of them, one line
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line for line in str(error).splitlines() if line.strip()), "")[:300]
+
+
 class BatchScorer:
     """The scoring loop shared by the backends.
 
@@ -110,26 +122,61 @@ class BatchScorer:
         raise NotImplementedError
 
     def predict_proba(self, texts: str | Iterable[str], progress: bool | None = None) -> np.ndarray:
-        """An (n_texts, n_tags) float32 array of probabilities, in the order of `texts`."""
+        """An (n_texts, n_tags) float32 array of probabilities, in the order of `texts`.
+
+        A text that cannot be scored (see `score`) gets NaN in every column and is counted in a warning.
+        """
+        scored = self.score(texts, progress)
+        if scored.failed.size:
+            log.warning("%d of %d text(s) could not be scored and got NaN scores (the first is texts[%d]): %s",
+                        scored.failed.size, len(scored.probs), scored.failed[0], scored.first_error)
+        return scored.probs
+
+    def score(self, texts: str | Iterable[str], progress: bool | None = None) -> ScoredTexts:
+        """Probabilities, and which texts could not be scored.
+
+        A batch that fails is scored again one text at a time, so one bad text never fails its neighbours;
+        a text that fails alone gets NaN scores and its position in `failed`.
+        """
         texts = as_text_list(texts)
         probs = np.empty((len(texts), len(self.tags)), dtype=np.float32)
+        errors: dict[int, str] = {}
         show = len(texts) > 10 * self.batch_size if progress is None else progress
         with tqdm(total=len(texts), disable=not show, unit="comment", desc="scoring") as bar:
             for start in range(0, len(texts), CHUNK_SIZE):
                 chunk = texts[start:start + CHUNK_SIZE]
-                probs[start:start + len(chunk)] = self._score_chunk(chunk)
+                chunk_errors: dict[int, str] = {}
+                probs[start:start + len(chunk)] = self._score_chunk(chunk, chunk_errors)
+                errors.update({start + position: error for position, error in chunk_errors.items()})
                 bar.update(len(chunk))
-        return probs
+        failed = np.array(sorted(errors), dtype=np.int64)
+        return ScoredTexts(probs, failed, errors[failed[0]] if failed.size else None)
 
-    def _score_chunk(self, texts: list[str]) -> np.ndarray:
+    def _score_chunk(self, texts: list[str], errors: dict[int, str]) -> np.ndarray:
+        """Scores of `texts`; the position and error of each text that fails alone go into `errors`."""
         ids = tokenize_texts(self.tokenizer, texts, self.max_length, self.truncation)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         out = np.empty((len(ids), len(self.tags)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
-            batch = self.collate([{"input_ids": ids[i], "index": i} for i in rows])
-            out[rows] = self._probabilities(batch["input_ids"], batch["attention_mask"])
+            try:
+                out[rows] = self._score_batch(ids, rows)
+            except Exception as error:  # noqa: BLE001 (any backend error: each text is retried alone below)
+                if len(rows) > 1:
+                    log.info("A batch of %d texts failed (%s); scoring them one at a time.", len(rows), error)
+                out[rows] = [self._score_alone(ids, row, errors) for row in rows]
         return out
+
+    def _score_batch(self, ids: list[list[int]], rows: list[int]) -> np.ndarray:
+        batch = self.collate([{"input_ids": ids[i], "index": i} for i in rows])
+        return self._probabilities(batch["input_ids"], batch["attention_mask"])
+
+    def _score_alone(self, ids: list[list[int]], row: int, errors: dict[int, str]) -> np.ndarray:
+        try:
+            return self._score_batch(ids, [row])[0]
+        except Exception as error:  # noqa: BLE001 (recorded and counted; the caller decides what to do)
+            errors[row] = f"{type(error).__name__}: {_first_line(error)}"
+            return np.full(len(self.tags), np.nan, dtype=np.float32)
 
     def predict(self, texts: str | Iterable[str], threshold: float | str | None = None,
                 progress: bool | None = None) -> pd.DataFrame | dict[str, float]:

@@ -6,7 +6,10 @@
 The CLI reads CSV, TSV (optionally compressed) or Parquet `--chunk-rows` rows at a time, so a file of
 any size scores in flat memory. It writes the id column (when there is one), one probability column
 per tag and, with --threshold, one 0/1 column `<tag>_pred` per tag. Missing or blank texts are scored
-as the empty string and counted in the summary. The output appears only once it is complete: a crash,
+as the empty string and counted in the summary. A row that cannot be scored (the model fails on its text
+even alone) is still written, with empty scores and decisions, and counted; the command then exits with
+status 3 (SOME_ROWS_UNSCORED), so a pipeline notices without parsing the log while the other rows are kept.
+The output appears only once it is complete: a crash,
 Ctrl-C or SIGTERM leaves no partial file; SIGKILL can leave a hidden `.<output>.<pid>-*.partial`
 beside it, which the next write of the same output removes.
 """
@@ -28,6 +31,7 @@ from toxicity.checkpoint import CheckpointError, read_thresholds, thresholds_pat
 from toxicity.classifier import (  # noqa: F401 (ToxicityClassifier and OnnxToxicityClassifier, re-exported)
     BatchScorer,
     OnnxToxicityClassifier,
+    ScoredTexts,
     ToxicityClassifier,
 )
 from toxicity.cli import exit_on_sigterm, run_tool
@@ -38,6 +42,9 @@ from toxicity.tables import DataError, check_columns, iter_table
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 10_000  # rows the CLI reads from the input file at a time
+# Exit status when the output is complete but some rows have no scores: not 0, so a pipeline does not take
+# empty scores for real ones; not 1 (a crash, no output) nor 2 (bad input, no output).
+SOME_ROWS_UNSCORED = 3
 
 
 # ------------------------------------------------------------------------------------------ scoring files
@@ -59,6 +66,7 @@ class ScoringSummary:
     rows: int
     blank_texts: int
     seconds: float
+    unscored_rows: int = 0
 
     @property
     def comments_per_second(self) -> float:
@@ -83,26 +91,41 @@ def score_file(scorer: BatchScorer, input_path: str | Path, output_path: str | P
     cutoffs = None if threshold is None else scorer.thresholds_for(threshold)  # fails before any work
     tags, pred_columns = scorer.tags, [f"{tag}_pred" for tag in scorer.tags]
     header = ([id_column] if id_column else []) + tags + (pred_columns if cutoffs is not None else [])
-    rows = blank = 0
+    rows = blank = unscored = 0
+    first_unscored: tuple[int, str | None] | None = None  # (row number in the file, its error)
     started = time.perf_counter()
     with atomic_output(output_path) as partial, \
             tqdm(unit="comment", desc="scoring", disable=not progress) as bar:
         pd.DataFrame(columns=header).to_csv(partial, sep=sep, index=False)
         for chunk in iter_table(input_path, [c for c in (id_column, text_column) if c], chunk_rows):
             texts, chunk_blank = clean_texts(chunk[text_column])
-            probs = scorer.predict_proba(texts, progress=False)
-            scores = pd.DataFrame(probs, columns=tags)
-            if cutoffs is not None:
-                scores[pred_columns] = (probs >= cutoffs).astype(np.int64)
-            if id_column:
-                scores.insert(0, id_column, chunk[id_column].to_numpy())
-            scores.to_csv(partial, sep=sep, index=False, header=False, mode="a")
-            rows, blank = rows + len(texts), blank + chunk_blank
+            scored = scorer.score(texts, progress=False)
+            score_table(scored, tags, cutoffs, chunk[id_column] if id_column else None) \
+                .to_csv(partial, sep=sep, index=False, header=False, mode="a")
+            if scored.failed.size and first_unscored is None:
+                first_unscored = (rows + int(scored.failed[0]) + 1, scored.first_error)
+            rows, blank, unscored = rows + len(texts), blank + chunk_blank, unscored + scored.failed.size
             bar.update(len(texts))
     if blank:
         log.warning("%s: %d row(s) with a missing or blank '%s' were scored as empty strings.",
                     input_path, blank, text_column)
-    return ScoringSummary(rows, blank, time.perf_counter() - started)
+    if unscored:
+        log.warning("%s: %d row(s) could not be scored and have empty scores in %s (the first is data row %d: %s).",
+                    input_path, unscored, output_path, *first_unscored)
+    return ScoringSummary(rows, blank, time.perf_counter() - started, unscored)
+
+
+def score_table(scored: ScoredTexts, tags: list[str], cutoffs: np.ndarray | None,
+                ids: pd.Series | None) -> pd.DataFrame:
+    """One chunk's output rows: ids, probabilities, then 0/1 decisions; empty cells where a text has no scores."""
+    scores = pd.DataFrame(scored.probs, columns=tags)
+    if cutoffs is not None:
+        decisions = pd.DataFrame(scored.probs >= cutoffs, columns=[f"{t}_pred" for t in tags]).astype("Int64")
+        decisions.iloc[scored.failed] = pd.NA  # NaN >= x is False: a missing score must not read as "clean"
+        scores = pd.concat([scores, decisions], axis=1)
+    if ids is not None:
+        scores.insert(0, ids.name, ids.to_numpy())
+    return scores
 
 
 # -------------------------------------------------------------------------------------------------- CLI
@@ -155,8 +178,12 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary:
     summary = run_tool(work)
     blank = (f"; {summary.blank_texts} missing or blank '{args.text_column}' scored as empty strings"
              if summary.blank_texts else "")
+    unscored = (f"; {summary.unscored_rows} rows could not be scored (empty scores; see the warning above)"
+                if summary.unscored_rows else "")
     print(f"Scored {summary.rows} comments in {summary.seconds:.1f} s "
-          f"({summary.comments_per_second:.1f} comments/s){blank}. Wrote {args.output}.")
+          f"({summary.comments_per_second:.1f} comments/s){blank}{unscored}. Wrote {args.output}.")
+    if summary.unscored_rows:
+        raise SystemExit(SOME_ROWS_UNSCORED)
     return summary
 
 
