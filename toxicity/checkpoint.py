@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ENCODER, TEXT2TEXT = "encoder", "text2text"  # the model families
 FAMILY_KEY = "toxicity_family"  # written by each LightningModule's on_save_checkpoint
+CONFIG_KEYS = {ENCODER: "encoder_config", TEXT2TEXT: "model_config"}  # the hparam holding each family's shape
+RUN_FOLDER_KEY = "log_dir_relative"  # the TensorBoard run, relative to the checkpoint's folder
 
 
 class CheckpointError(ValueError):
@@ -142,6 +144,11 @@ class TrainedCheckpoint:
 
     @property
     def log_dir(self) -> str | None:
+        """The run's TensorBoard folder: stored relative to the checkpoint's own folder (a link followed),
+        or, in checkpoints written before that, as the absolute path on the training machine."""
+        relative = self.contents.get(RUN_FOLDER_KEY)
+        if isinstance(relative, str):
+            return str((self.ckpt_path.resolve().parent / relative).resolve())
         return self.contents.get("log_dir")
 
     @property
@@ -156,12 +163,58 @@ class TrainedCheckpoint:
         return read_thresholds(self.ckpt_path)
 
     def build_model(self):
-        """The trained LightningModule, in eval mode, built offline from the checkpoint alone."""
+        """The trained LightningModule, in eval mode, built offline from the checkpoint alone: its tokenizer
+        from the embedded files, its shape from the stored config, checked against the stored weights
+        before any memory is allocated for them."""
         model_class = model_class_for(self.family, self.ckpt_path)
-        model = model_class(**self.hparams)
-        model.on_load_checkpoint(self.contents)
+        hparams = self.checked_hparams()
+        tokenizer, tokenizer_bytes = self.tokenizer()
+        with torch.device("meta"):  # shapes only: a config asking for huge tables allocates nothing
+            skeleton = self._build(model_class, tokenizer, tokenizer_bytes, hparams)
+        self.check_shapes(skeleton.state_dict())
+        model = self._build(model_class, tokenizer, tokenizer_bytes, hparams)
         model.load_state_dict(self.contents["state_dict"])
         return model.eval()
+
+    def _build(self, model_class, tokenizer, tokenizer_bytes: bytes | None, hparams: dict):
+        try:
+            return model_class.with_tokenizer(tokenizer, tokenizer_bytes, **hparams)
+        except (ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(f"{self.ckpt_path}: cannot build its model ({error}).") from error
+
+    def checked_hparams(self) -> dict:
+        """The constructor arguments; refused without the full model config that lets it load offline."""
+        key = CONFIG_KEYS[self.family]
+        if not isinstance(self.hparams.get(key), dict):
+            raise CheckpointError(f"{self.ckpt_path}: refused: it carries no {key}, so its model could only be "
+                                  f"built from the backbone it names ({self.hparams.get('backbone')!r}), fetched "
+                                  "from the hub. A checkpoint written by toxicity.fit always has one.")
+        return self.hparams
+
+    def tokenizer(self) -> tuple[object, bytes | None]:
+        """(tokenizer, its zip): the one the checkpoint carries, else (older files) a local copy of the
+        backbone's; never downloaded."""
+        from toxicity.backbone import load_tokenizer
+        from toxicity.model import tokenizer_from_bytes
+
+        carried = self.contents.get("tokenizer")
+        if carried is not None:
+            return tokenizer_from_bytes(carried, str(self.ckpt_path)), carried
+        return load_tokenizer(self.hparams.get("backbone"), local_files_only=True), None
+
+    def check_shapes(self, expected: dict[str, torch.Tensor]) -> None:
+        """Every weight the stored config makes has the stored weight's shape (the config cannot ask for
+        more memory than the file holds)."""
+        stored = self.contents["state_dict"]
+        for name, tensor in expected.items():
+            if name not in stored:
+                raise CheckpointError(f"{self.ckpt_path}: its model config makes weight {name!r}, which the "
+                                      "file does not hold; the file is damaged or was edited.")
+            stored_shape = tuple(getattr(stored[name], "shape", ()))
+            if stored_shape != tuple(tensor.shape):
+                raise CheckpointError(
+                    f"{self.ckpt_path}: refused: its model config makes {name!r} of shape {tuple(tensor.shape)}, "
+                    f"but the stored weight is {stored_shape}; the file is damaged or was edited.")
 
 
 def model_class_for(family: str, ckpt_path: Path):

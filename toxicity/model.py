@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
+import os
 import re
 import tempfile
 import zipfile
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -17,23 +21,64 @@ from torchmetrics.functional.classification import binary_auroc
 from torchmetrics.utilities import dim_zero_cat
 
 from toxicity.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder, load_tokenizer
-from toxicity.checkpoint import ENCODER, FAMILY_KEY
+from toxicity.checkpoint import ENCODER, FAMILY_KEY, RUN_FOLDER_KEY, CheckpointError
 from toxicity.data import DEFAULT_MAX_LENGTH, Truncation
 from toxicity.labels import LABELS
 
 Pooling = Literal["mean", "cls", "pooler"]
+log = logging.getLogger(__name__)
+# (tokenizer, its zip) for the model being built from a checkpoint: see TaggerModule.with_tokenizer
+_CARRIED_TOKENIZER: ContextVar[tuple] = ContextVar("carried_tokenizer", default=(None, None))
 
 
 def build_encoder(backbone: str, pretrained: bool, encoder_config: dict | None) -> nn.Module:
     """Pretrained weights, or random weights shaped by the backbone's config or by `encoder_config`."""
-    from transformers import CONFIG_MAPPING, AutoModel
+    from transformers import AutoModel
 
     if encoder_config is not None:
-        config = CONFIG_MAPPING[encoder_config["model_type"]].from_dict(encoder_config)
-        return AutoModel.from_config(config)
+        return AutoModel.from_config(config_from_dict(encoder_config), trust_remote_code=False)
     if pretrained:
         return load_pretrained_encoder(backbone)
-    return AutoModel.from_config(load_config(backbone))
+    return AutoModel.from_config(load_config(backbone), trust_remote_code=False)
+
+
+def config_from_dict(config: dict):
+    """A transformers config from a saved dict; one naming custom code (`auto_map`) is refused."""
+    from transformers import CONFIG_MAPPING
+
+    if names_custom_code(config):
+        raise ValueError("The model config names custom code (auto_map); toxicity never runs code from a "
+                         "config or checkpoint. Use a model that transformers supports natively.")
+    model_type = config.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(f"The model config's model_type {model_type!r} is not one transformers knows.")
+    return CONFIG_MAPPING[model_type].from_dict(config)
+
+
+def names_custom_code(config) -> bool:
+    """Whether a config dict, or any config nested in it (an encoder-decoder's halves), has an `auto_map`."""
+    if not isinstance(config, dict):
+        return False
+    return bool(config.get("auto_map")) or any(names_custom_code(value) for value in config.values())
+
+
+def position_limit(encoder: nn.Module) -> int | None:
+    """The most input positions `encoder` can embed; None for relative positions (T5), which have no limit."""
+    for name, module in encoder.named_modules():
+        if name.endswith(("position_embeddings", "embed_positions")) and isinstance(module, nn.Embedding):
+            offset = getattr(module, "offset", None)  # BART-style tables keep `offset` extra rows
+            if offset is None:  # RoBERTa-style positions start after the padding index
+                offset = 0 if module.padding_idx is None else module.padding_idx + 1
+            return module.num_embeddings - offset
+    return None
+
+
+def check_max_length(max_length: int, encoder: nn.Module, backbone: str) -> None:
+    """Refuses a `max_length` beyond the encoder's position embeddings (scoring a long text would crash)."""
+    limit = position_limit(encoder)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length {max_length} is more than the {limit} positions the encoder of {backbone} "
+                         f"can embed; use --data.max_length {limit} or less.")
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooler_output, pooling: Pooling) -> torch.Tensor:
@@ -103,22 +148,80 @@ class PerTagF1(Metric):
         return torch.where(denominator > 0, 2 * self.true_positives / denominator.clamp(min=1), 0.0)
 
 
+# The files a tokenizer's save_pretrained writes; nothing else (no code) is taken from a checkpoint.
+TOKENIZER_FILES = frozenset({
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "sentencepiece.model",
+    "tokenizer.model", "spm.model", "bpe.codes", "chat_template.jinja", "chat_template.json"})
+MAX_TOKENIZER_BYTES = 50 * 1024 * 1024  # uncompressed, all files together (the largest hub tokenizers: ~20 MB)
+
+
 def tokenizer_to_bytes(tokenizer) -> bytes:
     """The tokenizer's saved files as one zip, so a checkpoint carries its own tokenizer."""
     buffer = io.BytesIO()
-    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w") as archive:
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         tokenizer.save_pretrained(folder)
         for file in Path(folder).iterdir():
-            archive.write(file, file.name)
+            if file.name in TOKENIZER_FILES:
+                archive.write(file, file.name)
+            else:
+                log.warning("Not saving %s with the tokenizer: a checkpoint carries only %s.", file.name,
+                            ", ".join(sorted(TOKENIZER_FILES)))
     return buffer.getvalue()
 
 
-def tokenizer_from_bytes(data: bytes):
+def tokenizer_from_bytes(data: bytes, source: str = "the checkpoint"):
+    """The tokenizer a checkpoint carries, checked before anything is written or loaded (`source` names the
+    checkpoint in errors): known file names only, bounded sizes, no custom code."""
     from transformers import AutoTokenizer
 
+    files = checked_tokenizer_files(data, source)
     with tempfile.TemporaryDirectory() as folder:
-        zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
-        return AutoTokenizer.from_pretrained(folder)
+        for name, content in files.items():
+            (Path(folder) / name).write_bytes(content)
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+
+
+def checked_tokenizer_files(data: bytes, source: str) -> dict[str, bytes]:
+    """{file name: content} of the tokenizer zip; CheckpointError for anything a tokenizer never holds."""
+    def refuse(problem: str) -> CheckpointError:
+        return CheckpointError(f"{source}: refused: its embedded tokenizer {problem}. A toxicity checkpoint "
+                               "never does; load checkpoints only from people you trust.")
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = archive.infolist()
+    except (zipfile.BadZipFile, TypeError, ValueError) as error:
+        raise refuse(f"is not a readable zip ({error})") from None
+    for entry in entries:
+        if entry.filename not in TOKENIZER_FILES:
+            raise refuse(f"holds {entry.filename!r}, which is not a tokenizer file "
+                         f"(allowed: {', '.join(sorted(TOKENIZER_FILES))})")
+    if len({entry.filename for entry in entries}) != len(entries):
+        raise refuse("holds a file name twice")
+    if sum(entry.file_size for entry in entries) > MAX_TOKENIZER_BYTES:
+        raise refuse(f"unpacks to more than {MAX_TOKENIZER_BYTES // 2**20} MB")
+    files = {}
+    budget = MAX_TOKENIZER_BYTES
+    for entry in entries:
+        with archive.open(entry) as member:
+            files[entry.filename] = member.read(budget + 1)  # bounded even if a size field lies
+        budget -= len(files[entry.filename])
+        if budget < 0:
+            raise refuse(f"unpacks to more than {MAX_TOKENIZER_BYTES // 2**20} MB")
+    if "auto_map" in tokenizer_settings(files, refuse):
+        raise refuse("names custom code (auto_map in tokenizer_config.json)")
+    return files
+
+
+def tokenizer_settings(files: dict[str, bytes], refuse) -> dict:
+    try:
+        settings = json.loads(files.get("tokenizer_config.json", b"{}"))
+    except ValueError as error:
+        raise refuse(f"has an unreadable tokenizer_config.json ({error})") from None
+    if not isinstance(settings, dict):
+        raise refuse("has a tokenizer_config.json that is not a JSON object")
+    return settings
 
 
 class TaggerModule(pl.LightningModule):
@@ -134,8 +237,18 @@ class TaggerModule(pl.LightningModule):
 
     def __init__(self):
         super().__init__()
-        self._tokenizer = None
-        self._tokenizer_bytes: bytes | None = None  # serialised once, reused by every checkpoint save
+        # the tokenizer and its zip (serialised once, reused by every checkpoint save); None until needed
+        self._tokenizer, self._tokenizer_bytes = _CARRIED_TOKENIZER.get()
+
+    @classmethod
+    def with_tokenizer(cls, tokenizer, tokenizer_bytes: bytes | None, **hparams) -> TaggerModule:
+        """The model built around a given tokenizer (the one a checkpoint carries), so that building it
+        never loads the tokenizer its `backbone` names: no network on load, no repository a file chooses."""
+        token = _CARRIED_TOKENIZER.set((tokenizer, tokenizer_bytes))
+        try:
+            return cls(**hparams)
+        finally:
+            _CARRIED_TOKENIZER.reset(token)
 
     def add_auroc_metrics(self) -> None:
         """Per-tag AUROC for every stage; per-tag F1 of the model's own decisions on val and test."""
@@ -204,13 +317,25 @@ class TaggerModule(pl.LightningModule):
         if self._tokenizer_bytes is None:
             self._tokenizer_bytes = tokenizer_to_bytes(self.tokenizer)
         checkpoint["tokenizer"] = self._tokenizer_bytes
-        if self._trainer is not None and self.trainer.log_dir:
-            checkpoint["log_dir"] = str(Path(self.trainer.log_dir).resolve())  # the TensorBoard run, for reports
+        run_folder = self._run_folder_from_checkpoints()
+        if run_folder is not None:
+            checkpoint[RUN_FOLDER_KEY] = run_folder
+
+    def _run_folder_from_checkpoints(self) -> str | None:
+        """The TensorBoard run, relative to the folder the checkpoint is written to (usually `..`): an
+        absolute path would tell whoever receives the file where it was trained, and be wrong on their disk."""
+        callback = self._trainer.checkpoint_callback if self._trainer is not None else None
+        if not self.trainer.log_dir or callback is None or not getattr(callback, "dirpath", None):
+            return None
+        try:
+            return os.path.relpath(Path(self.trainer.log_dir).resolve(), Path(callback.dirpath).resolve())
+        except ValueError:  # Windows: the run and the checkpoint folder on different drives
+            return None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "tokenizer" in checkpoint:
+        if "tokenizer" in checkpoint and checkpoint["tokenizer"] != self._tokenizer_bytes:
+            self._tokenizer = tokenizer_from_bytes(checkpoint["tokenizer"])
             self._tokenizer_bytes = checkpoint["tokenizer"]
-            self._tokenizer = tokenizer_from_bytes(self._tokenizer_bytes)
 
 
 class ToxicCommentTagger(TaggerModule):
@@ -260,6 +385,7 @@ class ToxicCommentTagger(TaggerModule):
             raise ValueError(f"pos_weight has {len(pos_weight)} values for {len(labels)} labels {labels}.")
         self.encoder = build_encoder(backbone, pretrained, encoder_config).train()  # from_pretrained gives eval mode
         self.hparams.encoder_config = self.encoder.config.to_dict()
+        check_max_length(max_length, self.encoder, backbone)
         if pooling == "pooler" and getattr(self.encoder, "pooler", None) is None:
             raise ValueError(f"pooling='pooler': the '{self.encoder.config.model_type}' encoder of {backbone} has no "
                              "pooler layer; use --model.pooling mean (or cls).")

@@ -30,9 +30,9 @@ import torch
 
 from toxicity.backbone import DEFAULT_BACKBONE, checked_backbone_path, load_config
 from toxicity.checkpoint import TEXT2TEXT
-from toxicity.data import DEFAULT_MAX_LENGTH, Truncation
+from toxicity.data import DEFAULT_MAX_LENGTH, Truncation, head_and_tail, special_tokens_around
 from toxicity.labels import LABELS, NONE_WORD, DecodedTags, TagStringCodec
-from toxicity.model import TaggerModule
+from toxicity.model import TaggerModule, check_max_length, config_from_dict
 
 PREFIX = "toxic comment classification: "
 Architecture = Literal["seq2seq", "bert2bert", "t5"]
@@ -43,20 +43,20 @@ T5_SMALL_SHAPE = {"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "nu
 def build_seq2seq(backbone: str, architecture: Architecture, pretrained: bool, model_config: dict | None,
                   tokenizer):
     """The sequence-to-sequence model, with its special token ids set for generation and loss."""
-    from transformers import CONFIG_MAPPING, AutoModelForSeq2SeqLM, EncoderDecoderModel, T5Config
+    from transformers import AutoModelForSeq2SeqLM, EncoderDecoderModel, T5Config
 
     if model_config is not None:  # a saved checkpoint, or a config given in full: random weights of that shape
-        config = CONFIG_MAPPING[model_config["model_type"]].from_dict(model_config)
+        config = config_from_dict(model_config)
         model = EncoderDecoderModel(config) if config.model_type == "encoder-decoder" \
-            else AutoModelForSeq2SeqLM.from_config(config)
+            else AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=False)
     elif architecture == "bert2bert":
         model = bert2bert(backbone, pretrained)
     elif architecture == "t5":
         model = AutoModelForSeq2SeqLM.from_config(T5Config(vocab_size=len(tokenizer), **T5_SMALL_SHAPE))
     elif pretrained:
-        model = AutoModelForSeq2SeqLM.from_pretrained(checked_backbone_path(backbone))
+        model = AutoModelForSeq2SeqLM.from_pretrained(checked_backbone_path(backbone), trust_remote_code=False)
     else:
-        model = AutoModelForSeq2SeqLM.from_config(load_config(backbone))
+        model = AutoModelForSeq2SeqLM.from_config(load_config(backbone), trust_remote_code=False)
     set_special_tokens(model.config, tokenizer)
     return model
 
@@ -66,7 +66,8 @@ def bert2bert(backbone: str, pretrained: bool):
 
     if pretrained:
         folder = checked_backbone_path(backbone)
-        return EncoderDecoderModel.from_encoder_decoder_pretrained(folder, folder)
+        return EncoderDecoderModel.from_encoder_decoder_pretrained(
+            folder, folder, encoder_trust_remote_code=False, decoder_trust_remote_code=False)
     encoder = load_config(backbone)
     decoder = load_config(backbone, is_decoder=True, add_cross_attention=True)
     return EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
@@ -168,18 +169,55 @@ class TextToTextTagger(TaggerModule):
         self.pieces = TagWordPieces(self.codec, self.tokenizer, config.eos_token_id)
         self.register_buffer("prefix_ids", torch.tensor(self.tokenizer(prefix, add_special_tokens=False)["input_ids"]),
                              persistent=False)
+        self.end_tokens = len(special_tokens_around(self.tokenizer)[1])  # [SEP] or </s>, kept when cutting
+        self.check_room(max_length, backbone)
         self.decoding_issues = {"unknown": 0, "repeated": 0}
         self.add_auroc_metrics()
 
     # ------------------------------------------------------------------------------------------- inputs
+    def check_room(self, max_length: int, backbone: str) -> None:
+        """Refuses a max_length beyond the encoder's positions, or too short to hold the prefix and a comment."""
+        check_max_length(max_length, self.seq2seq.get_encoder(), backbone)
+        fixed = len(self.prefix_ids) + len(special_tokens_around(self.tokenizer)[0]) + self.end_tokens
+        if max_length <= fixed:
+            raise ValueError(f"max_length {max_length} leaves no room for the comment: the prefix and special "
+                             f"tokens take {fixed}; use --data.max_length {fixed + 1} or more.")
+
     def with_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Inserts the prefix tokens after [CLS] (BERT-style tokenizers) or at the start (T5)."""
+        """Inserts the prefix tokens after [CLS] (BERT-style tokenizers) or at the start (T5); the comment is
+        cut first where needed, so that the prefixed input still fits `max_length` (the encoder's positions)."""
         cls = self.tokenizer.cls_token_id
         cut = 1 if cls is not None and input_ids.shape[1] and bool((input_ids[:, 0] == cls).all()) else 0
+        input_ids, attention_mask = self.make_room_for_prefix(input_ids, attention_mask, cut)
         prefix = self.prefix_ids.to(input_ids.device).expand(len(input_ids), -1)
         ids = torch.cat([input_ids[:, :cut], prefix, input_ids[:, cut:]], dim=1)
         mask = torch.cat([attention_mask[:, :cut], torch.ones_like(prefix), attention_mask[:, cut:]], dim=1)
         return ids, mask
+
+    def make_room_for_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                             front: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows (right-padded) cut to `max_length` minus the prefix, as the data module's truncation would
+        have cut them at that length: the same head, or head and tail, with the special tokens kept."""
+        room = self.hparams.max_length - len(self.prefix_ids)
+        if input_ids.shape[1] <= room:
+            return input_ids, attention_mask
+        lengths = attention_mask.sum(dim=1).tolist()
+        rows = [self.cut_row(ids[:length].tolist(), room, front) for ids, length in zip(input_ids, lengths)]
+        ids = torch.full((len(rows), max(map(len, rows))), self.tokenizer.pad_token_id or 0, dtype=input_ids.dtype)
+        mask = torch.zeros_like(ids, dtype=attention_mask.dtype)
+        for k, row in enumerate(rows):
+            ids[k, :len(row)], mask[k, :len(row)] = torch.tensor(row, dtype=ids.dtype), 1
+        return ids.to(input_ids.device), mask.to(attention_mask.device)
+
+    def cut_row(self, ids: list[int], room: int, front: int) -> list[int]:
+        if len(ids) <= room:
+            return ids
+        end = len(ids) - self.end_tokens
+        budget = room - front - self.end_tokens
+        content = ids[front:end]
+        # a head-and-tail cut of a head-and-tail cut keeps the head and tail of the original text
+        kept = head_and_tail(content, budget) if self.hparams.truncation == "head_tail" else content[:budget]
+        return ids[:front] + kept + ids[end:]
 
     def target_ids(self, labels: torch.Tensor) -> torch.Tensor:
         """Target token ids of each 0/1 row, padded with -100 (ignored by the loss)."""
