@@ -430,3 +430,79 @@ def test_head_tail_truncation_keeps_the_start_and_the_end_of_a_long_comment():
     with pytest.raises(ValueError, match="head_tail"):
         tokenize_texts(tokenizer, ["x"], 32, "tail")
 
+
+
+# --------------------------------------------------------------------- tag rules and splits (issue 16)
+def class_table(tmp_path, classes, name="classes.csv"):
+    path = tmp_path / name
+    pd.DataFrame({"tweet": [f"tweet {k}" for k in range(len(classes))], "class": classes}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("cut", [1.5, -0.5, 0.0, float("nan")])
+def test_a_binarise_cut_outside_0_1_is_refused(tmp_path, cut):
+    with pytest.raises(DataError, match=r"--data.binarise_at .*above 0 and at most 1"):
+        ToxicCommentsDataModule(str(tmp_path / "any.csv"), label_columns=["isHate"], binarise_at=cut)
+
+
+def test_label_from_values_compare_as_numbers(tmp_path):
+    path = class_table(tmp_path, [0, 1, 2] * 4)
+    datamodule = ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate"],
+                                         label_from="class:0.0=hate", val_fraction=0.34)
+    datamodule.setup("fit")
+    rows = pd.concat(datamodule.frames.values())
+    assert rows["hate"].sum() == 4  # the integer 0 matched 0.0
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("class:5=hate", r"value\(s\) \[5\] match no row of column 'class', whose values are \[0, 1, 2\]"),
+    ("class:zero=hate", r"\['zero'\] match no row"),
+    ("class:0=hate,0=offensive", r"each value once \(repeated: \['0'\]\)"),
+    ("class:0=hate,0.0=offensive", "two values are the same number"),
+])
+def test_label_from_rules_that_match_no_row_or_repeat_a_value_are_refused(tmp_path, spec, message):
+    path = class_table(tmp_path, [0, 1, 2] * 4)
+    with pytest.raises(DataError, match=message):
+        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate", "offensive"],
+                                label_from=spec).setup("fit")
+
+
+def test_a_blank_label_from_cell_names_its_row(tmp_path):
+    path = class_table(tmp_path, [0, 1, None, 2, None, 1])
+    with pytest.raises(DataError, match=re.escape("column 'class' (--data.label_from) is empty at data row 3 "
+                                                  "(line 4) (2 empty cell(s) in all)")) as error:
+        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate"],
+                                label_from="class:0=hate").setup("fit")
+    assert str(path) in str(error.value)
+
+
+def test_a_tag_without_positives_in_a_split_is_a_warning_naming_tag_and_split(tmp_path, caplog):
+    comments = make_comments().assign(threat=0)
+    path = tmp_path / "no_threats.csv"
+    comments.to_csv(path, index=False)
+    with caplog.at_level(logging.WARNING, logger="toxicity.data"):
+        ToxicCommentsDataModule(str(path)).setup("fit")
+    for split in ("training", "validation"):
+        assert f"tag 'threat' has no positive row in the {split} split" in caplog.text
+    assert "'toxic' has no" not in caplog.text
+
+
+def test_a_tweeteval_folder_missing_its_val_file_is_refused_by_name(tmp_path):
+    folder = write_tweeteval(tmp_path / "tweeteval_offensive")
+    (folder / "val_text.txt").unlink()
+    with pytest.raises(DataError, match=r"tweeteval_offensive: this TweetEval folder has no val_text.txt") as error:
+        ToxicCommentsDataModule(str(folder), label_columns=["offensive"]).setup("fit")
+    assert "--data.val_path" in str(error.value)
+    held_out = tmp_path / "val.csv"  # a validation table of one's own stands in for the missing files
+    pd.DataFrame({"comment_text": ["other tweet", "you idiot"], "offensive": [0, 1]}).to_csv(held_out, index=False)
+    datamodule = ToxicCommentsDataModule(str(folder), label_columns=["offensive"], val_path=str(held_out))
+    datamodule.setup("fit")
+    assert len(datamodule.frames["val"]) == 2
+
+
+def test_validation_rows_that_repeat_training_texts_are_counted_in_a_warning(tmp_path, comments_csv, caplog):
+    val = tmp_path / "val.csv"
+    make_comments(n_clean=6, n_toxic=4).to_csv(val, index=False)  # the same texts as the first training rows
+    with caplog.at_level(logging.WARNING, logger="toxicity.data"):
+        ToxicCommentsDataModule(str(comments_csv), val_path=str(val)).setup("fit")
+    assert "10 of 10 validation rows (100%) have a text that is also in the training rows" in caplog.text

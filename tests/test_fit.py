@@ -140,3 +140,38 @@ def test_ddp_two_cpu_processes_train_and_checkpoint(tmp_path, comments_csv):
     run = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints"
     assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file()
     assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve() == (run / "best.ckpt").resolve()
+
+
+def test_max_steps_inside_an_epoch_validates_and_keeps_a_linked_best_model(tmp_path, comments_csv, capsys):
+    # before: early stopping raised for want of val_loss at the epoch end, and no model was saved
+    cli = main(fit_args(tmp_path, comments_csv, "--trainer.max_steps", "1"))
+    assert cli.trainer.global_step == 1 and cli.trainer.num_training_batches > 1  # stopped inside the epoch
+    run = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints"
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve() == (run / "best.ckpt").resolve()
+    assert (run / "last.ckpt").is_file() and "Best checkpoint:" in capsys.readouterr().out
+
+
+def test_a_run_without_validation_says_why_it_has_no_best_model(tmp_path, comments_csv, caplog):
+    main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
+                  "--early_stopping.strict", "false"))
+    assert not (tmp_path / "checkpoints" / "best-checkpoint.ckpt").exists()
+    assert "validation never ran" in caplog.text and "last.ckpt" in caplog.text
+
+
+@pytest.mark.parametrize(("rows", "extra", "message"), [
+    ("comment_text,share\n" + "".join(f"text {k},0.{k}\n" for k in range(10)),
+     ["--data.label_columns", "[share]", "--data.binarise_at", "1.5"], "--data.binarise_at 1.5"),
+    ("comment_text,class\n" + "".join(f"text {k},{k % 2}\n" for k in range(10)),
+     ["--data.label_columns", "[toxic]", "--data.label_from", "class:2=toxic"], "[2] match no row of column 'class'"),
+    ("comment_text,class\n" + "".join(f"text {k},{'' if k == 3 else k % 2}\n" for k in range(10)),
+     ["--data.label_columns", "[toxic]", "--data.label_from", "class:1=toxic"], "empty at data row 4 (line 5)"),
+])
+def test_tag_rules_that_give_no_positives_are_refused_with_exit_2(tmp_path, rows, extra, message):
+    data = tmp_path / "comments.csv"
+    data.write_text(rows)
+    result = subprocess.run([sys.executable, "-m", "toxicity.fit", *fit_args(tmp_path, data, *extra)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "logs").exists()

@@ -24,14 +24,16 @@ from toxicity.backbone import DEFAULT_BACKBONE, load_tokenizer
 from toxicity.demo import DEMO_CSV
 from toxicity.labels import LABELS
 from toxicity.tables import (
+    TWEETEVAL_SPLITS,
     DataError,
     TableSource,
     is_table_file,
+    is_tweeteval_folder,
     read_table,
     read_tweeteval,
+    require_tweeteval_split,
     separator_hint,
     table_format,
-    tweeteval_files,
 )
 
 log = logging.getLogger(__name__)
@@ -187,6 +189,9 @@ class TagRule:
     label_from: str | None = None
     binarise_at: float | None = None
 
+    def __post_init__(self):
+        check_binarise_at(self.binarise_at)
+
     def apply(self, frame: pd.DataFrame, source: object, tags: Sequence[str]) -> pd.DataFrame:
         if self.label_from:
             frame = tags_from_column(frame, source, tags, self.label_from)
@@ -196,16 +201,20 @@ class TagRule:
 
 
 def parse_label_from(spec: str, tags: Sequence[str]) -> tuple[str, dict[str, list[str]]]:
-    """'COLUMN:VALUE=TAG+TAG,VALUE=TAG' as (column, {value: [tags]}), every tag one of `tags`."""
+    """'COLUMN:VALUE=TAG+TAG,VALUE=TAG' as (column, {value: [tags]}), every tag one of `tags`, no value twice."""
     column, sep, rules = spec.partition(":")
     mapping: dict[str, list[str]] = {}
+    repeated = []
     for rule in rules.split(",") if sep else []:
         value, eq, named = rule.partition("=")
+        if value.strip() in mapping:
+            repeated.append(value.strip())
         mapping[value.strip()] = [tag.strip() for tag in named.split("+") if tag.strip()] if eq else []
     unknown = sorted({tag for named in mapping.values() for tag in named} - set(tags))
-    if not column.strip() or not mapping or any(not named for named in mapping.values()) or unknown:
+    if not column.strip() or not mapping or any(not named for named in mapping.values()) or unknown or repeated:
         raise DataError(f"--data.label_from {spec!r}: write COLUMN:VALUE=TAG+TAG,VALUE=TAG with tags among "
-                        f"label_columns {list(tags)}" + (f" (not tags: {unknown})" if unknown else "") + ".")
+                        f"label_columns {list(tags)}" + (f" (not tags: {unknown})" if unknown else "")
+                        + (f" and each value once (repeated: {repeated})" if repeated else "") + ".")
     return column.strip(), mapping
 
 
@@ -214,15 +223,66 @@ def tags_from_column(frame: pd.DataFrame, source: object, tags: Sequence[str], s
     if column not in frame.columns:
         raise DataError(f"{source}: --data.label_from names column '{column}', which is not there; it has "
                         f"{list(frame.columns)}.")
-    values = frame[column].astype(str).str.strip()
-    unmapped = ~values.isin(mapping)
+    _refuse_blank_cells(frame, column, source)
+    values, rules = comparable_values(frame[column], mapping, spec)
+    _refuse_rules_matching_no_row(values, rules, column, source, spec)
+    unmapped = ~values.isin(list(rules))
     if unmapped.any():
         log.info("%s: %d row(s) with a '%s' value not in label_from (%s) have no tag.", source,
                  int(unmapped.sum()), column, sorted(values[unmapped].unique().tolist())[:5])
     frame = frame.copy()
     for tag in tags:
-        frame[tag] = values.map(lambda value, tag=tag: int(tag in mapping.get(value, []))).astype(np.int64)
+        frame[tag] = values.map(lambda value, tag=tag: int(tag in rules.get(value, []))).astype(np.int64)
     return frame
+
+
+def comparable_values(column: pd.Series, mapping: dict[str, list[str]],
+                      spec: str) -> tuple[pd.Series, dict[object, list[str]]]:
+    """The column's values and the rules' keys, as numbers when both are all numbers, else as stripped text.
+
+    So `class:0=...` and `class:0.0=...` both match a column read as integers, or as floats (a column with a
+    blank cell in it reads as floats). Two rule values that are the same number are refused.
+    """
+    numbers = pd.to_numeric(column, errors="coerce")
+    keys = pd.to_numeric(pd.Series(list(mapping)), errors="coerce")
+    if numbers.isna().any() or keys.isna().any():
+        return column.astype(str).str.strip(), dict(mapping)
+    rules = dict(zip(keys.astype(float), mapping.values()))
+    if len(rules) < len(mapping):
+        raise DataError(f"--data.label_from {spec!r}: two values are the same number ({list(mapping)}); "
+                        "give each value once.")
+    return numbers.astype(float), rules
+
+
+def _refuse_blank_cells(frame: pd.DataFrame, column: str, source: object) -> None:
+    blank = frame[column].isna() | frame[column].astype(str).str.strip().eq("")
+    if blank.any():
+        row = blank.idxmax()  # the first True
+        raise DataError(f"{source}: column '{column}' (--data.label_from) is empty at {_row_name(frame, row, source)}"
+                        f" ({int(blank.sum())} empty cell(s) in all). Fill in a value (one not in label_from "
+                        "gives no tag) or drop the row.")
+
+
+def _refuse_rules_matching_no_row(values: pd.Series, rules: dict, column: str, source: object, spec: str) -> None:
+    unmatched = [key for key in rules if not values.eq(key).any()]
+    if unmatched:
+        present = sorted(values.unique().tolist())
+        raise DataError(f"{source}: --data.label_from {spec!r}: value(s) {[_plain(key) for key in unmatched]} match "
+                        f"no row of column '{column}', whose values are {[_plain(v) for v in present[:10]]}"
+                        f"{' ...' if len(present) > 10 else ''}. Use the column's own values.")
+
+
+def _plain(value: object) -> object:
+    """2.0 as 2 in messages: the user wrote the integer (or read it in the file)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def check_binarise_at(cut: float | None) -> None:
+    """A cut in (0, 1]: tags are shares in [0, 1] made 1 at >= cut, so 0 tags every row and > 1 (or NaN) none."""
+    if cut is not None and not 0 < cut <= 1:  # NaN fails both comparisons
+        raise DataError(f"--data.binarise_at {cut}: give a cut above 0 and at most 1 (e.g. 0.5); fractional tags "
+                        "become 1 where the share is at least the cut, so 0 would tag every row and a cut above 1 "
+                        "(or nan) none.")
 
 
 def binarise_tags(frame: pd.DataFrame, source: object, tags: Sequence[str], cut: float) -> pd.DataFrame:
@@ -246,18 +306,24 @@ def load_table(path: str | Path, text_column: str, label_columns: Sequence[str],
     return validate_comments(frame, source, text_column, label_columns, allow_unscored=allow_unscored)
 
 
-def load_tweeteval(folder: Path, label_columns: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """A TweetEval task folder's official train / val / test splits; its `label` becomes the one tag."""
+def load_tweeteval(folder: Path, label_columns: Sequence[str],
+                   splits: Sequence[str] = TWEETEVAL_SPLITS) -> dict[str, pd.DataFrame]:
+    """A TweetEval task folder's official `splits`; its `label` becomes the one tag.
+
+    Every split asked for must be there: a folder of official splits missing its val files would otherwise
+    train on a random split of train without saying so, and results would not compare with published ones.
+    """
+    for split in splits:
+        require_tweeteval_split(folder, split)
     if len(label_columns) != 1:
         raise DataError(f"{folder}: a TweetEval folder has one label per tweet; give one tag "
                         f"(--data.label_columns '[offensive]'), not {list(label_columns)}.")
-    splits = {}
-    for split in ("train", "val", "test"):
-        if tweeteval_files(folder, split) is not None:
-            frame, source = read_tweeteval(folder, split)
-            splits[split] = validate_comments(frame.rename(columns={"label": label_columns[0]}), source, "text",
-                                              label_columns)
-    return splits
+    loaded = {}
+    for split in splits:
+        frame, source = read_tweeteval(folder, split)
+        loaded[split] = validate_comments(frame.rename(columns={"label": label_columns[0]}), source, "text",
+                                          label_columns)
+    return loaded
 
 
 def load_splits(data_path: str | Path, text_column: str, label_columns: Sequence[str],
@@ -267,8 +333,9 @@ def load_splits(data_path: str | Path, text_column: str, label_columns: Sequence
     test.csv + test_labels.csv), a TweetEval task folder (official train / val / test), or one labelled
     table; `val_path` and `test_path` add or replace those splits with tables of their own."""
     data_path = Path(data_path)
-    if tweeteval_files(data_path, "train") is not None:
-        splits = load_tweeteval(data_path, label_columns)
+    if is_tweeteval_folder(data_path):  # the splits a table of the user's own does not replace must be there
+        wanted = ["train", *(["val"] if val_path is None else []), *(["test"] if test_path is None else [])]
+        splits = load_tweeteval(data_path, label_columns, wanted)
     elif is_table_file(data_path):
         splits = {"train": load_table(data_path, text_column, label_columns, rule, separator)}
     else:
@@ -325,6 +392,36 @@ def check_split_sizes(train: pd.DataFrame, val: pd.DataFrame, frame: pd.DataFram
                             f"{frame['text'].nunique()} distinct text(s), and rows with the same text stay on one "
                             f"side of the split. Give more rows with distinct texts, or {fix} --data.val_fraction "
                             f"(now {val_fraction}).")
+
+
+def warn_overlapping_texts(train: pd.DataFrame, others: dict[str, pd.DataFrame | None], source: object) -> None:
+    """Warns when texts of a given validation or test table are also training texts.
+
+    A warning, not a refusal: the official TweetEval files overlap a little (hate: 3 of 1,000 val and 233
+    of 2,970 test texts are training texts), and reposted comments are common. The count says whether
+    the scores on that split measure memory more than generalisation.
+    """
+    seen = set(train["text"])
+    for name, frame in others.items():
+        if frame is None:
+            continue
+        shared = frame["text"].isin(seen)
+        if shared.any():
+            log.warning("%s: %d of %d %s rows (%.0f%%) have a text that is also in the training rows, so %s scores "
+                        "are optimistic; give a %s table without the training texts.", source, int(shared.sum()),
+                        len(frame), name, 100 * shared.mean(), name, name)
+
+
+def warn_one_class_tags(splits: dict[str, pd.DataFrame], label_columns: Sequence[str], source: object) -> None:
+    """Warns for each tag with no positive (or no negative) row in a split: it cannot be learned or scored there."""
+    for name, frame in splits.items():
+        for tag in label_columns:
+            positives = int(frame[tag].sum())
+            if positives in (0, len(frame)):
+                log.warning("%s: tag '%s' has %s in the %s split (%d rows); it cannot be %s there (AUROC n/a). "
+                            "Check label_columns, label_from and binarise_at, or give more rows.", source, tag,
+                            "no positive row" if positives == 0 else "no negative row", name, len(frame),
+                            "learned" if name == "training" else "scored")
 
 
 def balance_clean_rows(frame: pd.DataFrame, label_columns: Sequence[str], n_clean: int,
@@ -528,6 +625,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         super().__init__()
         if not 0 <= obfuscate_share <= 1:
             raise ValueError(f"obfuscate_share is a share of the tagged training rows, from 0 to 1; got {obfuscate_share}.")
+        check_binarise_at(binarise_at)  # here, so a bad cut stops the run before a run folder is made
         self.save_hyperparameters()
         self.datasets: dict[str, TokenizedComments] = {}
         self.frames: dict[str, pd.DataFrame] = {}
@@ -551,6 +649,8 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         else:
             train, val = split_train_val(splits["train"], hp.label_columns, hp.val_fraction, hp.seed)
         check_split_sizes(train, val, splits["train"], hp.data_path, hp.val_fraction)
+        warn_overlapping_texts(train, {"validation": val, "test": splits.get("test")}, hp.data_path)
+        warn_one_class_tags({"training": train, "validation": val}, hp.label_columns, hp.data_path)
         if hp.n_clean_train is not None:
             train = balance_clean_rows(train, hp.label_columns, hp.n_clean_train, hp.seed)
         if hp.obfuscate_share:

@@ -34,7 +34,7 @@ from toxicity.data import (
     validate_comments,
 )
 from toxicity.labels import LABELS
-from toxicity.tables import read_tweeteval, tweeteval_files, tweeteval_task
+from toxicity.tables import is_tweeteval_folder, read_tweeteval, tweeteval_task
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def load_eval_set(request: EvalRequest, run: DataSettings, model_tags: Sequence[
         return checkpoint_val_split(run, request.tags)
     data = existing_path(request.data, "--data") if request.data else default_data(run, request.split)
     name = f"{short_name(data)}-{request.split}"
-    if tweeteval_files(data, request.split) is not None:
+    if is_tweeteval_folder(data):  # a missing split is refused by name, not read as a Kaggle folder
         raw, source = read_tweeteval(data, request.split)
         if not request.label_map and tweeteval_task(data) in model_tags:  # trained on this task: its label is the tag
             request = replace(request, label_map={"label": tweeteval_task(data)})

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -55,6 +55,19 @@ class LastCheckpoint(ModelCheckpoint):
 
     def __init__(self):
         super().__init__(filename="last", monitor=None, save_top_k=1)
+
+
+class ValidateAtMaxSteps(Callback):
+    """Validates when `--trainer.max_steps` ends training inside an epoch, so the run keeps a best model.
+
+    Lightning validates at epoch ends only; a run cut short by max_steps reached early stopping's and the
+    best checkpoint's epoch-end checks with no `val_loss` (early stopping raised, and no model was saved).
+    A stop request makes Lightning validate after the current batch (TrainingEpochLoop._should_check_val_fx).
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if 0 <= trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
 
 
 class ToxicityCLI(LightningCLI):
@@ -140,7 +153,7 @@ def make_cli(args=None) -> ToxicityCLI:
             "accelerator": "auto",
             "logger": {"class_path": f"{TensorBoardLogger.__module__}.TensorBoardLogger",
                        "init_args": {"save_dir": "lightning_logs", "name": "toxic-comments"}},
-            "callbacks": [LearningRateMonitor(logging_interval="step"), LastCheckpoint()],
+            "callbacks": [LearningRateMonitor(logging_interval="step"), LastCheckpoint(), ValidateAtMaxSteps()],
         },
         args=args,
     )
@@ -154,6 +167,16 @@ def auroc_summary(metrics: dict[str, float], labels: list[str]) -> str:
     if "val_auroc_mean" in metrics:
         lines.append(f"{'mean':<15}{metrics['val_auroc_mean']:10.4f}")
     return "\n".join(lines)
+
+
+def no_best_checkpoint_reason(trainer) -> str:
+    """Why a finished fit left no best checkpoint: the best one is chosen on val_loss, so validation must run."""
+    if trainer.global_step == 0:
+        return ("No checkpoint was saved and no link made: no training step ran (check --trainer.max_steps, "
+                "max_epochs and limit_train_batches).")
+    return ("No best checkpoint was saved and no link made: validation never ran, so there is no val_loss to choose "
+            "by (check --trainer.limit_val_batches, check_val_every_n_epoch and max_epochs). The latest training "
+            f"state is {trainer.log_dir}/checkpoints/last.ckpt.")
 
 
 def link_best(best: str, link: str | None) -> None:
@@ -181,6 +204,7 @@ def main(args=None) -> ToxicityCLI:
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     best = best_checkpoint_callback(cli.trainer).best_model_path
     if not best:
+        log.warning(no_best_checkpoint_reason(cli.trainer))
         return cli
     metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)[0]
     if cli.trainer.is_global_zero:

@@ -170,15 +170,45 @@ def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.D
 
 
 # ------------------------------------------------------------------------------------- TweetEval folders
+TWEETEVAL_SPLITS = ("train", "val", "test")
+TWEETEVAL_KINDS = ("text", "labels")
+
+
+def tweeteval_file(folder: Path, split: str, kind: str) -> Path | None:
+    """`{split}_{kind}.txt` (or .gz) of a TweetEval task folder, if there."""
+    for suffix in ("", ".gz"):
+        path = folder / f"{split}_{kind}.txt{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
 def tweeteval_files(folder: Path, split: str) -> tuple[Path, Path] | None:
     """`{split}_text.txt` and `{split}_labels.txt` (optionally .gz) of a TweetEval task folder."""
     if not folder.is_dir():
         return None
-    for suffix in ("", ".gz"):
-        text, labels = folder / f"{split}_text.txt{suffix}", folder / f"{split}_labels.txt{suffix}"
-        if text.is_file() and labels.is_file():
-            return text, labels
-    return None
+    text, labels = (tweeteval_file(folder, split, kind) for kind in TWEETEVAL_KINDS)
+    return (text, labels) if text and labels else None
+
+
+def is_tweeteval_folder(folder: Path) -> bool:
+    """A folder holding any TweetEval split file: it claims to be a task folder, so it is read as one."""
+    return folder.is_dir() and any(tweeteval_file(folder, split, kind) for split in TWEETEVAL_SPLITS
+                                   for kind in TWEETEVAL_KINDS)
+
+
+def require_tweeteval_split(folder: Path, split: str) -> tuple[Path, Path]:
+    """The split's two files, or a DataError naming the missing one(s) and what the folder holds."""
+    files = {kind: tweeteval_file(folder, split, kind) for kind in TWEETEVAL_KINDS}
+    missing = [f"{split}_{kind}.txt" for kind, path in files.items() if path is None]
+    if missing:
+        held = sorted(path.name for path in folder.iterdir() if path.is_file())
+        raise DataError(f"{folder}: this TweetEval folder has no {' and no '.join(missing)} (or .gz); it holds "
+                        f"{held}. Copy the task's complete folder (train, val and test text and labels files) "
+                        "from cardiffnlp/tweeteval" + ("." if split == "train" else
+                                                      f", or give the {split} rows as a labelled table "
+                                                      f"(fit: --data.{split}_path)."))
+    return files["text"], files["labels"]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -193,13 +223,13 @@ def read_lines(path: Path) -> list[str]:
 def tweeteval_task(folder: str | Path) -> str | None:
     """The task name of a TweetEval folder (`offensive` for tweeteval_offensive/ or offensive/), else None."""
     folder = Path(folder)
-    if tweeteval_files(folder, "train") is None:
+    if not is_tweeteval_folder(folder):
         return None
     return folder.resolve().name.removeprefix("tweeteval_") or "label"
 
 
 def read_tweeteval(folder: Path, split: str) -> tuple[pd.DataFrame, str]:
-    text_file, labels_file = tweeteval_files(folder, split)
+    text_file, labels_file = require_tweeteval_split(folder, split)
     texts, labels = read_lines(text_file), read_lines(labels_file)
     if len(texts) != len(labels):
         raise DataError(f"{text_file} has {len(texts)} lines but {labels_file} has {len(labels)}; "
