@@ -256,3 +256,61 @@ def test_the_training_table_is_recognised_inside_a_kaggle_folder(tmp_path):
     run = DataSettings(data_path=str(tmp_path))
     assert is_training_data(tmp_path, run) and is_training_data(tmp_path / "train.csv", run)
     assert not is_training_data(tmp_path / "other.csv", run)
+
+
+# ------------------------------------------------------------------------------------ compare (issue 16)
+def logged_run(folder, model: dict | None = None):
+    """A run folder with train_loss and val_auroc_toxic events, and a config.yaml naming `model`."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(log_dir=str(folder)) as writer:
+        for step in range(20):
+            writer.add_scalar("train_loss", 1.0 / (step + 1), global_step=step)
+        writer.add_scalar("val_auroc_toxic", 0.9, global_step=19)
+    (folder / "config.yaml").write_text(json.dumps({"model": model or {}}))
+    return folder
+
+
+@pytest.mark.parametrize("weight", ["1.5", "-1", "1", "nan"])
+def test_compare_refuses_a_smoothing_weight_outside_0_1(tmp_path, capsys, weight):
+    from toxicity.compare import main as compare_main
+
+    with pytest.raises(SystemExit) as exit_:
+        compare_main([str(logged_run(tmp_path)), "--smoothing", weight, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "--smoothing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_refuses_a_truncated_events_file_naming_it(tmp_path, capsys):
+    from toxicity.compare import main as compare_main
+
+    run = logged_run(tmp_path / "run")
+    events = next(run.glob("events.out.tfevents.*"))
+    events.write_bytes(events.read_bytes()[:-10])  # cut off inside the last record
+    with pytest.raises(SystemExit) as exit_:
+        compare_main([str(run), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and str(events) in error and "truncated" in error and "Copy the run folder" in error
+
+
+@pytest.mark.parametrize(("model", "named"), [
+    ({"class_path": "toxicity.text2text.TextToTextTagger", "init_args": {"architecture": "t5"}}, "from scratch"),
+    ({"class_path": "toxicity.text2text.TextToTextTagger", "init_args": {"architecture": "bert2bert"}}, "pretrained"),
+    ({"init_args": {"pretrained": False}}, "from scratch"),
+    ({"init_args": {"encoder_config": {"model_type": "bert"}}}, "from scratch"),  # a model given by its shape
+    ({"init_args": {"pooling": "mean"}}, "pretrained"),
+])
+def test_compare_names_randomly_initialised_runs_from_scratch(tmp_path, model, named):
+    from toxicity.compare import describe
+
+    assert describe(logged_run(tmp_path, model)).endswith(named)
+
+
+def test_a_tweeteval_folder_without_the_requested_split_names_the_missing_file(tmp_path):
+    folder = tmp_path / "tweeteval_offensive"
+    folder.mkdir()
+    (folder / "train_text.txt").write_text("a tweet\n")
+    (folder / "train_labels.txt").write_text("0\n")
+    (folder / "test_text.txt").write_text("a tweet\n")
+    with pytest.raises(DataError, match=r"tweeteval_offensive: this TweetEval folder has no test_labels.txt"):
+        load_eval_set(EvalRequest(str(folder), "test", label_map={"label": "toxic"}), DataSettings(), LABELS)

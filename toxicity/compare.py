@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ class RunSummary:
 
 
 def describe(folder: Path) -> str:
-    """A short name from the run's config.yaml: family, backbone, pretrained or not."""
+    """A short name from the run's config.yaml: family, backbone, pretrained weights or random ones."""
     config_file = folder / "config.yaml"
     if not config_file.is_file():
         return folder.name
@@ -53,9 +54,68 @@ def describe(folder: Path) -> str:
     init = model.get("init_args", model)
     family = "text2text" if "text2text" in str(model.get("class_path", "")) else "encoder"
     shape = init.get("architecture") or init.get("pooling") or ""
-    pretrained = "pretrained" if init.get("pretrained", True) else "from scratch"
+    pretrained = "pretrained" if starts_pretrained(init) else "from scratch"
     backbone = str(init.get("backbone", "")).rsplit("/", 1)[-1]
     return f"{folder.name}: {family} {shape} {backbone}, {pretrained}".replace("  ", " ")
+
+
+def starts_pretrained(init: dict) -> bool:
+    """Whether the model started from pretrained weights, as toxicity.model / toxicity.text2text build it.
+
+    `pretrained` alone does not say: the `t5` architecture and a model given by its config (`encoder_config`,
+    `model_config`: the tiny test models) always start from random weights, whatever `pretrained` says.
+    """
+    random_shape = init.get("architecture") == "t5" or init.get("encoder_config") or init.get("model_config")
+    return bool(init.get("pretrained", True)) and not random_shape
+
+
+def check_smoothing(weight: float) -> float:
+    """A smoothing weight in [0, 1): at 1 the average never leaves the first point; outside, it diverges."""
+    if not 0 <= weight < 1:  # NaN fails too
+        raise ValueError(f"--smoothing {weight}: give a weight from 0 (no smoothing) up to but not including 1 "
+                         "(TensorBoard's default is 0.6).")
+    return weight
+
+
+def smoothing_argument(text: str) -> float:
+    try:
+        return check_smoothing(float(text))
+    except ValueError as error:  # argparse words a plain ValueError as "invalid value"; keep what to do
+        raise argparse.ArgumentTypeError(str(error) if "--smoothing" in str(error)
+                                         else f"{text!r} is not a number") from error
+
+
+def check_events_files(folder: Path) -> None:
+    """Raises when an events file of the run is truncated or damaged.
+
+    TensorBoard's reader stops quietly at a broken record, and the final validation (what the tables show)
+    is written last, so a cut-off file would give earlier epochs' metrics as the run's own.
+    """
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        problem = events_file_problem(path.read_bytes())
+        if problem:
+            raise DataError(f"{path}: this TensorBoard events file is {problem}; the run was cut off while "
+                            "writing, or the file was copied in part. Copy the run folder again (or move the "
+                            "damaged file out of it, losing what it holds).")
+
+
+def events_file_problem(data: bytes) -> str | None:
+    """None for whole records to the end (TFRecord framing: length, its CRC, data, data CRC), else what is wrong."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    offset = 0
+    while offset < len(data):
+        if len(data) - offset < 12:
+            return f"truncated (a partial record header at byte {offset})"
+        header = data[offset:offset + 8]
+        (length,), (header_crc,) = struct.unpack("<Q", header), struct.unpack("<I", data[offset + 8:offset + 12])
+        if masked_crc32c(header) != header_crc:
+            return f"damaged (a bad record header at byte {offset})"
+        end = offset + 12 + length + 4
+        if end > len(data):
+            return f"truncated (the record at byte {offset} needs {end - offset} bytes; {len(data) - offset} are left)"
+        offset = end
+    return None
 
 
 def smooth(values: np.ndarray, weight: float) -> np.ndarray:
@@ -75,6 +135,7 @@ def first_step_below(steps: np.ndarray, smoothed: np.ndarray, level: float) -> i
 def summarise(folder: Path, smoothing: float) -> RunSummary:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such run folder; give lightning_logs/<name>/version_N folders.")
+    check_events_files(folder)
     scalars = read_scalars(folder, prefix="")
     if "train_loss" not in scalars:
         raise DataError(f"{folder}: no train_loss in its TensorBoard events; is it a finished toxicity.fit run?")
@@ -135,6 +196,7 @@ def loss_figure(runs: Sequence[RunSummary]) -> Figure:
 
 def compare(folders: Sequence[str | Path], out: str | Path, smoothing: float = 0.6,
             overwrite: bool = False) -> tuple[list[RunSummary], str]:
+    check_smoothing(smoothing)
     out = Path(out)
     refuse_to_overwrite(out / "compare.md", overwrite=overwrite)
     runs = [summarise(Path(folder), smoothing) for folder in folders]
@@ -149,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders (lightning_logs/<name>/version_N)")
     parser.add_argument("--out", default="reports/compare", help="folder for compare.md and training_loss.png")
-    parser.add_argument("--smoothing", type=float, default=0.6, help="TensorBoard-style smoothing weight, 0-1")
+    parser.add_argument("--smoothing", type=smoothing_argument, default=0.6,
+                        help="TensorBoard-style smoothing weight, from 0 (none) up to but not including 1")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing compare.md")
     return parser
 
