@@ -126,3 +126,23 @@ def test_per_tag_f1_matches_scikit_learn_for_one_tag_or_many():
         metric.update(probs[15:], target[15:])
         expected = [f1_score(target[:, k].numpy(), (probs[:, k] >= 0.5).numpy(), zero_division=0) for k in range(tags)]
         assert metric.compute().reshape(-1).numpy() == pytest.approx(expected, abs=1e-6)  # 1 tag: 0-d
+
+
+def test_a_max_length_beyond_the_encoders_positions_is_refused_naming_the_flag():
+    with pytest.raises(ValueError, match="max_length 1024 is more than the 512 positions.*--data.max_length 512 or less"):
+        tiny(max_length=1024)
+    tiny(max_length=512)
+
+
+def test_roberta_style_positions_leave_out_the_padding_offset():
+    roberta = TINY_ENCODER | {"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}
+    with pytest.raises(ValueError, match="more than the 512 positions"):
+        ToxicCommentTagger(encoder_config=roberta, max_length=513)
+    model = ToxicCommentTagger(encoder_config=roberta, max_length=512).eval()
+    ids = torch.full((1, 512), 5)
+    assert model(ids, torch.ones_like(ids)).shape == (1, 6)  # the limit itself runs
+
+
+def test_a_config_naming_custom_code_is_refused():
+    with pytest.raises(ValueError, match="custom code \\(auto_map\\)"):
+        ToxicCommentTagger(encoder_config=TINY_ENCODER | {"auto_map": {"AutoModel": "evil.EvilModel"}})

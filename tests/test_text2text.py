@@ -15,7 +15,8 @@ from toxicity.compare import compare
 from toxicity.evaluate import main as evaluate_main
 from toxicity.export import ExportError, export_onnx
 from toxicity.labels import LABELS, NONE_WORD, TagStringCodec
-from toxicity.text2text import TagWordPieces
+from toxicity.data import PadToLongest, tokenize_texts
+from toxicity.text2text import TagWordPieces, TextToTextTagger
 
 ALL_ROWS = [list(row) for row in itertools.product([0, 1], repeat=len(LABELS))]
 
@@ -140,3 +141,50 @@ def test_smoothing_and_the_first_step_below_a_level():
     assert smoothed[0] == pytest.approx(1.0) and (np.diff(smoothed) < 0).all()
     steps = np.array([10, 20, 30, 40, 50])
     assert first_step_below(steps, values, 0.1) == 30 and first_step_below(steps, values, 0.01) is None
+
+
+# ------------------------------------------------------------------------------ the prefix within max_length
+POSITIONS = 64  # a tiny BERT2BERT with 64 positions: what 512 is to the real encoders
+
+
+@pytest.fixture(scope="module")
+def tiny_bert2bert():
+    from transformers import BertConfig, EncoderDecoderConfig
+
+    shape = {"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "intermediate_size": 32, "max_position_embeddings": POSITIONS}
+    config = EncoderDecoderConfig.from_encoder_decoder_configs(
+        BertConfig(**shape), BertConfig(**shape, is_decoder=True, add_cross_attention=True))
+
+    def build(max_length=POSITIONS, **kwargs):
+        return TextToTextTagger(model_config=config.to_dict(), max_length=max_length, max_target_length=4, **kwargs)
+    return build
+
+
+def test_a_text2text_model_at_its_position_limit_scores_a_very_long_text(tiny_bert2bert):
+    classifier = ToxicityClassifier(tiny_bert2bert().eval(), max_length=POSITIONS, batch_size=2)
+    probs = classifier.predict_proba(["you idiot " * 3000, "thanks", "a fine edit " * 40])
+    assert probs.shape == (3, 6) and np.isfinite(probs).all()
+
+
+@pytest.mark.parametrize("truncation", ["head", "head_tail"])
+def test_the_prefixed_input_is_the_comment_cut_shorter_by_the_prefix(tiny_bert2bert, truncation):
+    """With the prefix, an input is exactly what the data module's cut at max_length - prefix would give."""
+    model = tiny_bert2bert(truncation=truncation)
+    prefix = model.prefix_ids.tolist()
+    texts = ["start " + " ".join(f"w{k}" for k in range(300)) + " end", "short one"]
+    ids = tokenize_texts(model.tokenizer, texts, POSITIONS, truncation)
+    batch = PadToLongest(model.tokenizer.pad_token_id)([{"input_ids": row, "index": k} for k, row in enumerate(ids)])
+    prefixed, mask = model.with_prefix(batch["input_ids"], batch["attention_mask"])
+    expected = [row[:1] + prefix + row[1:] for row in tokenize_texts(model.tokenizer, texts, POSITIONS - len(prefix),
+                                                                     truncation)]
+    assert prefixed.shape[1] == POSITIONS
+    assert [row[:length].tolist() for row, length in zip(prefixed, mask.sum(1).tolist())] == expected
+
+
+def test_a_max_length_beyond_the_encoders_positions_is_refused(tiny_bert2bert):
+    with pytest.raises(ValueError, match=f"max_length {POSITIONS + 1} is more than the {POSITIONS} positions.*"
+                                         f"--data.max_length {POSITIONS} or less"):
+        tiny_bert2bert(max_length=POSITIONS + 1)
+    with pytest.raises(ValueError, match="leaves no room for the comment"):
+        tiny_bert2bert(max_length=4)
