@@ -48,6 +48,36 @@ def test_onnx_matches_torch_and_int8_stays_close(tiny_checkpoint, onnx_folder):
     np.testing.assert_allclose(int8.to_numpy(), torch_probs, atol=0.05)
 
 
+def test_int8_scores_do_not_depend_on_the_batch(onnx_folder):
+    int8 = OnnxToxicityClassifier.from_folder(onnx_folder, int8=True, batch_size=len(TEXTS))
+    alone = np.concatenate([int8.predict_proba([text]) for text in TEXTS])
+    np.testing.assert_allclose(int8.predict_proba(TEXTS), alone, atol=1e-6)
+
+
+def test_int8_has_its_own_thresholds_and_the_export_names_the_checkpoint_by_file(tiny_checkpoint, onnx_folder):
+    import hashlib
+    import json
+
+    metadata = json.loads((onnx_folder / "toxicity.json").read_text())
+    assert metadata["checkpoint"] == tiny_checkpoint.resolve().name  # not the exporter's absolute path
+    assert metadata["checkpoint_sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert str(tiny_checkpoint.parent) not in json.dumps(metadata)
+    assert set(metadata["int8_thresholds"]) == set(LABELS)
+    assert metadata["int8_parity"]["int8_batch_vs_alone_max_diff"] <= 1e-6
+    int8 = OnnxToxicityClassifier.from_folder(onnx_folder, int8=True)
+    assert int8.thresholds == metadata["int8_thresholds"] != metadata["thresholds"]
+
+
+def test_an_int8_model_beyond_tolerance_is_refused_and_not_kept(tiny_checkpoint, tmp_path, monkeypatch):
+    from toxicity import export
+
+    monkeypatch.setattr(export, "INT8_QUANTIZER", export.quantize_dynamic_int8)  # scales picked per batch
+    monkeypatch.setattr(export, "INT8_BATCH_TOLERANCE", 0.0)
+    with pytest.raises(ExportError, match="batch vs alone max diff .* It was not kept; use model.onnx"):
+        export_onnx(tiny_checkpoint, tmp_path, int8=True)
+    assert (tmp_path / "model.onnx").is_file() and not (tmp_path / "model.int8.onnx").exists()
+
+
 def test_onnx_export_refuses_to_overwrite_and_reports_bad_inputs(tiny_checkpoint, onnx_folder, tmp_path,
                                                                  capsys):
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -57,7 +87,7 @@ def test_onnx_export_refuses_to_overwrite_and_reports_bad_inputs(tiny_checkpoint
     with pytest.raises(CheckpointError, match="no toxicity.json and model.int8.onnx"):
         OnnxToxicityClassifier.from_folder(tmp_path, int8=True)
     main(["--ckpt", str(tiny_checkpoint), "--format", "onnx", "--out", str(tmp_path / "out")])
-    assert "fp32 max abs diff vs PyTorch" in capsys.readouterr().out
+    assert "fp32 max abs diff vs PyTorch on 6 texts" in capsys.readouterr().out
 
 
 def test_huggingface_export_loads_as_multi_label_and_the_pipeline_matches(pooler_checkpoint, tmp_path):

@@ -255,7 +255,7 @@ class OnnxToxicityClassifier(BatchScorer):
     """The same scoring through onnxruntime, from a folder written by `toxicity.export --format onnx`.
 
     Same tokenizer, truncation, length sorting and padding as ToxicityClassifier; `int8=True` loads the
-    dynamically quantized model (written with --int8).
+    quantized model (written with --int8) and its own tuned thresholds (`int8_thresholds` in toxicity.json).
     """
 
     def __init__(self, session, tokenizer, tags: Sequence[str], max_length: int = DEFAULT_MAX_LENGTH,
@@ -274,8 +274,10 @@ class OnnxToxicityClassifier(BatchScorer):
         if threads:
             options.intra_op_num_threads = threads
         session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        # int8 scores differ from fp32's a little: torch's thresholds would flip decisions, so int8 has its own
+        thresholds = metadata.get("int8_thresholds") if int8 else metadata.get("thresholds")
         return cls(session, AutoTokenizer.from_pretrained(model_file.parent), metadata["labels"], metadata["max_length"],
-                   metadata.get("thresholds"), batch_size, metadata.get("truncation", "head"))
+                   thresholds, batch_size, metadata.get("truncation", "head"))
 
     def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
         feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}

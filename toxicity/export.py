@@ -6,9 +6,15 @@
 ONNX (any pooling): `model.onnx` maps input_ids and attention_mask (int64, dynamic batch and sequence
 axes) to `probabilities` (sigmoid of the tag logits). Beside it: the tokenizer and `toxicity.json`
 (tags, max_length, tuned thresholds, family, backbone), which `toxicity.classifier.OnnxToxicityClassifier`
-reads. --int8 also writes `model.int8.onnx`: int8 weights (per channel), activations quantized on the fly
-by onnxruntime. After writing, the export scores a few sample texts through onnxruntime and through PyTorch and fails
-if the fp32 model differs by more than 1e-4 (the int8 difference is reported, not checked).
+reads; the checkpoint is named by file name and SHA-256, not by its path. After writing, the export scores a
+few sample texts through onnxruntime and through PyTorch and fails if fp32 differs by more than 1e-4.
+
+--int8 also writes `model.int8.onnx`: statically quantized MatMuls (int8 weights per channel; int8
+activations with scales calibrated once on the run's validation rows), so a text's score never depends on
+the other texts of its batch (dynamic quantization picked scales per batch: one neighbour moved a score by
+0.05). The export checks int8 against PyTorch on those rows (batch vs alone, largest difference, decisions
+flipped) and refuses it beyond INT8_*; it tunes int8's own thresholds on the same rows (`int8_thresholds`).
+Without the run's data, int8 is calibrated and checked on the demo comments and gets no tuned thresholds.
 The legacy TorchScript exporter (`dynamo=False`) is used: the dynamo exporter needs `onnxscript`.
 
 Hugging Face (pooling="pooler" with a BERT encoder only): a folder that
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import logging
 import warnings
@@ -51,13 +58,20 @@ from toxicity.classifier import (
     ToxicityClassifier,
 )
 from toxicity.cli import fail, run_tool
-from toxicity.data import tokenize_texts
+from toxicity.data import DataError, PadToLongest, tokenize_texts
+from toxicity.eval_data import EvalSet
 from toxicity.files import atomic_output, refuse_to_overwrite, write_text_atomically
+from toxicity.thresholds import DEFAULT_RULE, ThresholdRule, parse_rule, tune_thresholds
 
 log = logging.getLogger(__name__)
 
 ONNX_TOLERANCE = 1e-4
 HF_TOLERANCE = 1e-5
+# int8 (see benchmarks/results/int8_parity.md for the measurements behind these):
+INT8_BATCH_TOLERANCE = 1e-6  # a text scored alone and with neighbours: float rounding only, never the batch
+INT8_TOLERANCE = 0.03        # largest score difference from PyTorch
+INT8_FLIP_TOLERANCE = 0.005  # share of tag decisions (int8 at its thresholds vs torch at its own) that differ
+BATCH_CHECK_TEXTS = 64       # texts also scored one at a time for the batch check
 # texts of very different lengths (one past any max_length, one empty), so the check covers padding
 SAMPLE_TEXTS = [
     "you are a complete idiot and everybody knows it",
@@ -84,8 +98,8 @@ class ProbabilityModel(nn.Module):
         return torch.sigmoid(self.tagger(input_ids, attention_mask).float())
 
 
-def encoder_classifier(ckpt_path: str | Path) -> ToxicityClassifier:
-    """The checkpoint's classifier on the CPU; a text-to-text checkpoint is refused with what to use instead.
+def encoder_checkpoint(ckpt_path: str | Path) -> TrainedCheckpoint:
+    """The checkpoint, read once; a text-to-text checkpoint is refused with what to use instead.
 
     A text-to-text model scores by generating (a loop of decoder steps with its own stopping rule), which
     neither a single ONNX graph of ours nor a stock Hugging Face classification head represents.
@@ -95,7 +109,20 @@ def encoder_classifier(ckpt_path: str | Path) -> ToxicityClassifier:
         raise ExportError(f"{ckpt_path}: a {checkpoint.family} checkpoint; export supports encoder checkpoints "
                           "only. Score it with ToxicityClassifier.from_checkpoint or `python -m toxicity.predict`, "
                           "or serve the checkpoint itself.")
-    return ToxicityClassifier.from_trained(checkpoint, "cpu")
+    return checkpoint
+
+
+def encoder_classifier(ckpt_path: str | Path) -> ToxicityClassifier:
+    """The checkpoint's classifier on the CPU (encoder checkpoints only)."""
+    return ToxicityClassifier.from_trained(encoder_checkpoint(ckpt_path), "cpu")
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -112,32 +139,111 @@ def checked_difference(export: Path, exported: np.ndarray, expected: np.ndarray,
 
 
 # ------------------------------------------------------------------------------------------------- ONNX
-def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, overwrite: bool = False) -> dict:
+def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, overwrite: bool = False,
+                rule: ThresholdRule = DEFAULT_RULE) -> dict:
     """Writes model.onnx (and model.int8.onnx), the tokenizer and toxicity.json into `out`.
 
-    Returns the parity check: {"fp32_max_abs_diff": ..., "int8_max_abs_diff": ...} against PyTorch.
+    Returns the parity checks against PyTorch: {"fp32_max_abs_diff": ...} and, with int8, those of
+    `export_int8`. `rule` tunes int8's own thresholds.
     """
     out = Path(out)
     for name in (ONNX_FP32, ONNX_INT8) if int8 else (ONNX_FP32,):
         refuse_to_overwrite(out / name, ckpt_path, overwrite=overwrite)
-    classifier = encoder_classifier(ckpt_path)
+    checkpoint = encoder_checkpoint(ckpt_path)
+    classifier = ToxicityClassifier.from_trained(checkpoint, "cpu")
     _write_onnx(classifier, out / ONNX_FP32)
     classifier.tokenizer.save_pretrained(out)
-    metadata = {"labels": classifier.labels, "max_length": classifier.max_length, "truncation": classifier.truncation,
-                "thresholds": classifier.thresholds, "checkpoint": str(Path(ckpt_path).resolve()),
-                "family": ENCODER, "backbone": classifier.model.hparams.get("backbone")}
+    metadata = onnx_metadata(classifier, ckpt_path)
     write_text_atomically(out / ONNX_METADATA, json.dumps(metadata, indent=2) + "\n")
     expected = classifier.predict_proba(SAMPLE_TEXTS)
     onnx_probs = OnnxToxicityClassifier.from_folder(out).predict_proba(SAMPLE_TEXTS)
     check = {"fp32_max_abs_diff": checked_difference(out / ONNX_FP32, onnx_probs, expected, ONNX_TOLERANCE)}
-    if not int8 and (out / ONNX_INT8).exists():  # left by an earlier --int8 export of another model
-        (out / ONNX_INT8).unlink()
+    (out / ONNX_INT8).unlink(missing_ok=True)  # an earlier --int8 export of another model must not stay beside
     if int8:
-        _quantize(out / ONNX_FP32, out / ONNX_INT8)
-        int8_probs = OnnxToxicityClassifier.from_folder(out, int8=True).predict_proba(SAMPLE_TEXTS)
-        check["int8_max_abs_diff"] = max_abs_diff(int8_probs, expected)
+        check.update(export_int8(classifier, out, metadata, validation_rows(checkpoint), rule))
     log.info("ONNX export in %s: %s", out, check)
     return check
+
+
+def onnx_metadata(classifier: ToxicityClassifier, ckpt_path: str | Path) -> dict:
+    """toxicity.json. The checkpoint by file name and SHA-256: an absolute path would tell every reader of
+    the export where the exporter kept its files, and means nothing on another machine."""
+    return {"labels": classifier.labels, "max_length": classifier.max_length, "truncation": classifier.truncation,
+            "thresholds": classifier.thresholds, "checkpoint": Path(ckpt_path).resolve().name,
+            "checkpoint_sha256": sha256_of(ckpt_path), "family": ENCODER,
+            "backbone": classifier.model.hparams.get("backbone")}
+
+
+def validation_rows(checkpoint: TrainedCheckpoint) -> EvalSet | None:
+    """The training run's validation rows, or None (with a warning) when its data is not here."""
+    from toxicity.eval_data import checkpoint_val_split
+
+    try:
+        return checkpoint_val_split(checkpoint.data)
+    except (DataError, OSError) as error:
+        log.warning("%s: cannot rebuild the run's validation rows (%s); int8 is checked on the demo comments "
+                    "and gets no tuned thresholds.", checkpoint.ckpt_path, error)
+        return None
+
+
+# ------------------------------------------------------------------------------------------------- int8
+def export_int8(classifier: ToxicityClassifier, out: Path, metadata: dict, validation: EvalSet | None,
+                rule: ThresholdRule) -> dict:
+    """Writes model.int8.onnx and its own tuned thresholds, after checking it against PyTorch.
+
+    Raises ExportError (and removes model.int8.onnx) when a score depends on the batch, or differs from
+    PyTorch's, or flips decisions, beyond the INT8_* tolerances; model.onnx stays valid either way.
+    """
+    texts = validation.texts if validation is not None else check_texts()
+    INT8_QUANTIZER(out / ONNX_FP32, out / ONNX_INT8, CalibrationFeeds(classifier, texts))
+    try:
+        parity = int8_parity(classifier, OnnxToxicityClassifier.from_folder(out, int8=True), texts, validation, rule)
+    except ExportError:
+        (out / ONNX_INT8).unlink()
+        raise
+    metadata = {**metadata, "int8_method": INT8_QUANTIZER.__name__, "int8_thresholds": parity.pop("thresholds"),
+                "int8_threshold_rule": str(rule) if validation is not None else None, "int8_parity": parity}
+    write_text_atomically(out / ONNX_METADATA, json.dumps(metadata, indent=2) + "\n")
+    return parity
+
+
+def check_texts() -> list[str]:
+    """Texts to check int8 on when the run's validation rows are not here: the sample and demo comments."""
+    import pandas as pd
+
+    from toxicity.demo import DEMO_CSV
+
+    return SAMPLE_TEXTS + pd.read_csv(DEMO_CSV, keep_default_na=False)["comment_text"].tolist()[:400]
+
+
+def int8_parity(reference: ToxicityClassifier, int8: OnnxToxicityClassifier, texts: list[str],
+                validation: EvalSet | None, rule: ThresholdRule) -> dict:
+    """int8 against PyTorch on `texts`; raises ExportError beyond a tolerance. With labelled validation rows,
+    also int8's own thresholds (tuned on its scores with `rule`) and the decisions they flip."""
+    expected, probs = reference.predict_proba(texts), int8.predict_proba(texts)
+    alone = np.concatenate([int8.predict_proba([text]) for text in texts[:BATCH_CHECK_TEXTS]])
+    parity = {"int8_texts_checked": len(texts),
+              "int8_batch_vs_alone_max_diff": max_abs_diff(alone, probs[:BATCH_CHECK_TEXTS]),
+              "int8_max_abs_diff": max_abs_diff(probs, expected), "thresholds": None}
+    if validation is not None:
+        parity["thresholds"] = tune_thresholds(validation.labels, probs, validation.tags, rule)
+        cutoffs = {"torch": reference.thresholds_for("tuned") if reference.thresholds else None,
+                   "int8": np.array([parity["thresholds"][tag] for tag in validation.tags])}
+        if cutoffs["torch"] is not None:
+            flipped = (expected >= cutoffs["torch"]) != (probs >= cutoffs["int8"])
+            parity["int8_decisions_flipped_share"] = float(flipped.mean())
+    refuse_int8_beyond_tolerance(int8, parity)
+    return parity
+
+
+def refuse_int8_beyond_tolerance(int8: OnnxToxicityClassifier, parity: dict) -> None:
+    limits = {"int8_batch_vs_alone_max_diff": INT8_BATCH_TOLERANCE, "int8_max_abs_diff": INT8_TOLERANCE,
+              "int8_decisions_flipped_share": INT8_FLIP_TOLERANCE}
+    over = [f"{name.removeprefix('int8_').replace('_', ' ')} {parity[name]:.2e} (limit {limit:g})"
+            for name, limit in limits.items() if parity.get(name, 0.0) > limit]
+    if over:
+        raise ExportError(f"{ONNX_INT8}: int8 scores are too far from PyTorch's on {parity['int8_texts_checked']} "
+                          f"texts: {'; '.join(over)}. It was not kept; use {ONNX_FP32}, or export without --int8.")
 
 
 def _write_onnx(classifier: ToxicityClassifier, path: Path) -> None:
@@ -158,12 +264,48 @@ def _write_onnx(classifier: ToxicityClassifier, path: Path) -> None:
                           opset_version=17)
 
 
-def _quantize(fp32: Path, int8: Path) -> None:
+def quantize_dynamic_int8(fp32: Path, int8: Path, calibration: CalibrationFeeds | None = None) -> None:
+    """int8 weights and activations, activation scales picked per run: a score depends on the batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with atomic_output(int8) as partial:
-        # per-channel weight scales: about half the error of per-tensor ones, at the same speed
         quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
+
+
+def quantize_static_int8(fp32: Path, int8: Path, calibration: CalibrationFeeds | None = None) -> None:
+    """int8 weights and activations of the MatMuls, activation scales fixed by calibration on real texts."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if calibration is None:
+        raise ExportError("static int8 needs calibration texts.")
+    with atomic_output(int8) as partial:
+        quantize_static(str(fp32), str(partial), calibration, quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=["MatMul"], per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
+                        extra_options={"CalibPercentile": 99.99})
+
+
+QUANTIZERS = {"dynamic": quantize_dynamic_int8, "static": quantize_static_int8}
+INT8_QUANTIZER = quantize_static_int8  # the one --int8 writes: the measured choice (see the module docstring)
+
+
+class CalibrationFeeds:
+    """onnxruntime's CalibrationDataReader over texts: padded batches of input_ids and attention_mask."""
+
+    def __init__(self, scorer, texts: Sequence[str], batch_size: int = 16):
+        ids = tokenize_texts(scorer.tokenizer, list(texts), scorer.max_length, scorer.truncation)
+        batches = [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
+        self._feeds = iter([self._feed(scorer, batch) for batch in batches])
+
+    @staticmethod
+    def _feed(scorer, rows: list[list[int]]) -> dict[str, np.ndarray]:
+        # one width for all: the percentile calibrator stacks every batch's activations into one array
+        collate = PadToLongest(scorer.collate.pad_token_id, pad_to=scorer.max_length)
+        batch = collate([{"input_ids": row, "index": k} for k, row in enumerate(rows)])
+        return {"input_ids": batch["input_ids"].numpy(), "attention_mask": batch["attention_mask"].numpy()}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
 
 
 # ------------------------------------------------------------------------------------------ Hugging Face
@@ -229,7 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt", help="from toxicity.fit")
     parser.add_argument("--format", choices=["hf", "onnx"], required=True)
-    parser.add_argument("--int8", action="store_true", help="onnx: also write a dynamically quantized model")
+    parser.add_argument("--int8", action="store_true", help="onnx: also write a statically quantized int8 model")
+    parser.add_argument("--threshold-rule", type=parse_rule, default=DEFAULT_RULE,
+                        help="int8's own thresholds: f1, macro_f1, youden, precision>=X or recall>=X "
+                             "(use the rule the checkpoint's thresholds were tuned with)")
     parser.add_argument("--out", type=Path, default=Path("exported"), help="folder to write into")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     return parser
@@ -243,12 +388,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.int8 and args.format != "onnx":
         raise fail("--int8 applies to --format onnx only.")
     if args.format == "onnx":
-        check = run_tool(lambda: export_onnx(args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite))
+        check = run_tool(lambda: export_onnx(args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite,
+                                             rule=args.threshold_rule))
     else:
         check = run_tool(lambda: export_huggingface(args.ckpt, args.out, overwrite=args.overwrite))
     print(f"Exported {args.ckpt} as {args.format} to {args.out}.")
     for name, value in check.items():
-        print(f"  {name.replace('_', ' ')} vs PyTorch on {len(SAMPLE_TEXTS)} sample texts: {value:.2e}")
+        texts = check["int8_texts_checked"] if name.startswith("int8_") else len(SAMPLE_TEXTS)
+        if name != "int8_texts_checked":
+            print(f"  {name.replace('_', ' ')} vs PyTorch on {texts} texts: {value:.2e}")
     return check
 
 
