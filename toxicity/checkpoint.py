@@ -7,7 +7,9 @@ its `max_length` and where its tuned thresholds live.
 Loading is safe: `torch.load(weights_only=True)` unpickles tensors, numbers, strings, bytes, lists and
 dicts only, which is all a toxicity checkpoint holds. A file carrying any other pickled object (which
 an unrestricted unpickler would construct, running whatever code it names) is refused before anything
-in it runs.
+in it runs. Building the model uses the checkpoint alone: the embedded tokenizer (known file names only,
+bounded size, no custom code), the stored config (its shapes checked against the stored weights on the
+`meta` device before anything is allocated); no backbone is fetched, no code from the file runs.
 """
 
 from __future__ import annotations
