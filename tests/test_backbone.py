@@ -6,7 +6,13 @@ import shutil
 import pytest
 
 from toxicity import backbone
-from toxicity.backbone import SHIPPED_SHA256, BackboneError, load_pretrained_encoder, load_tokenizer, shipped_folder
+from toxicity.backbone import (
+    SHIPPED_SHA256,
+    BackboneError,
+    load_pretrained_encoder,
+    load_tokenizer,
+    shipped_folder,
+)
 
 
 def test_the_shipped_weights_are_the_official_ones():

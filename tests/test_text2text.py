@@ -12,10 +12,10 @@ from toxicity.backbone import DEFAULT_BACKBONE, load_tokenizer
 from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.classifier import ToxicityClassifier
 from toxicity.compare import compare
+from toxicity.data import PadToLongest, tokenize_texts
 from toxicity.evaluate import main as evaluate_main
 from toxicity.export import ExportError, export_onnx
 from toxicity.labels import LABELS, NONE_WORD, TagStringCodec
-from toxicity.data import PadToLongest, tokenize_texts
 from toxicity.text2text import TagWordPieces, TextToTextTagger
 
 ALL_ROWS = [list(row) for row in itertools.product([0, 1], repeat=len(LABELS))]
