@@ -89,7 +89,8 @@ def measure(checkpoint: str, work: Path, n: int, repeats: int, threads: int) -> 
         quantize(work / "model.onnx", work / f"{method}.onnx", CalibrationFeeds(torch_scorer, tuning_texts))
         (work / "model.int8.onnx").unlink(missing_ok=True)
         (work / "model.int8.onnx").symlink_to(work / f"{method}.onnx")
-        scorers[method] = OnnxToxicityClassifier.from_folder(work, int8=True, batch_size=32, threads=threads)
+        scorers[method] = OnnxToxicityClassifier.from_folder(work, int8=True, threads=threads)
+        scorers[method].batch_size = 32  # batched, as before --int8 scored one text per run
         (work / "model.int8.onnx").unlink()
     alone = OnnxToxicityClassifier(scorers["dynamic"].session, torch_scorer.tokenizer, torch_scorer.tags,
                                    torch_scorer.max_length, batch_size=1)

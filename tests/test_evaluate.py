@@ -140,8 +140,8 @@ def checkpoint(tiny_checkpoint, tmp_path):
     """A private copy of the tiny checkpoint whose TensorBoard run is a private copy too."""
     saved = torch.load(tiny_checkpoint, weights_only=True)
     run = tmp_path / "run"
-    shutil.copytree(saved["log_dir"], run)
-    saved["log_dir"] = str(run)
+    shutil.copytree(TrainedCheckpoint.read(tiny_checkpoint).log_dir, run)
+    saved["log_dir_relative"] = "../run"  # the run, from the copy's folder
     path = tmp_path / "ckpt" / "best-checkpoint.ckpt"
     path.parent.mkdir()
     torch.save(saved, path)

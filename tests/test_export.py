@@ -71,7 +71,9 @@ def test_int8_has_its_own_thresholds_and_the_export_names_the_checkpoint_by_file
 def test_an_int8_model_beyond_tolerance_is_refused_and_not_kept(tiny_checkpoint, tmp_path, monkeypatch):
     from toxicity import export
 
-    monkeypatch.setattr(export, "INT8_QUANTIZER", export.quantize_dynamic_int8)  # scales picked per batch
+    from toxicity import classifier
+
+    monkeypatch.setattr(classifier, "INT8_TEXTS_PER_RUN", 64)  # dynamic scales picked per batch of 64
     monkeypatch.setattr(export, "INT8_BATCH_TOLERANCE", 0.0)
     with pytest.raises(ExportError, match="batch vs alone max diff .* It was not kept; use model.onnx"):
         export_onnx(tiny_checkpoint, tmp_path, int8=True)

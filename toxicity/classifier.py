@@ -31,6 +31,8 @@ from toxicity.data import DEFAULT_MAX_LENGTH, PadToLongest, tokenize_texts
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4096  # texts tokenized and sorted at a time: memory stays flat for any input length
+# dynamic int8 picks activation scales per run: one text per run keeps a score independent of its neighbours
+INT8_TEXTS_PER_RUN = 1
 ONNX_FP32, ONNX_INT8, ONNX_METADATA = "model.onnx", "model.int8.onnx", "toxicity.json"  # an ONNX export folder
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -276,6 +278,8 @@ class OnnxToxicityClassifier(BatchScorer):
         session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         # int8 scores differ from fp32's a little: torch's thresholds would flip decisions, so int8 has its own
         thresholds = metadata.get("int8_thresholds") if int8 else metadata.get("thresholds")
+        if int8 and metadata.get("int8_method") != "quantize_static_int8":  # older exports were dynamic too
+            batch_size = INT8_TEXTS_PER_RUN
         return cls(session, AutoTokenizer.from_pretrained(model_file.parent), metadata["labels"], metadata["max_length"],
                    thresholds, batch_size, metadata.get("truncation", "head"))
 

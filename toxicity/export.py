@@ -9,12 +9,14 @@ axes) to `probabilities` (sigmoid of the tag logits). Beside it: the tokenizer a
 reads; the checkpoint is named by file name and SHA-256, not by its path. After writing, the export scores a
 few sample texts through onnxruntime and through PyTorch and fails if fp32 differs by more than 1e-4.
 
---int8 also writes `model.int8.onnx`: statically quantized MatMuls (int8 weights per channel; int8
-activations with scales calibrated once on the run's validation rows), so a text's score never depends on
-the other texts of its batch (dynamic quantization picked scales per batch: one neighbour moved a score by
-0.05). The export checks int8 against PyTorch on those rows (batch vs alone, largest difference, decisions
-flipped) and refuses it beyond INT8_*; it tunes int8's own thresholds on the same rows (`int8_thresholds`).
-Without the run's data, int8 is calibrated and checked on the demo comments and gets no tuned thresholds.
+--int8 also writes `model.int8.onnx`: dynamically quantized (int8 weights per channel, activation scales
+picked per run), scored one text per run by OnnxToxicityClassifier, so a text's score never depends on
+the other texts of a batch (batched, one neighbour moved a score by 0.05). Measured against static
+quantization with calibrated scales (benchmarks/results/int8_parity.md): per-text dynamic is about ten
+times closer to PyTorch and about as fast. The export checks int8 against PyTorch on the run's validation
+rows (batch vs alone, largest difference, decisions flipped) and refuses it beyond INT8_*; it tunes int8's
+own thresholds on the same rows (`int8_thresholds`). Without the run's data, int8 is checked on the demo
+comments and gets no tuned thresholds.
 The legacy TorchScript exporter (`dynamo=False`) is used: the dynamo exporter needs `onnxscript`.
 
 Hugging Face (pooling="pooler" with a BERT encoder only): a folder that
@@ -286,7 +288,7 @@ def quantize_static_int8(fp32: Path, int8: Path, calibration: CalibrationFeeds |
 
 
 QUANTIZERS = {"dynamic": quantize_dynamic_int8, "static": quantize_static_int8}
-INT8_QUANTIZER = quantize_static_int8  # the one --int8 writes: the measured choice (see the module docstring)
+INT8_QUANTIZER = quantize_dynamic_int8  # the one --int8 writes: the measured choice (see the module docstring)
 
 
 class CalibrationFeeds:

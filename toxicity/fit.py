@@ -79,8 +79,6 @@ class ToxicityCLI(LightningCLI):
             continue_run_folder(self.config.ckpt_path, trainer.logger)
         tag_tweeteval_task(self.config)
 
-
-
     def before_fit(self) -> None:
         best, last = best_checkpoint_callback(self.trainer), last_checkpoint_callback(self.trainer)
         last.dirpath = best.dirpath  # None (the run's folder) unless --checkpoint.dirpath moved the best one
@@ -195,12 +193,21 @@ def link_best(best: str, link: str | None) -> None:
     os.replace(temporary, link_path)
 
 
+def model_refusal(error: ValueError) -> str:
+    """The model's own reason from jsonargparse's many-line message (it tries each type of `model`)."""
+    reasons = [line.strip()[2:] for line in str(error).splitlines()
+               if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line]
+    return reasons[0] if reasons else str(error)
+
+
 def main(args=None) -> ToxicityCLI:
     try:
         cli = make_cli(args)
         cli.datamodule.setup("fit")  # read and check the data before a run folder is made
     except (DataError, BackboneError) as error:
         raise fail(str(error)) from None
+    except ValueError as error:  # a model that refuses its arguments, wrapped by jsonargparse
+        raise fail(model_refusal(error)) from None
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     best = best_checkpoint_callback(cli.trainer).best_model_path
     if not best:
