@@ -175,3 +175,12 @@ def test_tag_rules_that_give_no_positives_are_refused_with_exit_2(tmp_path, rows
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
     assert "Traceback" not in result.stderr and not (tmp_path / "logs").exists()
+
+
+def test_a_max_length_beyond_the_encoders_positions_is_one_line_and_exit_2(tmp_path, comments_csv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(fit_args(tmp_path, comments_csv, "--data.max_length", "1024"))
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: max_length 1024 is more than the 512 positions the encoder of "
+        "sentence-transformers/all-MiniLM-L6-v2 can embed; use --data.max_length 512 or less.")
