@@ -65,7 +65,7 @@ def untrained_checkpoint(path: Path) -> Path:
     import pytorch_lightning as pl
     import torch
 
-    from toxicity.model import ToxicCommentTagger
+    from toxicity.models.encoder import ToxicCommentTagger
 
     torch.manual_seed(0)
     model = ToxicCommentTagger(max_length=MAX_LENGTH)
@@ -80,7 +80,7 @@ def mean_tokens(tokenizer_folder: Path, texts: dict[str, list[str]]) -> dict[str
     """Tokens per text (special tokens included, truncated at MAX_LENGTH), per data set."""
     from transformers import AutoTokenizer
 
-    from toxicity.data import tokenize_texts
+    from toxicity.data.tokenize import tokenize_texts
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
     return {name: sum(map(len, tokenize_texts(tokenizer, rows, MAX_LENGTH))) / len(rows)
@@ -93,7 +93,7 @@ def reference_scorer(checkpoint: str):
     import numpy as np
     import torch
 
-    from toxicity.classifier import ToxicityClassifier
+    from toxicity.inference.scorer import ToxicityClassifier
 
     classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
 
@@ -113,7 +113,8 @@ def reference_scorer(checkpoint: str):
 def make_scorer(setting: str, checkpoint: str, onnx_folder: str, batch_size: int):
     import torch
 
-    from toxicity.classifier import OnnxToxicityClassifier, ToxicityClassifier
+    from toxicity.inference.onnx import OnnxToxicityClassifier
+    from toxicity.inference.scorer import ToxicityClassifier
 
     if setting == "a":
         return reference_scorer(checkpoint)
@@ -166,8 +167,8 @@ def int8_auroc_change(onnx_folder: str, data: Path) -> dict:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from toxicity.classifier import OnnxToxicityClassifier
-    from toxicity.data import find_kaggle_files, load_kaggle_test
+    from toxicity.data.sources import find_kaggle_files, load_kaggle_test
+    from toxicity.inference.onnx import OnnxToxicityClassifier
 
     fp32 = OnnxToxicityClassifier.from_folder(onnx_folder)
     int8 = OnnxToxicityClassifier.from_folder(onnx_folder, int8=True)
@@ -241,7 +242,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from toxicity.export import export_onnx
+    from toxicity.exporters.onnx import export_onnx
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)

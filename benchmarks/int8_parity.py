@@ -5,7 +5,7 @@
 Candidates (toxicity.export.QUANTIZERS): `dynamic` (int8 activations, scales picked per batch: the old
 --int8), `dynamic` scored one text per run (batch-independent by construction, slower), `weights`
 (int8 MatMul weights, float activations) and `static` (int8 MatMul activations with scales calibrated on
-the tuning rows). Tuning rows: the first half of the demo comments (toxicity/demo); measured rows: the
+the tuning rows). Tuning rows: the first half of the demo comments (toxicity/data/demo); measured rows: the
 other half plus a seeded sample of --n Jigsaw test comments when ../shared/data is there. Thresholds (rule
 f1) are tuned on the tuning rows for torch and, separately, for each candidate on its own scores.
 All settings are timed side by side in one process on the same threads: medians of --repeats passes.
@@ -36,8 +36,8 @@ def load_rows(n: int) -> tuple[list[str], np.ndarray, list[str]]:
     """Labelled tuning rows (demo, first half) and the measured texts (demo second half, Jigsaw sample)."""
     import pandas as pd
 
-    from toxicity.demo import DEMO_CSV
-    from toxicity.labels import LABELS
+    from toxicity.core.tags import LABELS
+    from toxicity.data.demo import DEMO_CSV
 
     demo = pd.read_csv(DEMO_CSV, keep_default_na=False)
     half = len(demo) // 2
@@ -77,9 +77,10 @@ def compare(name: str, probs: dict, tuned: dict, batch_gap: float, seconds: floa
 def measure(checkpoint: str, work: Path, n: int, repeats: int, threads: int) -> dict:
     import torch
 
-    from toxicity.classifier import OnnxToxicityClassifier, ToxicityClassifier
-    from toxicity.export import QUANTIZERS, CalibrationFeeds, export_onnx
-    from toxicity.thresholds import DEFAULT_RULE, tune_thresholds
+    from toxicity.evaluation.thresholds import DEFAULT_RULE, tune_thresholds
+    from toxicity.exporters.onnx import QUANTIZERS, CalibrationFeeds, export_onnx
+    from toxicity.inference.onnx import OnnxToxicityClassifier
+    from toxicity.inference.scorer import ToxicityClassifier
     torch.set_num_threads(threads)
     tuning_texts, tuning_labels, texts = load_rows(n)
     export_onnx(checkpoint, work)

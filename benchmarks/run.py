@@ -64,7 +64,7 @@ class Split3:
 
 # ------------------------------------------------------------------------------------------- datasets
 def frames_of(**settings) -> dict[str, pd.DataFrame]:
-    from toxicity.data import ToxicCommentsDataModule
+    from toxicity.data.datamodule import ToxicCommentsDataModule
 
     datamodule = ToxicCommentsDataModule(**settings)
     datamodule.setup("fit")
@@ -72,7 +72,7 @@ def frames_of(**settings) -> dict[str, pd.DataFrame]:
 
 
 def seeded_holdout(frame: pd.DataFrame, tags: list[str], fraction: float, seed: int) -> tuple[pd.DataFrame, ...]:
-    from toxicity.data import split_train_val
+    from toxicity.data.splits import split_train_val
 
     return split_train_val(frame, tags, fraction, seed)
 
@@ -113,8 +113,8 @@ def datasets(root: Path, seed: int) -> tuple[list[Split3], list[str]]:
 
 
 def ethos_folds(path: Path, seed: int, folds: int = 5) -> list[Split3]:
-    from toxicity.data import binarise_tags, validate_comments
-    from toxicity.tables import TableSource, read_table
+    from toxicity.data.tables import TableSource, read_table
+    from toxicity.data.validation import binarise_tags, validate_comments
 
     source = TableSource(path, separator=";")
     frame = validate_comments(binarise_tags(read_table(source), source, ETHOS_TAGS, 0.5), source, "comment",
@@ -159,7 +159,7 @@ def fit_arguments(unit: Split3, folder: Path, epochs: int, seed: int) -> list[st
 
 def neural(unit: Split3, folder: Path, epochs: int, seed: int) -> dict:
     """The default recipe through `python -m toxicity.fit` on the unit's rows; its probabilities on val/test."""
-    from toxicity.classifier import ToxicityClassifier
+    from toxicity.inference.scorer import ToxicityClassifier
 
     command = [sys.executable, "-m", "toxicity.fit", *fit_arguments(unit, folder, epochs, seed)]
     started = time.perf_counter()
@@ -172,7 +172,7 @@ def neural(unit: Split3, folder: Path, epochs: int, seed: int) -> dict:
 
 
 def classical(unit: Split3, model: str) -> dict:
-    from toxicity.baseline import MODELS
+    from toxicity.evaluation.baseline import MODELS
 
     started = time.perf_counter()
     tagger = MODELS[model](unit.tags).fit(unit.train["text"].tolist(), unit.train[unit.tags].to_numpy())
@@ -180,7 +180,7 @@ def classical(unit: Split3, model: str) -> dict:
 
 
 def score_both(scorer, unit: Split3, train_examples_per_s: float | None) -> dict:
-    from toxicity.checklist import capability_accuracy
+    from toxicity.evaluation.checklist import capability_accuracy
 
     val = scorer.predict_proba(unit.val["text"].tolist())
     started = time.perf_counter()
@@ -194,8 +194,8 @@ def score_both(scorer, unit: Split3, train_examples_per_s: float | None) -> dict
 # -------------------------------------------------------------------------------------------- figures
 def figures(unit: Split3, scored: dict) -> dict:
     """Per tag: AUROC, F1 at 0.5 and at the val-tuned threshold; single-tag data: macro-F1 of both classes."""
-    from toxicity.metrics import has_both_classes
-    from toxicity.thresholds import DEFAULT_RULE, ThresholdRule, tune_threshold
+    from toxicity.evaluation.metrics import has_both_classes
+    from toxicity.evaluation.thresholds import DEFAULT_RULE, ThresholdRule, tune_threshold
 
     out = {"per_tag": {}}
     for k, tag in enumerate(unit.tags):

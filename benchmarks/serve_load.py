@@ -183,7 +183,7 @@ def malformed(port: int, n: int) -> dict:
 
 # ------------------------------------------------------------------------------------------------- main
 def export_int8(ckpt: str, folder: Path) -> Path:
-    from toxicity.export import export_onnx
+    from toxicity.exporters.onnx import export_onnx
 
     export_onnx(ckpt, folder, int8=True)
     return folder

@@ -59,9 +59,9 @@ def variant_arguments(variant: str, unit: Split3) -> list[str]:
 def run_job(unit: Split3, variant: str, seed: int, folder: Path, epochs: int, backbone: str | None,
             precision: str | None) -> dict:
     """Trains and scores one (dataset, variant, seed) in this process; returns its figures."""
-    from toxicity.classifier import ToxicityClassifier
     from toxicity.fit import last_checkpoint_callback
     from toxicity.fit import main as fit
+    from toxicity.inference.scorer import ToxicityClassifier
 
     arguments = fit_arguments(unit, folder, epochs, seed) + variant_arguments(variant, unit)
     if backbone:

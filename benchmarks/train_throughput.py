@@ -27,8 +27,8 @@ def measure(data: str, max_length: int, padded: bool, batch_size: int, steps: in
     import pytorch_lightning as pl
     import torch
 
-    from toxicity.data import ToxicCommentsDataModule
-    from toxicity.model import ToxicCommentTagger
+    from toxicity.data.datamodule import ToxicCommentsDataModule
+    from toxicity.models.encoder import ToxicCommentTagger
 
     class BatchTimer(pl.Callback):
         def __init__(self):

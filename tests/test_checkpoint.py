@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
 
-from toxicity.checkpoint import CheckpointError, TrainedCheckpoint, thresholds_path
-from toxicity.classifier import ToxicityClassifier
-from toxicity.labels import LABELS
+from tests.helpers import ROOT
+from toxicity.checkpoint import TrainedCheckpoint, thresholds_path
+from toxicity.core.errors import CheckpointError
+from toxicity.core.tags import LABELS
+from toxicity.inference.scorer import ToxicityClassifier
 
 
 class RunsCode:
@@ -216,7 +217,8 @@ def test_a_checkpoint_without_its_model_config_is_refused(family, key, tmp_path)
 
 HUGE_VOCABULARY = """
 import resource, sys
-from toxicity.checkpoint import CheckpointError, TrainedCheckpoint
+from toxicity.core.errors import CheckpointError
+from toxicity.checkpoint import TrainedCheckpoint
 checkpoint = TrainedCheckpoint.read(sys.argv[1])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

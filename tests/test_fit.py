@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, fit_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoTokenizer
 
-from toxicity.backbone import DEFAULT_BACKBONE, resolve_backbone
+from tests.helpers import ROOT, fit_args
 from toxicity.checkpoint import TrainedCheckpoint
+from toxicity.core.backbone import DEFAULT_BACKBONE, resolve_backbone
 from toxicity.fit import main
-from toxicity.model import ToxicCommentTagger
+from toxicity.models.encoder import ToxicCommentTagger
 
 
 def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, comments_csv, monkeypatch, capsys):
@@ -184,3 +184,13 @@ def test_a_max_length_beyond_the_encoders_positions_is_one_line_and_exit_2(tmp_p
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: max_length 1024 is more than the 512 positions the encoder of "
         "sentence-transformers/all-MiniLM-L6-v2 can embed; use --data.max_length 512 or less.")
+
+
+def test_a_config_naming_a_class_path_from_before_the_move_gets_the_new_one(tmp_path, comments_csv, capsys):
+    saved = ROOT / "tests" / "fixtures" / "legacy" / "encoder.config.yaml"  # a run config written by 0.1
+    with pytest.raises(SystemExit) as stopped:
+        main(["--config", str(saved), "--data.data_path", str(comments_csv)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {saved} names toxicity.model.ToxicCommentTagger, which is now "
+        "toxicity.models.encoder.ToxicCommentTagger; write the new class path there.")

@@ -1,8 +1,8 @@
 """Integration: the CPU recipe on the real Kaggle prefix in ../shared/data/jigsaw_sample (minutes)."""
 
 import pytest
-from conftest import ROOT, SHARED_DATA, needs_shared_data
 
+from tests.helpers import ROOT, SHARED_DATA, needs_shared_data
 from toxicity.fit import main
 
 

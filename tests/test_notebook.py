@@ -1,10 +1,10 @@
 """experiments/notebooks/load_best_checkpoint.ipynb runs top to bottom against a checkpoint (nbclient)."""
 
 import nbformat
-from conftest import ROOT
 from nbclient import NotebookClient
 
-from toxicity.labels import LABELS
+from tests.helpers import ROOT
+from toxicity.core.tags import LABELS
 
 NOTEBOOK = ROOT / "experiments" / "notebooks" / "load_best_checkpoint.ipynb"
 

@@ -14,6 +14,7 @@ bounded size, no custom code), the stored config (its shapes checked against the
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from dataclasses import dataclass
@@ -22,20 +23,16 @@ from pathlib import Path
 
 import torch
 
-from toxicity.data import DEFAULT_MAX_LENGTH, TEXT_COLUMN
-from toxicity.labels import LABELS
-from toxicity.thresholds import load_thresholds
+from toxicity.core.errors import CheckpointError
+from toxicity.core.files import write_text_atomically
+from toxicity.core.tags import LABELS
+from toxicity.data.sources import TEXT_COLUMN
+from toxicity.data.tokenize import DEFAULT_MAX_LENGTH
+from toxicity.models.base import FAMILY_KEY, RUN_FOLDER_KEY
+from toxicity.models.families import ENCODER, FAMILIES
 
 log = logging.getLogger(__name__)
 
-ENCODER, TEXT2TEXT = "encoder", "text2text"  # the model families
-FAMILY_KEY = "toxicity_family"  # written by each LightningModule's on_save_checkpoint
-CONFIG_KEYS = {ENCODER: "encoder_config", TEXT2TEXT: "model_config"}  # the hparam holding each family's shape
-RUN_FOLDER_KEY = "log_dir_relative"  # the TensorBoard run, relative to the checkpoint's folder
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not exist, cannot be read safely, or was not written by toxicity.fit."""
 
 
 def load_safely(ckpt_path: str | Path, map_location="cpu") -> dict:
@@ -92,7 +89,7 @@ class DataSettings:
         from an older version, are left out)."""
         import inspect
 
-        from toxicity.data import ToxicCommentsDataModule
+        from toxicity.data.datamodule import ToxicCommentsDataModule
 
         kwargs = dict(self.stored)
         kwargs.update(data_path=self.data_path, text_column=self.text_column, label_columns=list(self.label_columns),
@@ -186,7 +183,7 @@ class TrainedCheckpoint:
 
     def checked_hparams(self) -> dict:
         """The constructor arguments; refused without the full model config that lets it load offline."""
-        key = CONFIG_KEYS[self.family]
+        key = model_class_for(self.family, self.ckpt_path).config_key
         if not isinstance(self.hparams.get(key), dict):
             raise CheckpointError(f"{self.ckpt_path}: refused: it carries no {key}, so its model could only be "
                                   f"built from the backbone it names ({self.hparams.get('backbone')!r}), fetched "
@@ -196,8 +193,8 @@ class TrainedCheckpoint:
     def tokenizer(self) -> tuple[object, bytes | None]:
         """(tokenizer, its zip): the one the checkpoint carries, else (older files) a local copy of the
         backbone's; never downloaded."""
-        from toxicity.backbone import load_tokenizer
-        from toxicity.model import tokenizer_from_bytes
+        from toxicity.core.backbone import load_tokenizer
+        from toxicity.models.tokenizer_files import tokenizer_from_bytes
 
         carried = self.contents.get("tokenizer")
         if carried is not None:
@@ -220,16 +217,10 @@ class TrainedCheckpoint:
 
 
 def model_class_for(family: str, ckpt_path: Path):
-    if family == ENCODER:
-        from toxicity.model import ToxicCommentTagger
-
-        return ToxicCommentTagger
-    if family == TEXT2TEXT:
-        from toxicity.text2text import TextToTextTagger
-
-        return TextToTextTagger
-    raise CheckpointError(f"{ckpt_path}: model family {family!r} is not known to this version of toxicity; "
-                          "upgrade the package.")
+    if family not in FAMILIES:
+        raise CheckpointError(f"{ckpt_path}: model family {family!r} is not known to this version of toxicity; "
+                              "upgrade the package.")
+    return FAMILIES[family]
 
 
 # -------------------------------------------------------------------------------------------- thresholds
@@ -255,3 +246,21 @@ def read_thresholds(ckpt_path: str | Path) -> dict[str, float] | None:
                     "Run `python -m toxicity.evaluate --split val` to tune again.", path, ckpt_path)
         return None
     return load_thresholds(path)
+
+
+def save_thresholds(path: str | Path, thresholds: dict[str, float]) -> None:
+    write_text_atomically(path, json.dumps(thresholds, indent=2) + "\n")
+    log.info("Wrote tuned thresholds to %s", path)
+
+
+def load_thresholds(path: str | Path) -> dict[str, float]:
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not a JSON file of thresholds ({error}); delete it and evaluate "
+                         "--split val to write it again.") from error
+    if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
+        raise ValueError(f"{path}: expected a JSON object {{tag: threshold}}; delete it and evaluate "
+                         "--split val to write it again.")
+    return {tag: float(value) for tag, value in values.items()}

@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -28,12 +30,14 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMon
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from toxicity.backbone import BackboneError
-from toxicity.cli import fail
-from toxicity.data import DataError, ToxicCommentsDataModule
-from toxicity.labels import LABELS
-from toxicity.model import TaggerModule, ToxicCommentTagger
-from toxicity.tables import tweeteval_task
+from toxicity.core.cli import fail
+from toxicity.core.errors import BackboneError, DataError
+from toxicity.core.tags import LABELS
+from toxicity.data.datamodule import ToxicCommentsDataModule
+from toxicity.data.tables import tweeteval_task
+from toxicity.models.base import TaggerModule
+from toxicity.models.encoder import ToxicCommentTagger
+from toxicity.models.text2text import TextToTextTagger
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +142,25 @@ def continue_run_folder(ckpt_path: str, logger_config) -> None:
         init.version = run.name
 
 
+# class paths before the package moved into subpackages (0.1), as users' YAML and saved run configs name them
+MOVED_CLASSES = {f"toxicity.{old}": f"{new.__module__}.{new.__name__}" for old, new in (
+    ("model.ToxicCommentTagger", ToxicCommentTagger), ("text2text.TextToTextTagger", TextToTextTagger))}
+
+
+def refuse_moved_class_paths(args: Sequence[str]) -> None:
+    """One clear error for a config or flag naming a class where it lived before the move."""
+    configs = [value for flag, value in zip(args, args[1:]) if flag == "--config"]
+    sources = [("the command line", " ".join(args))]
+    sources += [(config, Path(config).read_text()) for config in configs if Path(config).is_file()]
+    for where, text in sources:
+        for old, new in MOVED_CLASSES.items():
+            if re.search(rf"{re.escape(old)}\b", text):
+                raise fail(f"{where} names {old}, which is now {new}; write the new class path there.")
+
+
 def make_cli(args=None) -> ToxicityCLI:
     return ToxicityCLI(
-        TaggerModule,  # a family: toxicity.model.ToxicCommentTagger (default) or toxicity.text2text.TextToTextTagger
+        TaggerModule,  # a family: toxicity.models.encoder.ToxicCommentTagger (default) or toxicity.models.text2text.TextToTextTagger
         ToxicCommentsDataModule,
         subclass_mode_model=True,
         run=False,
@@ -201,6 +221,7 @@ def model_refusal(error: ValueError) -> str:
 
 
 def main(args=None) -> ToxicityCLI:
+    refuse_moved_class_paths(list(sys.argv[1:] if args is None else args))
     try:
         cli = make_cli(args)
         cli.datamodule.setup("fit")  # read and check the data before a run folder is made

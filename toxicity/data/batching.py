@@ -1,0 +1,105 @@
+"""Token ids to batches: the dataset, padding per batch, length-grouped and length-sorted samplers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+class TokenizedComments(Dataset):
+    """Token ids and (optionally) tag rows; each item also carries its row index."""
+
+    def __init__(self, input_ids: list[list[int]], labels: np.ndarray | None = None):
+        self.input_ids = input_ids
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> dict:
+        item = {"input_ids": self.input_ids[index], "index": index}
+        if self.labels is not None:
+            item["labels"] = self.labels[index]
+        return item
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+
+@dataclass
+class PadToLongest:
+    """Collates items into tensors padded to the longest sequence of the batch (or to `pad_to`)."""
+
+    pad_token_id: int
+    pad_to: int | None = None
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        width = self.pad_to or max(len(item["input_ids"]) for item in items)
+        input_ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, item in enumerate(items):
+            ids = item["input_ids"]
+            input_ids[row, :len(ids)] = torch.as_tensor(ids)
+            attention_mask[row, :len(ids)] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "index": torch.tensor([item["index"] for item in items])}
+        if "labels" in items[0]:
+            batch["labels"] = torch.stack([item["labels"] for item in items])
+        return batch
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Training order in which each run of `batch_size` indices has similar lengths.
+
+    Indices are shuffled, cut into mega-batches of `batch_size * mega_batches` that are sorted by length
+    and cut into batches, and the batches are shuffled, the one short batch going last: little padding,
+    still random batches. Seeded by (seed, epoch), so every DDP rank draws the same order. Under DDP,
+    Lightning deals the order out to the ranks index by index (`order[rank::replicas]`), so batches are
+    grouped `replicas` at a time: each rank's batch then comes from one group too.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, mega_batches: int = 50,
+                 replicas: int = 1):
+        self.lengths, self.seed, self.mega_batches = lengths, seed, mega_batches
+        self.group_size = batch_size * replicas
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        self.epoch += 1  # next epoch differs even where Lightning does not call set_epoch (inside DDP's wrapper)
+        order = rng.permutation(len(self.lengths))
+        mega = self.group_size * self.mega_batches
+        groups = []
+        for start in range(0, len(order), mega):
+            chunk = order[start:start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            groups.extend(chunk[i:i + self.group_size] for i in range(0, len(chunk), self.group_size))
+        short = [groups.pop()] if len(groups[-1]) < self.group_size else []
+        for group_number in rng.permutation(len(groups)):
+            yield from groups[group_number].tolist()
+        for group in short:  # last, so that every batch before it stays aligned with its group
+            yield from group.tolist()
+
+
+class SortedByLengthSampler(Sampler[int]):
+    """Evaluation order: longest first, so batches hold similar lengths and memory peaks at the start."""
+
+    def __init__(self, lengths: np.ndarray):
+        self.order = np.argsort(-lengths, kind="stable").tolist()
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)

@@ -1,0 +1,145 @@
+"""ToxicCommentTagger: a Hugging Face encoder, dropout and a linear head with one logit per tag."""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from toxicity.core.backbone import load_tokenizer
+from toxicity.models.epoch_metrics import PerTagAUROC, PerTagF1
+from toxicity.models.tokenizer_files import tokenizer_from_bytes, tokenizer_to_bytes
+
+FAMILY_KEY = "toxicity_family"  # the checkpoint key naming the model family (toxicity.models.families)
+RUN_FOLDER_KEY = "log_dir_relative"  # the TensorBoard run, relative to the checkpoint's folder
+# (tokenizer, its zip) for the model being built from a checkpoint: see TaggerModule.with_tokenizer
+_CARRIED_TOKENIZER: ContextVar[tuple] = ContextVar("carried_tokenizer", default=(None, None))
+
+
+def encoder_depth(name: str, top: int) -> int:
+    """0 for embeddings, i + 1 for encoder layer i, `top` for anything above (head, pooler); 0 if top is 0."""
+    if not top:
+        return 0
+    layer = re.search(r"\.layer\.(\d+)\.", name)
+    if layer:
+        return int(layer.group(1)) + 1
+    return 0 if ".embeddings." in name else top
+
+
+class TaggerModule(pl.LightningModule):
+    """What both model families share: tags, a tokenizer carried in the checkpoint, per-tag AUROC logged
+    as `<stage>_auroc_<tag>` and `<stage>_auroc_mean`, and AdamW with linear warmup and decay.
+
+    A subclass sets `family` (written into every checkpoint), calls `save_hyperparameters()` with at
+    least `backbone`, `labels`, `learning_rate`, `weight_decay` and `warmup_fraction`, and returns per-tag
+    logits from `forward(input_ids, attention_mask)`, so every scorer works on it unchanged.
+    """
+
+    family: str  # the name checkpoints record (FAMILY_KEY)
+    config_key: str  # the hyper-parameter holding the model's full config, so a checkpoint loads offline
+
+    def __init__(self):
+        super().__init__()
+        # the tokenizer and its zip (serialised once, reused by every checkpoint save); None until needed
+        self._tokenizer, self._tokenizer_bytes = _CARRIED_TOKENIZER.get()
+
+    @classmethod
+    def with_tokenizer(cls, tokenizer, tokenizer_bytes: bytes | None, **hparams) -> TaggerModule:
+        """The model built around a given tokenizer (the one a checkpoint carries), so that building it
+        never loads the tokenizer its `backbone` names: no network on load, no repository a file chooses."""
+        token = _CARRIED_TOKENIZER.set((tokenizer, tokenizer_bytes))
+        try:
+            return cls(**hparams)
+        finally:
+            _CARRIED_TOKENIZER.reset(token)
+
+    def add_auroc_metrics(self) -> None:
+        """Per-tag AUROC for every stage; per-tag F1 of the model's own decisions on val and test."""
+        self.train_auroc, self.val_auroc, self.test_auroc = (PerTagAUROC(len(self.labels)) for _ in range(3))
+        self.val_f1, self.test_f1 = PerTagF1(len(self.labels)), PerTagF1(len(self.labels))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.hparams.labels)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.hparams.backbone)
+        return self._tokenizer
+
+    def _log_auroc(self, stage: str) -> None:
+        """Logs `<stage>_auroc_<tag>` for tags with both classes present, and their mean."""
+        metric = getattr(self, f"{stage}_auroc")
+        auroc = metric.compute().reshape(-1)  # torchmetrics returns a 0-d tensor for a single tag
+        defined = ~torch.isnan(auroc)
+        for label, value, ok in zip(self.labels, auroc, defined):
+            if ok:
+                self.log(f"{stage}_auroc_{label}", value)
+        if defined.any():
+            self.log(f"{stage}_auroc_mean", auroc[defined].mean(), prog_bar=stage == "val")
+        metric.reset()
+        f1 = getattr(self, f"{stage}_f1", None)
+        if f1 is not None and f1.update_called:
+            for label, value in zip(self.labels, f1.compute().reshape(-1)):
+                self.log(f"{stage}_f1_{label}", value)
+            f1.reset()
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"index": batch["index"], "probs": torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float())}
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.hparams.learning_rate)
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(self.hparams.warmup_fraction * total_steps), total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def parameter_groups(self) -> list[dict]:
+        """AdamW groups: no weight decay on biases and norms; with `layer_decay` < 1, a learning rate per
+        encoder depth (embeddings 0, layer i at i + 1, everything above at the top rate)."""
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        decay_rate = self.hparams.get("layer_decay", 1.0)
+        encoder = getattr(self, "encoder", None)  # the text-to-text family has none: one rate
+        top = encoder.config.num_hidden_layers + 1 if encoder is not None and decay_rate < 1.0 else 0
+        groups: dict[tuple[int, bool], dict] = {}
+        for name, parameter in self.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            depth, decays = encoder_depth(name, top), not name.endswith(no_decay)
+            group = groups.setdefault((depth, decays), {
+                "params": [], "weight_decay": self.hparams.weight_decay if decays else 0.0,
+                "lr": self.hparams.learning_rate * decay_rate ** (top - depth)})
+            group["params"].append(parameter)
+        return list(groups.values())
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[FAMILY_KEY] = self.family
+        if self._tokenizer_bytes is None:
+            self._tokenizer_bytes = tokenizer_to_bytes(self.tokenizer)
+        checkpoint["tokenizer"] = self._tokenizer_bytes
+        run_folder = self._run_folder_from_checkpoints()
+        if run_folder is not None:
+            checkpoint[RUN_FOLDER_KEY] = run_folder
+
+    def _run_folder_from_checkpoints(self) -> str | None:
+        """The TensorBoard run, relative to the folder the checkpoint is written to (usually `..`): an
+        absolute path would tell whoever receives the file where it was trained, and be wrong on their disk."""
+        callback = self._trainer.checkpoint_callback if self._trainer is not None else None
+        if not self.trainer.log_dir or callback is None or not getattr(callback, "dirpath", None):
+            return None
+        try:
+            return os.path.relpath(Path(self.trainer.log_dir).resolve(), Path(callback.dirpath).resolve())
+        except ValueError:  # Windows: the run and the checkpoint folder on different drives
+            return None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "tokenizer" in checkpoint and checkpoint["tokenizer"] != self._tokenizer_bytes:
+            self._tokenizer = tokenizer_from_bytes(checkpoint["tokenizer"])
+            self._tokenizer_bytes = checkpoint["tokenizer"]

@@ -1,0 +1,10 @@
+"""The registry of model families: the name a checkpoint records, and the class that builds it back.
+
+A new family is a TaggerModule subclass with its own `family` and `config_key`, added to FAMILIES.
+"""
+
+from toxicity.models.encoder import ToxicCommentTagger
+from toxicity.models.text2text import TextToTextTagger
+
+FAMILIES = {tagger.family: tagger for tagger in (ToxicCommentTagger, TextToTextTagger)}
+ENCODER, TEXT2TEXT = ToxicCommentTagger.family, TextToTextTagger.family

@@ -1,0 +1,166 @@
+"""Request bodies: parsed strictly (no duplicate keys, bounded depth, no lone surrogates), validated, and refused
+with one JSON line in the HTTP process, before a request reaches a worker."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar, Literal, NamedTuple
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from toxicity.inference.scorer import checked_threshold
+
+PREDICT_USAGE = 'send JSON like {"texts": ["a comment"], "threshold": 0.5 or "tuned" (optional)}'
+
+
+ANALYZE_USAGE = 'send JSON like {"comment": {"text": "a comment"}, "requestedAttributes": {"TOXICITY": {}}}'
+
+
+class Refused(Exception):
+    """A request refused with `status` and a one-line reason (raised in the HTTP process only)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Limits(NamedTuple):
+    max_texts: int = 64
+    max_chars: int = 5000
+    tuned: bool = False  # whether the model has tuned thresholds
+
+
+# ------------------------------------------------------------------------------------------ requests
+MAX_JSON_DEPTH = 32  # the deepest request shape is 4 levels; deep nesting only costs recursion
+
+
+def read_json(raw: bytes, usage: str):
+    """The body as JSON, refusing what json.loads lets through: duplicate keys (silently last-wins), deep
+    nesting (a RecursionError later) and lone surrogates (a UnicodeEncodeError when written back)."""
+    if not raw.strip():
+        raise Refused(400, f"empty body; {usage}")
+    try:
+        data = json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
+    except RecursionError:
+        raise Refused(400, f"body nests deeper than {MAX_JSON_DEPTH} levels; {usage}") from None
+    except ValueError as error:  # invalid JSON or UTF-8, or a duplicate key
+        raise Refused(400, f"body is not valid JSON ({error}); {usage}") from None
+    _check_shape(data, usage)
+    return data
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) < len(keys):
+        repeated = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"key {json.dumps(repeated)} given twice")
+    return dict(pairs)
+
+
+def _check_shape(data, usage: str) -> None:
+    """Depth and lone surrogates, walked without recursion."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise Refused(400, f"body nests deeper than {MAX_JSON_DEPTH} levels; {usage}")
+        if isinstance(value, dict):
+            for key in value:
+                _check_text(key, usage)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_text(value, usage)
+
+
+def _check_text(text: str, usage: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise Refused(400, f"body has a lone surrogate ({text[error.start]!a}), which is not text; "
+                               f"send whole UTF-16 pairs; {usage}") from None
+
+
+def parse_body(raw: bytes, model: type["JsonBody"]) -> "JsonBody":
+    try:
+        return model.model_validate(read_json(raw, model.usage))
+    except ValidationError as error:
+        raise Refused(400, validation_message(error.errors(), model.usage)) from None
+
+
+class JsonBody(BaseModel):
+    usage: ClassVar[str] = ""  # what to send, said in refusals
+
+
+class PredictRequest(JsonBody):
+    model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = PREDICT_USAGE
+    limits: ClassVar[Limits] = Limits()  # set by build_server before the HTTP processes fork
+
+    texts: list[StrictStr] = Field(min_length=1)
+    threshold: float | Literal["tuned"] | None = None
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value):
+        if value is None:
+            return None
+        if value == "tuned":
+            if not cls.limits.tuned:
+                raise Refused(400, "this model has no tuned thresholds (run `python -m toxicity.evaluate` on its "
+                                   "validation split); give a number such as 0.5")
+            return value
+        try:
+            return checked_threshold(value)
+        except (TypeError, ValueError) as error:
+            raise Refused(400, str(error)) from None
+
+    @model_validator(mode="after")
+    def _within_limits(self):
+        if len(self.texts) > self.limits.max_texts:
+            raise Refused(413, f"{len(self.texts)} texts in one request, over the limit of {self.limits.max_texts} "
+                               "(--max-texts); send them in several requests")
+        for position, text in enumerate(self.texts):
+            check_length(text, f"texts[{position}]")
+        return self
+
+
+def check_length(text: str, where: str) -> None:
+    limit = PredictRequest.limits.max_chars
+    if len(text) > limit:
+        raise Refused(413, f"{where} has {len(text)} characters, over the limit of {limit} (--max-chars); "
+                           "send a shorter text or split it")
+
+
+class Comment(BaseModel):
+    text: StrictStr
+
+
+class AttributeRequest(BaseModel):
+    scoreType: Literal["PROBABILITY"] = "PROBABILITY"
+    scoreThreshold: float | None = Field(None, ge=0, le=1)
+
+
+class AnalyzeRequest(JsonBody):
+    usage: ClassVar[str] = ANALYZE_USAGE
+
+    comment: Comment
+    requestedAttributes: dict[str, AttributeRequest] = Field(default_factory=dict)
+    languages: list[StrictStr] | None = None
+    clientToken: StrictStr | None = None
+
+
+def validation_message(errors, usage: str) -> str:
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return f"{where or 'body'}: {first.get('msg', 'invalid')}; {usage}"
