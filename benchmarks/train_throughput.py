@@ -84,7 +84,7 @@ def main() -> None:
         print(json.dumps(measure(args.data, args.max_length, args.padded, args.batch_size, args.steps)))
         return
     if not Path(args.data).exists():
-        sys.exit(f"{args.data} is absent: pass --data with the jigsaw_sample folder (see README).")
+        sys.exit(f"{args.data} is absent: pass --data with the jigsaw_sample folder (see docs/data.md).")
     rows = []
     for max_length in args.lengths:
         padded, grouped = run_child(args, max_length, True), run_child(args, max_length, False)

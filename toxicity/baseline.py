@@ -31,6 +31,7 @@ from toxicity.core.tags import LABELS
 from toxicity.data.datamodule import ToxicCommentsDataModule
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.evaluation.baseline import MODELS, run_baseline
+from toxicity.evaluation.results import EvalResults
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> EvalResults:
     from toxicity.data.tables import tweeteval_task
 
     args = build_parser().parse_args(argv)

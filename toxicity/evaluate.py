@@ -22,6 +22,7 @@ import logging
 from toxicity.core.cli import run_tool
 from toxicity.evaluation.eval_sets import EvalRequest
 from toxicity.evaluation.evaluator import EvalOptions, evaluate
+from toxicity.evaluation.results import EvalResults
 from toxicity.evaluation.thresholds import (
     DEFAULT_RULE,
     ThresholdRule,
@@ -86,7 +87,7 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
                        args.calibration_bins, args.bias_tag, args.log_dir, args.batch_size, args.device)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> EvalResults:
     options = options_from_args(argv)
     results, out = run_tool(lambda: evaluate(options), level=logging.INFO)
     print((out / "report.md").read_text())

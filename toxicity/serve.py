@@ -8,7 +8,7 @@ Routes:
     POST /v1alpha1/comments:analyze     the Perspective API's request and response shape
     GET  /health                        "ok" once every worker has loaded its model (no key needed)
     GET  /info                          {"model": tags, backbone, max_length, thresholds, sha256, ...}
-    GET  /                              the try-it page (toxicity/static/index.html; no key needed)
+    GET  /                              the try-it page (toxicity/serving/static/index.html; no key needed)
 
 Each inference worker (--workers) loads the classifier once, in `setup`. LitServe gathers requests that
 arrive together (up to --max-batch-size, waiting at most --batch-timeout seconds) into one `predict`

@@ -163,13 +163,13 @@ def test_val_report_saves_thresholds_and_refuses_to_overwrite(checkpoint, tmp_pa
     out = tmp_path / "report-val"
     results = main(["--ckpt", str(checkpoint), "--split", "val", "--out", str(out)])
     metrics, report = read_outputs(out)
-    assert metrics == json.loads(json.dumps(results))
+    assert metrics == json.loads(json.dumps(results.to_json()))
     assert "# Evaluation: comments-val" in capsys.readouterr().out
     assert "cross-fitted" in report and "| subset accuracy" in report and "Hamming accuracy" in report
 
     saved = json.loads(thresholds_path(checkpoint).read_text())
     assert list(saved) == list(LABELS) and all(0 < value <= 1 for value in saved.values())
-    assert saved == results["tuned"]["thresholds"]
+    assert saved == results.tuned.thresholds.thresholds
 
     val = checkpoint_val_split(TrainedCheckpoint.read(checkpoint).data)
     probs = probabilities(checkpoint, val.texts)
@@ -199,9 +199,9 @@ def test_kaggle_test_report_applies_saved_thresholds(checkpoint, tmp_path):
     assert metrics["kaggle"] == {"score": pytest.approx(roc_auc_score(labels, probs, average="macro")),
                                  "scored_rows": 15, "tags": 6}
     assert "Kaggle score" in report and "on 15 scored rows" in report
-    assert results["tuned"]["thresholds"] == dict.fromkeys(LABELS, 0.3)
+    assert results.tuned.thresholds.thresholds == dict.fromkeys(LABELS, 0.3)
     for k, tag in enumerate(LABELS):
-        rate = results["tuned"]["report"]["per_tag"][tag]["predicted_positive_rate"]
+        rate = results.tuned.report.per_tag[tag].predicted_positive_rate
         assert rate == pytest.approx(np.mean(probs[:, k] >= 0.3))
 
 
@@ -230,7 +230,7 @@ def test_cross_dataset_scores_mapped_tags_only_with_bias_metrics(checkpoint, tmp
     assert bias["tag"] == "toxic" and set(bias["per_identity"]) == {"male", "female"}
     assert bias["per_identity"]["female"]["rows"] == 8
     assert bias["overall_auc"] == pytest.approx(roc_auc_score(rows["toxic"], probs[:, 0]))
-    assert "Unintended bias" in report and results["tuned"] is not None  # tuned on the run's val split first
+    assert "Unintended bias" in report and results.tuned is not None  # tuned on the run's val split first
 
 
 @pytest.mark.parametrize("make_args, message", [

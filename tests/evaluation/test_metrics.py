@@ -53,16 +53,16 @@ def test_ranking_matches_sklearn_and_marks_undefined_auc(fixture_arrays):
     y_true, y_prob = fixture_arrays
     report = ranking_report(y_true, y_prob, TAGS)
     for k, tag in enumerate(TAGS[:2]):
-        row = report["per_tag"][tag]
-        assert row["roc_auc"] == pytest.approx(roc_auc_score(y_true[:, k], y_prob[:, k]))
-        assert row["average_precision"] == pytest.approx(average_precision_score(y_true[:, k], y_prob[:, k]))
-        assert row["positives"] == y_true[:, k].sum() and row["true_prevalence"] == pytest.approx(y_true[:, k].mean())
-    never = report["per_tag"]["never"]
-    assert never["roc_auc"] is None and never["average_precision"] is None and never["positives"] == 0
-    assert report["tags_with_defined_auc"] == 2
-    assert report["roc_auc_macro"] == pytest.approx(roc_auc_score(y_true[:, :2], y_prob[:, :2], average="macro"))
-    assert report["roc_auc_micro"] == pytest.approx(roc_auc_score(y_true, y_prob, average="micro"))
-    assert report["average_precision_micro"] == pytest.approx(average_precision_score(y_true, y_prob, average="micro"))
+        row = report.per_tag[tag]
+        assert row.roc_auc == pytest.approx(roc_auc_score(y_true[:, k], y_prob[:, k]))
+        assert row.average_precision == pytest.approx(average_precision_score(y_true[:, k], y_prob[:, k]))
+        assert row.positives == y_true[:, k].sum() and row.true_prevalence == pytest.approx(y_true[:, k].mean())
+    never = report.per_tag["never"]
+    assert never.roc_auc is None and never.average_precision is None and never.positives == 0
+    assert report.tags_with_defined_auc == 2
+    assert report.roc_auc_macro == pytest.approx(roc_auc_score(y_true[:, :2], y_prob[:, :2], average="macro"))
+    assert report.roc_auc_micro == pytest.approx(roc_auc_score(y_true, y_prob, average="micro"))
+    assert report.average_precision_micro == pytest.approx(average_precision_score(y_true, y_prob, average="micro"))
 
 
 def test_kaggle_score_is_sklearn_macro_auc_and_skips_one_class_tags(fixture_arrays):
@@ -80,32 +80,32 @@ def test_decision_report_matches_sklearn(fixture_arrays):
     report = decision_report(y_true, y_pred, TAGS)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
     for k, tag in enumerate(TAGS):
-        row = report["per_tag"][tag]
-        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((p[k], r[k], f[k]))
-        assert row["support"] == s[k]
-        assert row["predicted_positive_rate"] == pytest.approx(y_pred[:, k].mean())
-    assert report["per_tag"]["never"]["recall"] == 0.0  # 0/0 with zero_division=0
+        row = report.per_tag[tag]
+        assert (row.precision, row.recall, row.f1) == pytest.approx((p[k], r[k], f[k]))
+        assert row.support == s[k]
+        assert row.predicted_positive_rate == pytest.approx(y_pred[:, k].mean())
+    assert report.per_tag["never"].recall == 0.0  # 0/0 with zero_division=0
     for average in ("micro", "macro", "weighted"):
         expected = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)[:3]
-        got = report["averages"][average]
-        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(expected)
+        got = report.averages[average]
+        assert (got.precision, got.recall, got.f1) == pytest.approx(expected)
     expected = precision_recall_fscore_support(y_true, y_pred, average="samples", zero_division=1.0)[:3]
-    got = report["averages"]["samples"]
-    assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(expected)
-    assert report["subset_accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
-    assert report["hamming_accuracy"] == pytest.approx(1 - hamming_loss(y_true, y_pred))
+    got = report.averages["samples"]
+    assert (got.precision, got.recall, got.f1) == pytest.approx(expected)
+    assert report.subset_accuracy == pytest.approx(accuracy_score(y_true, y_pred))
+    assert report.hamming_accuracy == pytest.approx(1 - hamming_loss(y_true, y_pred))
 
 
 def test_decision_report_for_a_single_tag_is_binary():
     y_true = np.array([[1], [0], [1], [0], [1]])
     y_pred = np.array([[1], [1], [0], [0], [1]])
     report = decision_report(y_true, y_pred, ["toxic"])
-    row = report["per_tag"]["toxic"]
-    assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
-    assert row["support"] == 3
-    assert report["averages"]["macro"]["f1"] == pytest.approx(f1_score(y_true[:, 0], y_pred[:, 0]))
-    assert report["averages"]["samples"] is None
-    assert report["subset_accuracy"] == pytest.approx(0.6) and report["hamming_accuracy"] == pytest.approx(0.6)
+    row = report.per_tag["toxic"]
+    assert (row.precision, row.recall, row.f1) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    assert row.support == 3
+    assert report.averages["macro"].f1 == pytest.approx(f1_score(y_true[:, 0], y_pred[:, 0]))
+    assert report.averages["samples"] is None
+    assert report.subset_accuracy == pytest.approx(0.6) and report.hamming_accuracy == pytest.approx(0.6)
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -124,7 +124,7 @@ def test_reliability_bins_match_sklearn(fixture_arrays):
     assert np.allclose(prob_true, expected_true) and np.allclose(prob_pred, expected_pred)
     assert counts.sum() == len(y_true) and len(counts) == len(prob_true)
     report = calibration_report(y_true, y_prob, TAGS, n_bins=10)
-    assert set(report["ece"]) == set(TAGS) and report["ece"]["never"] >= 0  # defined without positives too
+    assert set(report.ece) == set(TAGS) and report.ece["never"] >= 0  # defined without positives too
 
 
 # ------------------------------------------------------------------------------------------- thresholds

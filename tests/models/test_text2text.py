@@ -96,9 +96,9 @@ def test_its_evaluation_report_thresholds_and_file_scoring(tiny_text2text_checkp
     checkpoint.parent.mkdir()
     shutil.copy(tiny_text2text_checkpoint, checkpoint)
     results = evaluate_main(["--ckpt", str(checkpoint), "--out", str(tmp_path / "report")])
-    per_tag = results["ranking"]["per_tag"]
+    per_tag = results.ranking.per_tag
     assert list(per_tag) == list(LABELS)
-    assert all(row["roc_auc"] is not None and 0 <= row["roc_auc"] <= 1 for row in per_tag.values())
+    assert all(row.roc_auc is not None and 0 <= row.roc_auc <= 1 for row in per_tag.values())
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["tags"] == list(LABELS)
 
     classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")

@@ -461,7 +461,7 @@ def test_the_processes_die_with_a_killed_server(legacy_checkpoint):
 
 
 def test_a_model_with_other_tags_serves_them(tmp_path):
-    from conftest import fit_args, make_comments
+    from tests.helpers import fit_args, make_comments
 
     from toxicity.fit import main as fit
 

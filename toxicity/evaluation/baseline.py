@@ -38,7 +38,8 @@ from toxicity.evaluation import plots
 from toxicity.evaluation.eval_sets import EvalRequest, EvalSet
 from toxicity.evaluation.evaluator import EvalOptions, Scored, compute_results, tuned_on_validation
 from toxicity.evaluation.report import render
-from toxicity.evaluation.thresholds import apply_thresholds, tune_thresholds
+from toxicity.evaluation.results import EvalResults, TunedThresholds
+from toxicity.evaluation.thresholds import tune_thresholds
 
 
 class TfidfTagger:
@@ -105,7 +106,7 @@ def evaluation_set(datamodule: ToxicCommentsDataModule, split: str, name: str) -
 
 
 def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, overwrite: bool = False,
-                 model: str = "tfidf") -> dict:
+                 model: str = "tfidf") -> EvalResults:
     """Trains on the data module's train split, tunes thresholds on val, writes the report for `split`."""
     refuse_to_overwrite(out / "report.md", overwrite=overwrite)
     datamodule.setup("fit")
@@ -133,18 +134,18 @@ def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, ove
         started = time.perf_counter()
         scored = score(tagger, evaluation_set(datamodule, split, name))
         score_seconds = time.perf_counter() - started
-        tuned = {"label": "tuned on validation", "rule": str(options.rule), "thresholds": thresholds,
-                 "description": f"rule `{options.rule}`, tuned on the {len(validation.probs)} validation rows.",
-                 "decisions": apply_thresholds(scored.probs, [thresholds[tag] for tag in tags])}
+        tuned = TunedThresholds.applied(
+            "tuned on validation", str(options.rule), thresholds,
+            f"rule `{options.rule}`, tuned on the {len(validation.probs)} validation rows.", scored.probs)
     results = compute_results(scored, tuned, options, tags)
-    results["speed"] = {"train_examples_per_s": len(train) / train_seconds if model == "tfidf" else None,
-                        "score_comments_per_s": len(scored.data.texts) / score_seconds}
+    results.speed = {"train_examples_per_s": len(train) / train_seconds if model == "tfidf" else None,
+                     "score_comments_per_s": len(scored.data.texts) / score_seconds}
     figures = {"roc_curves": plots.roc_curves(scored.labels, scored.probs, tags),
                "precision_recall_curves": plots.precision_recall_curves(scored.labels, scored.probs, tags)}
     for figure_name, figure in figures.items():
         plots.save_png(figure, out / f"{figure_name}.png")
-    results["plots"], results["notes"] = list(figures), notes
-    write_text_atomically(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    results.plots, results.notes = list(figures), notes
+    write_text_atomically(out / "metrics.json", json.dumps(results.to_json(), indent=2) + "\n")
     write_text_atomically(out / "report.md", render(results))
     return results
 

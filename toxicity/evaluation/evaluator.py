@@ -38,6 +38,7 @@ from toxicity.evaluation.bias import bias_report
 from toxicity.evaluation.eval_sets import EvalRequest, EvalSet, checkpoint_val_split, load_eval_set
 from toxicity.evaluation.metrics import calibration_report, decision_report, kaggle_score, ranking_report
 from toxicity.evaluation.report import render
+from toxicity.evaluation.results import EvalResults, KaggleScore, TunedScores, TunedThresholds
 from toxicity.evaluation.runlog import read_scalars, write_to_run
 from toxicity.evaluation.thresholds import (
     DEFAULT_RULE,
@@ -87,7 +88,7 @@ def score(classifier: ToxicityClassifier, data: EvalSet) -> Scored:
 
 
 # ------------------------------------------------------------------------------------------- thresholds
-def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: list[str]) -> dict:
+def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: list[str]) -> TunedThresholds:
     """Thresholds tuned on all validation rows (saved when it is the run's own split); cross-fitted decisions."""
     tags = scored.data.tags
     thresholds = tune_thresholds(scored.labels, scored.probs, tags, options.rule)
@@ -97,16 +98,15 @@ def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: 
     else:
         notes.append("Thresholds not saved: this is not the checkpoint's own validation split with all its tags.")
     decisions = cross_fitted_decisions(scored.labels, scored.probs, options.rule, options.folds, seed)
-    return {"label": "cross-fitted", "rule": str(options.rule), "thresholds": thresholds, "decisions": decisions,
-            "description": (f"rule `{options.rule}`; the thresholds shown are tuned on all {len(scored.probs)} "
-                            f"validation rows; the scores are cross-fitted: up to {options.folds} folds stratified "
-                            "per tag, each decided with thresholds tuned on the other folds (a tag with fewer than 2 "
-                            f"positives or negatives at {DEFAULT_THRESHOLD}), so no row is scored with a threshold "
-                            "tuned on it.")}
+    description = (f"rule `{options.rule}`; the thresholds shown are tuned on all {len(scored.probs)} validation "
+                   f"rows; the scores are cross-fitted: up to {options.folds} folds stratified per tag, each decided "
+                   "with thresholds tuned on the other folds (a tag with fewer than 2 positives or negatives at "
+                   f"{DEFAULT_THRESHOLD}), so no row is scored with a threshold tuned on it.")
+    return TunedThresholds("cross-fitted", str(options.rule), thresholds, description, decisions)
 
 
 def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: DataSettings,
-                          notes: list[str]) -> dict | None:
+                          notes: list[str]) -> TunedThresholds | None:
     """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are none."""
     path = thresholds_path(options.ckpt_path)
     saved = read_thresholds(options.ckpt_path) or {}
@@ -124,49 +124,48 @@ def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, option
         description = f"rule `{rule}`, tuned now on the run's validation split and saved to `{path}`."
         notes.append(f"Thresholds tuned on the run's validation split (rule {options.rule}) and written to {path}.")
     thresholds = {tag: saved[tag] for tag in scored.data.tags}
-    return {"label": "tuned on validation", "rule": rule,
-            "thresholds": thresholds, "description": description,
-            "decisions": apply_thresholds(scored.probs, list(thresholds.values()))}
+    return TunedThresholds.applied("tuned on validation", rule, thresholds, description, scored.probs)
 
 
 # ---------------------------------------------------------------------------------------------- results
-def compute_results(scored: Scored, tuned: dict | None, options: EvalOptions, model_tags: list[str]) -> dict:
+def compute_results(scored: Scored, tuned: TunedThresholds | None, options: EvalOptions,
+                    model_tags: list[str]) -> EvalResults:
     data, labels, probs = scored.data, scored.labels, scored.probs
-    results = {
-        "name": data.name, "checkpoint": str(options.ckpt_path), "data": data.source, "split": data.split,
-        "rows": len(labels), "tags": data.tags, "tags_left_out": [t for t in model_tags if t not in data.tags],
-        "ranking": ranking_report(labels, probs, data.tags),
-        "calibration": calibration_report(labels, probs, data.tags, options.calibration_bins),
-        "default": {"threshold": DEFAULT_THRESHOLD,
-                    "report": decision_report(labels, apply_thresholds(probs, [DEFAULT_THRESHOLD] * len(data.tags)),
-                                              data.tags)},
-        "tuned": None, "kaggle": None, "bias": None,
-    }
-    if tuned:
-        described = {key: value for key, value in tuned.items() if key != "decisions"}
-        results["tuned"] = {**described, "report": decision_report(labels, tuned["decisions"], data.tags)}
-    if data.kaggle:
-        results["kaggle"] = {"score": kaggle_score(labels, probs), "scored_rows": len(labels), "tags": len(data.tags)}
-    if data.identity_columns and options.bias_tag in data.tags:
-        k = data.tags.index(options.bias_tag)
-        identities = {c: data.frame[c].to_numpy() for c in data.identity_columns}
-        results["bias"] = {"tag": options.bias_tag, **bias_report(labels[:, k], probs[:, k], identities)}
-    elif data.identity_columns:
-        log.warning("No bias metrics: the data has identity columns but not the tag %r (--bias-tag).", options.bias_tag)
-    return results
+    at_default = apply_thresholds(probs, [DEFAULT_THRESHOLD] * len(data.tags))
+    return EvalResults(
+        name=data.name, checkpoint=str(options.ckpt_path), data=data.source, split=data.split, rows=len(labels),
+        tags=data.tags, tags_left_out=[t for t in model_tags if t not in data.tags],
+        ranking=ranking_report(labels, probs, data.tags),
+        calibration=calibration_report(labels, probs, data.tags, options.calibration_bins),
+        default_threshold=DEFAULT_THRESHOLD, default=decision_report(labels, at_default, data.tags),
+        tuned=TunedScores(tuned, decision_report(labels, tuned.decisions, data.tags)) if tuned else None,
+        kaggle=KaggleScore(kaggle_score(labels, probs), len(labels), len(data.tags)) if data.kaggle else None,
+        bias=bias_results(scored, options.bias_tag))
 
 
-def headline_scalars(results: dict) -> dict[str, float]:
-    scalars = {"roc_auc_macro": results["ranking"]["roc_auc_macro"],
-               "f1_macro_at_0.5": results["default"]["report"]["averages"]["macro"]["f1"]}
-    if results["tuned"]:
-        scalars["f1_macro_tuned"] = results["tuned"]["report"]["averages"]["macro"]["f1"]
-    if results["kaggle"]:
-        scalars["kaggle_score"] = results["kaggle"]["score"]
-    if results["bias"]:
-        scalars["bias_final_score"] = results["bias"]["final_score"]
-    for tag, row in results["ranking"]["per_tag"].items():
-        scalars[f"roc_auc/{tag}"] = row["roc_auc"]
+def bias_results(scored: Scored, bias_tag: str) -> dict | None:
+    """The Jigsaw 2019 bias metrics on `bias_tag`, when the data has identity columns and the tag."""
+    data = scored.data
+    if not data.identity_columns:
+        return None
+    if bias_tag not in data.tags:
+        log.warning("No bias metrics: the data has identity columns but not the tag %r (--bias-tag).", bias_tag)
+        return None
+    k = data.tags.index(bias_tag)
+    identities = {c: data.frame[c].to_numpy() for c in data.identity_columns}
+    return {"tag": bias_tag, **bias_report(scored.labels[:, k], scored.probs[:, k], identities)}
+
+
+def headline_scalars(results: EvalResults) -> dict[str, float]:
+    scalars = {"roc_auc_macro": results.ranking.roc_auc_macro, "f1_macro_at_0.5": results.default.macro_f1}
+    if results.tuned:
+        scalars["f1_macro_tuned"] = results.tuned.report.macro_f1
+    if results.kaggle:
+        scalars["kaggle_score"] = results.kaggle.score
+    if results.bias:
+        scalars["bias_final_score"] = results.bias["final_score"]
+    for tag, row in results.ranking.per_tag.items():
+        scalars[f"roc_auc/{tag}"] = row.roc_auc
     return {name: value for name, value in scalars.items() if value is not None}
 
 
@@ -176,7 +175,7 @@ def token_lengths(tokenizer, texts: list[str]) -> np.ndarray:
     return np.array([len(row) for row in ids], dtype=np.int64)
 
 
-def make_figures(scored: Scored, results: dict, classifier: ToxicityClassifier, log_dir: Path | None,
+def make_figures(scored: Scored, results: EvalResults, classifier: ToxicityClassifier, log_dir: Path | None,
                  notes: list[str]) -> dict[str, Figure]:
     labels, probs, tags = scored.labels, scored.probs, scored.data.tags
     figures = {
@@ -186,8 +185,8 @@ def make_figures(scored: Scored, results: dict, classifier: ToxicityClassifier, 
         "clean_vs_toxic": plots.clean_vs_toxic(labels),
         "token_lengths": plots.token_lengths(token_lengths(classifier.tokenizer, scored.data.texts),
                                              classifier.max_length),
-        "reliability_diagram": plots.reliability_diagram(labels, probs, tags, results["calibration"]["ece"],
-                                                         results["calibration"]["bins"]),
+        "reliability_diagram": plots.reliability_diagram(labels, probs, tags, results.calibration.ece,
+                                                         results.calibration.bins),
     }
     schedule = read_scalars(log_dir) if log_dir else {}
     if schedule:
@@ -210,7 +209,7 @@ def find_log_dir(recorded: str | None, given: str | None, notes: list[str]) -> P
 
 
 # ------------------------------------------------------------------------------------------------- run
-def evaluate(options: EvalOptions) -> tuple[dict, Path]:
+def evaluate(options: EvalOptions) -> tuple[EvalResults, Path]:
     """Scores, writes report.md, metrics.json and the plots, and returns (results, output folder)."""
     device = default_device(options.device)
     checkpoint = TrainedCheckpoint.read(options.ckpt_path, map_location=device)
@@ -230,12 +229,12 @@ def evaluate(options: EvalOptions) -> tuple[dict, Path]:
         tuned = tuned_from_validation(scored, classifier, options, run, notes)
     results = compute_results(scored, tuned, options, model_tags)
     figures = make_figures(scored, results, classifier, log_dir, notes)
-    results["plots"], results["notes"] = list(figures), notes
+    results.plots, results.notes = list(figures), notes
 
     for name, figure in figures.items():
         plots.save_png(figure, out / f"{name}.png")
     if log_dir:
         write_to_run(log_dir, f"evaluate/{data.name}", figures, headline_scalars(results), step)
-    write_text_atomically(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomically(out / "metrics.json", json.dumps(results.to_json(), indent=2) + "\n")
     write_text_atomically(out / "report.md", render(results))  # last: its presence means the report is complete
     return results, out

@@ -12,6 +12,7 @@ and counts 1 (`zero_division=1`); otherwise the many clean rows would drag it to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.calibration import calibration_curve
@@ -26,6 +27,59 @@ from sklearn.metrics import (
 ZERO_DIVISION = 0.0
 SAMPLES_ZERO_DIVISION = 1.0
 AVERAGES = ("micro", "macro", "weighted", "samples")
+
+
+@dataclass(frozen=True)
+class TagRanking:
+    positives: int
+    true_prevalence: float
+    roc_auc: float | None
+    average_precision: float | None
+
+
+@dataclass(frozen=True)
+class RankingReport:
+    """Threshold-free scores per tag, and their macro (over tags with a defined AUC) and micro means."""
+
+    per_tag: dict[str, TagRanking]
+    roc_auc_macro: float | None
+    average_precision_macro: float | None
+    tags_with_defined_auc: int
+    roc_auc_micro: float | None
+    average_precision_micro: float | None
+
+
+@dataclass(frozen=True)
+class Scores:
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class TagDecisions(Scores):
+    support: int
+    predicted_positive_rate: float
+
+
+@dataclass(frozen=True)
+class DecisionReport:
+    """Scores of 0/1 decisions: per tag, the averages (None where undefined), subset and Hamming accuracy."""
+
+    per_tag: dict[str, TagDecisions]
+    averages: dict[str, Scores | None]
+    subset_accuracy: float
+    hamming_accuracy: float
+
+    @property
+    def macro_f1(self) -> float:
+        return self.averages["macro"].f1
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    bins: int
+    ece: dict[str, float]  # expected calibration error per tag
 
 
 def has_both_classes(y: np.ndarray) -> bool:
@@ -48,29 +102,24 @@ def mean_of_defined(values: Sequence[float | None]) -> float | None:
 
 
 # ------------------------------------------------------------------------------- threshold-free scores
-def ranking_report(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str]) -> dict:
+def ranking_report(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str]) -> RankingReport:
     """Per tag: positives, true prevalence, ROC AUC, average precision; plus their macro and micro means.
 
     Macro is the mean over tags whose AUC is defined; micro pools every (row, tag) pair.
     """
-    per_tag = {}
-    for k, tag in enumerate(tags):
-        per_tag[tag] = {
-            "positives": int(y_true[:, k].sum()),
-            "true_prevalence": float(y_true[:, k].mean()),
-            "roc_auc": roc_auc_or_none(y_true[:, k], y_prob[:, k]),
-            "average_precision": average_precision_or_none(y_true[:, k], y_prob[:, k]),
-        }
-    aucs = [row["roc_auc"] for row in per_tag.values()]
-    aps = [row["average_precision"] for row in per_tag.values()]
-    return {
-        "per_tag": per_tag,
-        "roc_auc_macro": mean_of_defined(aucs),
-        "average_precision_macro": mean_of_defined(aps),
-        "tags_with_defined_auc": sum(a is not None for a in aucs),
-        "roc_auc_micro": roc_auc_or_none(y_true.ravel(), y_prob.ravel()),
-        "average_precision_micro": average_precision_or_none(y_true.ravel(), y_prob.ravel()),
-    }
+    per_tag = {tag: TagRanking(positives=int(y_true[:, k].sum()), true_prevalence=float(y_true[:, k].mean()),
+                               roc_auc=roc_auc_or_none(y_true[:, k], y_prob[:, k]),
+                               average_precision=average_precision_or_none(y_true[:, k], y_prob[:, k]))
+               for k, tag in enumerate(tags)}
+    aucs = [row.roc_auc for row in per_tag.values()]
+    return RankingReport(
+        per_tag=per_tag,
+        roc_auc_macro=mean_of_defined(aucs),
+        average_precision_macro=mean_of_defined([row.average_precision for row in per_tag.values()]),
+        tags_with_defined_auc=sum(a is not None for a in aucs),
+        roc_auc_micro=roc_auc_or_none(y_true.ravel(), y_prob.ravel()),
+        average_precision_micro=average_precision_or_none(y_true.ravel(), y_prob.ravel()),
+    )
 
 
 def kaggle_score(y_true: np.ndarray, y_prob: np.ndarray) -> float | None:
@@ -91,15 +140,14 @@ def _sklearn_form(y_true: np.ndarray, y_pred: np.ndarray):
     return y_true, y_pred, None
 
 
-def decision_report(y_true: np.ndarray, y_pred: np.ndarray, tags: Sequence[str]) -> dict:
+def decision_report(y_true: np.ndarray, y_pred: np.ndarray, tags: Sequence[str]) -> DecisionReport:
     """Per-tag precision, recall, F1, support and predicted-positive rate for 0/1 decisions, their
     micro / macro / weighted / samples averages, subset accuracy and Hamming accuracy."""
     true, pred, labels = _sklearn_form(y_true, y_pred)
     precision, recall, f1, support = precision_recall_fscore_support(
         true, pred, labels=labels, average=None, zero_division=ZERO_DIVISION)
-    per_tag = {tag: {"precision": float(precision[k]), "recall": float(recall[k]), "f1": float(f1[k]),
-                     "support": int(support[k]), "predicted_positive_rate": float(y_pred[:, k].mean())}
-               for k, tag in enumerate(tags)}
+    per_tag = {tag: TagDecisions(float(precision[k]), float(recall[k]), float(f1[k]), int(support[k]),
+                                 float(y_pred[:, k].mean())) for k, tag in enumerate(tags)}
     averages = {}
     for average in AVERAGES:
         if average == "samples" and labels is not None:
@@ -107,13 +155,9 @@ def decision_report(y_true: np.ndarray, y_pred: np.ndarray, tags: Sequence[str])
             continue
         zero = SAMPLES_ZERO_DIVISION if average == "samples" else ZERO_DIVISION
         p, r, f, _ = precision_recall_fscore_support(true, pred, labels=labels, average=average, zero_division=zero)
-        averages[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
-    return {
-        "per_tag": per_tag,
-        "averages": averages,
-        "subset_accuracy": float(accuracy_score(true, pred)),
-        "hamming_accuracy": float(1.0 - hamming_loss(true, pred)),
-    }
+        averages[average] = Scores(float(p), float(r), float(f))
+    return DecisionReport(per_tag, averages, subset_accuracy=float(accuracy_score(true, pred)),
+                          hamming_accuracy=float(1.0 - hamming_loss(true, pred)))
 
 
 # ---------------------------------------------------------------------------------------- calibration
@@ -134,6 +178,7 @@ def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: i
     return float(np.sum(counts / counts.sum() * np.abs(prob_true - prob_pred)))
 
 
-def calibration_report(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str], n_bins: int = 10) -> dict:
-    return {"bins": n_bins,
-            "ece": {tag: expected_calibration_error(y_true[:, k], y_prob[:, k], n_bins) for k, tag in enumerate(tags)}}
+def calibration_report(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str],
+                       n_bins: int = 10) -> CalibrationReport:
+    return CalibrationReport(n_bins, {tag: expected_calibration_error(y_true[:, k], y_prob[:, k], n_bins)
+                                      for k, tag in enumerate(tags)})

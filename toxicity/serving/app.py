@@ -91,7 +91,7 @@ def build_server(info: dict, source: str, workers: int = 1, threads: int | None 
     app.state.max_body_bytes = max_body_bytes
     app.router.routes = [route for route in app.router.routes  # LitServe's, replaced below
                          if getattr(route, "path", None) not in {"/", "/predict"}]
-    page = (files("toxicity") / "static" / "index.html").read_text(encoding="utf-8")
+    page = (files("toxicity.serving") / "static" / "index.html").read_text(encoding="utf-8")
     app.add_api_route("/", lambda: HTMLResponse(page, headers=PAGE_HEADERS), methods=["GET"], include_in_schema=False)
     handler = RegularRequestHandler(api, server)
     app.add_api_route("/predict", predict_route(handler, timeouts.read), methods=["POST"])

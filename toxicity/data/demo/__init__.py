@@ -2,7 +2,7 @@
 
 It exists so that `python -m toxicity.fit` runs out of the box in a few minutes on a CPU. It is a demo,
 not a benchmark: its comments are template-made and far easier than real ones. Train on the Kaggle
-files (README) for real results.
+files (docs/data.md) for real results.
 """
 
 from pathlib import Path
