@@ -55,8 +55,10 @@ def load_texts(data: Path, n: int, seed: int = 0) -> tuple[dict[str, list[str]],
     jigsaw = pd.read_csv(data / "jigsaw_sample" / "test.csv.gz", keep_default_na=False)["comment_text"]
     with gzip.open(data / "tweeteval_offensive" / "test_text.txt.gz", "rt", encoding="utf-8") as lines:
         tweets = [line.rstrip("\n") for line in lines]
-    texts = {"jigsaw_test": jigsaw.sample(n=min(n, len(jigsaw)), random_state=seed).tolist(),
-             "tweeteval_offensive_test": tweets[:n]}
+    texts = {
+        "jigsaw_test": jigsaw.sample(n=min(n, len(jigsaw)), random_state=seed).tolist(),
+        "tweeteval_offensive_test": tweets[:n],
+    }
     return texts, {"jigsaw_test": len(jigsaw), "tweeteval_offensive_test": len(tweets)}
 
 
@@ -69,8 +71,11 @@ def untrained_checkpoint(path: Path) -> Path:
 
     torch.manual_seed(0)
     model = ToxicCommentTagger(max_length=MAX_LENGTH)
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                  "pytorch-lightning_version": pl.__version__}
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": dict(model.hparams),
+        "pytorch-lightning_version": pl.__version__,
+    }
     model.on_save_checkpoint(checkpoint)  # the tokenizer and the model family, as a trained one carries them
     torch.save(checkpoint, path)
     return path
@@ -83,8 +88,10 @@ def mean_tokens(tokenizer_folder: Path, texts: dict[str, list[str]]) -> dict[str
     from toxicity.data.tokenize import tokenize_texts
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
-    return {name: sum(map(len, tokenize_texts(tokenizer, rows, MAX_LENGTH))) / len(rows)
-            for name, rows in texts.items()}
+    return {
+        name: sum(map(len, tokenize_texts(tokenizer, rows, MAX_LENGTH))) / len(rows)
+        for name, rows in texts.items()
+    }
 
 
 # ----------------------------------------------------------------------------------- one setting (child)
@@ -101,8 +108,13 @@ def reference_scorer(checkpoint: str):
         rows = []
         with torch.no_grad():
             for text in texts:
-                encoded = classifier.tokenizer(text, max_length=REFERENCE_LENGTH, padding="max_length",
-                                               truncation=True, return_tensors="pt")
+                encoded = classifier.tokenizer(
+                    text,
+                    max_length=REFERENCE_LENGTH,
+                    padding="max_length",
+                    truncation=True,
+                    return_tensors="pt",
+                )
                 logits = classifier.model(encoded["input_ids"], encoded["attention_mask"])
                 rows.append(torch.sigmoid(logits)[0].numpy())
         return np.stack(rows)
@@ -121,8 +133,9 @@ def make_scorer(setting: str, checkpoint: str, onnx_folder: str, batch_size: int
     if setting in "be":  # (e) is the same scorer over a text-to-text checkpoint
         return ToxicityClassifier.from_checkpoint(checkpoint, "cpu", batch_size).predict_proba
     threads = torch.get_num_threads()  # the same cores as PyTorch
-    return OnnxToxicityClassifier.from_folder(onnx_folder, int8=setting == "d", batch_size=batch_size,
-                                              threads=threads).predict_proba
+    return OnnxToxicityClassifier.from_folder(
+        onnx_folder, int8=setting == "d", batch_size=batch_size, threads=threads
+    ).predict_proba
 
 
 def peak_rss_mb() -> float:
@@ -139,14 +152,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(setting: str, checkpoint: str, onnx_folder: str, texts_file: str, n_single: int,
-            batch_size: int, repeats: int) -> dict:
+def measure(
+    setting: str,
+    checkpoint: str,
+    onnx_folder: str,
+    texts_file: str,
+    n_single: int,
+    batch_size: int,
+    repeats: int,
+) -> dict:
     """Runs in a child process: comments/s (median of `repeats` passes after a warm-up) per data set."""
     import torch
 
     score = make_scorer(setting, checkpoint, onnx_folder, batch_size)
-    results = {"setting": SETTINGS[setting], "threads": torch.get_num_threads(), "datasets": {},
-               "load_average_1min": [os.getloadavg()[0]]}
+    results = {
+        "setting": SETTINGS[setting],
+        "threads": torch.get_num_threads(),
+        "datasets": {},
+        "load_average_1min": [os.getloadavg()[0]],
+    }
     for name, texts in json.loads(Path(texts_file).read_text()).items():
         texts = texts[:n_single] if setting == "a" else texts
         score(texts[:8])  # warm-up
@@ -155,8 +179,11 @@ def measure(setting: str, checkpoint: str, onnx_folder: str, texts_file: str, n_
             started = time.perf_counter()
             score(texts)
             seconds.append(time.perf_counter() - started)
-        results["datasets"][name] = {"comments": len(texts), "seconds": seconds,
-                                     "comments_per_s": len(texts) / statistics.median(seconds)}
+        results["datasets"][name] = {
+            "comments": len(texts),
+            "seconds": seconds,
+            "comments_per_s": len(texts) / statistics.median(seconds),
+        }
     results["load_average_1min"].append(os.getloadavg()[0])  # the machine is shared: note other work
     results["peak_rss_mb"] = peak_rss_mb()
     return results
@@ -179,18 +206,27 @@ def int8_auroc_change(onnx_folder: str, data: Path) -> dict:
     for k, tag in enumerate(fp32.labels):
         if 0 < truth[:, k].sum() < len(truth):
             aurocs = {kind: float(roc_auc_score(truth[:, k], p[:, k])) for kind, p in probs.items()}
-            per_tag[tag] = {**aurocs, "change": aurocs["int8"] - aurocs["fp32"],
-                            "positives": int(truth[:, k].sum())}
+            per_tag[tag] = {
+                **aurocs,
+                "change": aurocs["int8"] - aurocs["fp32"],
+                "positives": int(truth[:, k].sum()),
+            }
     means = {kind: float(np.mean([row[kind] for row in per_tag.values()])) for kind in ("fp32", "int8")}
-    return {"rows": len(texts), "per_tag": per_tag, "mean_fp32": means["fp32"], "mean_int8": means["int8"],
-            "mean_change": means["int8"] - means["fp32"],
-            "max_abs_prob_diff": float(np.abs(probs["int8"] - probs["fp32"]).max())}
+    return {
+        "rows": len(texts),
+        "per_tag": per_tag,
+        "mean_fp32": means["fp32"],
+        "mean_int8": means["int8"],
+        "mean_change": means["int8"] - means["fp32"],
+        "max_abs_prob_diff": float(np.abs(probs["int8"] - probs["fp32"]).max()),
+    }
 
 
 # ------------------------------------------------------------------------------------------ the parent
 def run_child(*args: str) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
-                            check=False)
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+    )
     if output.returncode != 0:
         raise RuntimeError(f"child {args[:2]} failed:\n{output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -209,36 +245,52 @@ def speedup(row: dict, base: dict | None, names: list[str]) -> str:
 def markdown_table(results: dict) -> str:
     names = list(results["texts"])
     rows = {row["key"]: row for row in results["settings"]}
-    lines = ["| setting | " + " | ".join(f"{name} comments/s" for name in names)
-             + " | speed-up vs (a) | speed-up vs (b) | peak RSS |",
-             "|" + "---|" * (len(names) + 4)]
+    lines = [
+        "| setting | "
+        + " | ".join(f"{name} comments/s" for name in names)
+        + " | speed-up vs (a) | speed-up vs (b) | peak RSS |",
+        "|" + "---|" * (len(names) + 4),
+    ]
     for row in rows.values():
         rates = " | ".join(f"{rate(row, name):.1f}" for name in names)
-        lines.append(f"| {row['setting']} | {rates} | {speedup(row, rows.get('a'), names)} | "
-                     f"{speedup(row, rows.get('b'), names)} | {row['peak_rss_mb']:.0f} MB |")
+        lines.append(
+            f"| {row['setting']} | {rates} | {speedup(row, rows.get('a'), names)} | "
+            f"{speedup(row, rows.get('b'), names)} | {row['peak_rss_mb']:.0f} MB |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", default=None, help="a trained checkpoint (default: untrained MiniLM head)")
     parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--n", type=int, default=1000, help="texts per data set for (b), (c), (d)")
     parser.add_argument("--n-single", type=int, default=64, help="texts per data set for (a)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="for (b), (c), (d); 16-32 was fastest on 2 cores, 64 about 8%% slower")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="for (b), (c), (d); 16-32 was fastest on 2 cores, 64 about 8%% slower",
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--text2text-ckpt", default=None,
-                        help="a trained text-to-text checkpoint, for setting (e) (an untrained one would "
-                             "generate to the length limit, so none is made up)")
+    parser.add_argument(
+        "--text2text-ckpt",
+        default=None,
+        help="a trained text-to-text checkpoint, for setting (e) (an untrained one would "
+        "generate to the length limit, so none is made up)",
+    )
     parser.add_argument("--settings", default=None, help="default: abcd, and e with --text2text-ckpt")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        result = int8_auroc_change(rest[0], Path(rest[1])) if kind == "auroc" else measure(
-            kind, rest[0], rest[1], rest[2], int(rest[3]), int(rest[4]), int(rest[5]))
+        result = (
+            int8_auroc_change(rest[0], Path(rest[1]))
+            if kind == "auroc"
+            else measure(kind, rest[0], rest[1], rest[2], int(rest[3]), int(rest[4]), int(rest[5]))
+        )
         print(json.dumps(result))
         return
 
@@ -256,8 +308,15 @@ def main() -> None:
             if key == "e" and not args.text2text_ckpt:
                 raise SystemExit("error: setting e needs --text2text-ckpt")
             print(f"measuring {SETTINGS[key]} ...", flush=True)
-            row = run_child(key, args.text2text_ckpt if key == "e" else checkpoint, str(work / "onnx"), str(work / "texts.json"), str(args.n_single),
-                            str(args.batch_size), str(args.repeats))
+            row = run_child(
+                key,
+                args.text2text_ckpt if key == "e" else checkpoint,
+                str(work / "onnx"),
+                str(work / "texts.json"),
+                str(args.n_single),
+                str(args.batch_size),
+                str(args.repeats),
+            )
             settings.append({"key": key, **row})
         auroc = run_child("auroc", str(work / "onnx"), str(args.data)) if args.ckpt else None
     results = {
@@ -265,11 +324,20 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "checkpoint": args.ckpt or "the shipped MiniLM (all-MiniLM-L6-v2) with an untrained head",
         "text2text_checkpoint": args.text2text_ckpt,
-        "max_length": MAX_LENGTH, "reference_length": REFERENCE_LENGTH, "batch_size": args.batch_size,
-        "repeats": args.repeats, "statistic": "median of the timed passes, after one warm-up pass",
-        "texts": {name: {"available": available[name], "scored_b_c_d": len(rows),
-                         "scored_a": min(len(rows), args.n_single), "mean_tokens": tokens[name]}
-                  for name, rows in texts.items()},
+        "max_length": MAX_LENGTH,
+        "reference_length": REFERENCE_LENGTH,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "statistic": "median of the timed passes, after one warm-up pass",
+        "texts": {
+            name: {
+                "available": available[name],
+                "scored_b_c_d": len(rows),
+                "scored_a": min(len(rows), args.n_single),
+                "mean_tokens": tokens[name],
+            }
+            for name, rows in texts.items()
+        },
         "onnx_parity_on_sample_texts": export_check,
         "settings": settings,
         "int8_auroc_change": auroc or "skipped: pass a trained checkpoint with --ckpt",
@@ -277,17 +345,23 @@ def main() -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     for name, counts in results["texts"].items():
-        print(f"{name}: {counts['scored_b_c_d']} of {counts['available']} texts for (b), (c), (d), "
-              f"the first {counts['scored_a']} of those for (a); {counts['mean_tokens']:.1f} tokens on "
-              f"average (at most {MAX_LENGTH}), so (a) runs {REFERENCE_LENGTH / counts['mean_tokens']:.1f}x "
-              "as many tokens.")
+        print(
+            f"{name}: {counts['scored_b_c_d']} of {counts['available']} texts for (b), (c), (d), "
+            f"the first {counts['scored_a']} of those for (a); {counts['mean_tokens']:.1f} tokens on "
+            f"average (at most {MAX_LENGTH}), so (a) runs {REFERENCE_LENGTH / counts['mean_tokens']:.1f}x "
+            "as many tokens."
+        )
     loads = [load for row in settings for load in row["load_average_1min"]]
-    print(f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f} "
-          f"on {os.cpu_count()} CPUs (about 2 is this benchmark alone).")
+    print(
+        f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f} "
+        f"on {os.cpu_count()} CPUs (about 2 is this benchmark alone)."
+    )
     print(markdown_table(results))
     if auroc:
-        print(f"\nONNX int8 vs fp32, mean AUROC on {auroc['rows']} scored Jigsaw test rows: "
-              f"{auroc['mean_fp32']:.4f} → {auroc['mean_int8']:.4f} ({auroc['mean_change']:+.4f})")
+        print(
+            f"\nONNX int8 vs fp32, mean AUROC on {auroc['rows']} scored Jigsaw test rows: "
+            f"{auroc['mean_fp32']:.4f} → {auroc['mean_int8']:.4f} ({auroc['mean_change']:+.4f})"
+        )
     else:
         print("\nint8 AUROC change: skipped (pass a trained checkpoint with --ckpt).")
     print(f"Wrote {RESULTS}.")

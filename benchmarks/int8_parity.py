@@ -63,15 +63,21 @@ def flips(reference: np.ndarray, other: np.ndarray, ref_cut, other_cut) -> int:
     return int(((reference >= ref_cut) != (other >= other_cut)).sum())
 
 
-def compare(name: str, probs: dict, tuned: dict, batch_gap: float, seconds: float, torch_seconds: float) -> dict:
+def compare(
+    name: str, probs: dict, tuned: dict, batch_gap: float, seconds: float, torch_seconds: float
+) -> dict:
     torch_probs, candidate = probs["torch"], probs[name]
     difference = np.abs(candidate.astype(np.float64) - torch_probs)
-    return {"setting": name, "speed_vs_torch": torch_seconds / seconds, "max_abs_diff": float(difference.max()),
-            "share_off_by_1e-2": float((difference > 1e-2).mean()),
-            "flips_at_0.5": flips(torch_probs, candidate, 0.5, 0.5),
-            "flips_at_torch_thresholds": flips(torch_probs, candidate, tuned["torch"], tuned["torch"]),
-            "flips_at_own_thresholds": flips(torch_probs, candidate, tuned["torch"], tuned[name]),
-            "batch_vs_alone_max_diff": batch_gap}
+    return {
+        "setting": name,
+        "speed_vs_torch": torch_seconds / seconds,
+        "max_abs_diff": float(difference.max()),
+        "share_off_by_1e-2": float((difference > 1e-2).mean()),
+        "flips_at_0.5": flips(torch_probs, candidate, 0.5, 0.5),
+        "flips_at_torch_thresholds": flips(torch_probs, candidate, tuned["torch"], tuned["torch"]),
+        "flips_at_own_thresholds": flips(torch_probs, candidate, tuned["torch"], tuned[name]),
+        "batch_vs_alone_max_diff": batch_gap,
+    }
 
 
 def measure(checkpoint: str, work: Path, n: int, repeats: int, threads: int) -> dict:
@@ -81,6 +87,7 @@ def measure(checkpoint: str, work: Path, n: int, repeats: int, threads: int) -> 
     from toxicity.exporters.onnx import QUANTIZERS, CalibrationFeeds, export_onnx
     from toxicity.inference.onnx import OnnxToxicityClassifier
     from toxicity.inference.scorer import ToxicityClassifier
+
     torch.set_num_threads(threads)
     tuning_texts, tuning_labels, texts = load_rows(n)
     export_onnx(checkpoint, work)
@@ -93,43 +100,83 @@ def measure(checkpoint: str, work: Path, n: int, repeats: int, threads: int) -> 
         scorers[method] = OnnxToxicityClassifier.from_folder(work, int8=True, threads=threads)
         scorers[method].batch_size = 32  # batched, as before --int8 scored one text per run
         (work / "model.int8.onnx").unlink()
-    alone = OnnxToxicityClassifier(scorers["dynamic"].session, torch_scorer.tokenizer, torch_scorer.tags,
-                                   torch_scorer.max_length, batch_size=1)
+    alone = OnnxToxicityClassifier(
+        scorers["dynamic"].session,
+        torch_scorer.tokenizer,
+        torch_scorer.tags,
+        torch_scorer.max_length,
+        batch_size=1,
+    )
     scorers["dynamic_one_text_per_run"] = alone
     probs, seconds, tuned, gaps = {}, {}, {}, {}
     for name, scorer in scorers.items():  # side by side: each setting's passes one after the other
         probs[name], seconds[name] = timed(scorer.predict_proba, texts, repeats)
-        tuned[name] = np.array(list(tune_thresholds(tuning_labels, scorer.predict_proba(tuning_texts),
-                                                    scorer.tags, DEFAULT_RULE).values()))
+        tuned[name] = np.array(
+            list(
+                tune_thresholds(
+                    tuning_labels, scorer.predict_proba(tuning_texts), scorer.tags, DEFAULT_RULE
+                ).values()
+            )
+        )
         one_by_one = np.concatenate([scorer.predict_proba([text]) for text in texts[:64]])
         gaps[name] = float(np.abs(one_by_one - probs[name][:64]).max())
-    return {"texts_measured": len(texts), "tuning_rows": len(tuning_texts), "threads": threads,
-            "load_average_1min": os.getloadavg()[0],
-            "settings": [compare(name, probs, tuned, gaps[name], seconds[name], seconds["torch"])
-                         for name in scorers]}
+    return {
+        "texts_measured": len(texts),
+        "tuning_rows": len(tuning_texts),
+        "threads": threads,
+        "load_average_1min": os.getloadavg()[0],
+        "settings": [
+            compare(name, probs, tuned, gaps[name], seconds[name], seconds["torch"]) for name in scorers
+        ],
+    }
 
 
 def markdown(results: dict) -> str:
-    columns = ["setting", "speed_vs_torch", "max_abs_diff", "share_off_by_1e-2", "flips_at_0.5",
-               "flips_at_torch_thresholds", "flips_at_own_thresholds", "batch_vs_alone_max_diff"]
-    summary = (f"Command: `{results['command']}`; {results['texts_measured']} texts measured, thresholds tuned "
-               f"on {results['tuning_rows']} rows; {results['threads']} threads; 1-min load average "
-               f"{results['load_average_1min']:.1f} (other engineers' tests shared the cores: read the ratios, "
-               "not absolutes). Flips are counted over texts x 6 tags.")
-    lines = [f"# int8 parity ({results['checkpoint']})", "", summary, "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    columns = [
+        "setting",
+        "speed_vs_torch",
+        "max_abs_diff",
+        "share_off_by_1e-2",
+        "flips_at_0.5",
+        "flips_at_torch_thresholds",
+        "flips_at_own_thresholds",
+        "batch_vs_alone_max_diff",
+    ]
+    summary = (
+        f"Command: `{results['command']}`; {results['texts_measured']} texts measured, thresholds tuned "
+        f"on {results['tuning_rows']} rows; {results['threads']} threads; 1-min load average "
+        f"{results['load_average_1min']:.1f} (other engineers' tests shared the cores: read the ratios, "
+        "not absolutes). Flips are counted over texts x 6 tags."
+    )
+    lines = [
+        f"# int8 parity ({results['checkpoint']})",
+        "",
+        summary,
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     for row in results["settings"]:
-        cells = [row["setting"], f"{row['speed_vs_torch']:.2f}x", f"{row['max_abs_diff']:.2e}",
-                 f"{100 * row['share_off_by_1e-2']:.1f}%", *(str(row[c]) for c in columns[4:7]),
-                 f"{row['batch_vs_alone_max_diff']:.1e}"]
+        cells = [
+            row["setting"],
+            f"{row['speed_vs_torch']:.2f}x",
+            f"{row['max_abs_diff']:.2e}",
+            f"{100 * row['share_off_by_1e-2']:.1f}%",
+            *(str(row[c]) for c in columns[4:7]),
+            f"{row['batch_vs_alone_max_diff']:.1e}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt", default=None, help="a trained checkpoint (default: untrained MiniLM head)")
-    parser.add_argument("--n", type=int, default=300, help="Jigsaw test comments measured besides the demo half")
+    parser.add_argument(
+        "--n", type=int, default=300, help="Jigsaw test comments measured besides the demo half"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="int8_parity")
@@ -137,8 +184,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         checkpoint = args.ckpt or str(untrained_checkpoint(Path(work) / "untrained.ckpt"))
         results = measure(checkpoint, Path(work) / "onnx", args.n, args.repeats, args.threads)
-    results = {"command": " ".join(["python benchmarks/int8_parity.py", *sys.argv[1:]]),
-               "checkpoint": args.ckpt or "shipped MiniLM, untrained seeded head", **results}
+    results = {
+        "command": " ".join(["python benchmarks/int8_parity.py", *sys.argv[1:]]),
+        "checkpoint": args.ckpt or "shipped MiniLM, untrained seeded head",
+        **results,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(markdown(results))

@@ -41,14 +41,35 @@ from sklearn.metrics import f1_score, roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 LEADERBOARD = {  # TweetEval test macro-F1 (github.com/cardiffnlp/tweeteval, leaderboard table)
-    "tweeteval_offensive": {"TimeLMs-2021": 82.2, "RoBERTa-Retrained": 80.5, "BERTweet": 79.5,
-                            "RoBERTa-Base": 79.5, "FastText": 73.4},
-    "tweeteval_hate": {"BERTweet": 56.4, "TimeLMs-2021": 55.1, "RoBERTa-Retrained": 52.3,
-                       "RoBERTa-Base": 46.6, "FastText": 50.6},
+    "tweeteval_offensive": {
+        "TimeLMs-2021": 82.2,
+        "RoBERTa-Retrained": 80.5,
+        "BERTweet": 79.5,
+        "RoBERTa-Base": 79.5,
+        "FastText": 73.4,
+    },
+    "tweeteval_hate": {
+        "BERTweet": 56.4,
+        "TimeLMs-2021": 55.1,
+        "RoBERTa-Retrained": 52.3,
+        "RoBERTa-Base": 46.6,
+        "FastText": 50.6,
+    },
 }
-CHECKLIST_DATASETS = ("jigsaw_sample", "tweeteval_offensive")  # models of general abuse: the behaviour suite applies
-ETHOS_TAGS = ["violence", "directed_vs_generalized", "gender", "race", "national_origin", "disability",
-              "religion", "sexual_orientation"]
+CHECKLIST_DATASETS = (
+    "jigsaw_sample",
+    "tweeteval_offensive",
+)  # models of general abuse: the behaviour suite applies
+ETHOS_TAGS = [
+    "violence",
+    "directed_vs_generalized",
+    "gender",
+    "race",
+    "national_origin",
+    "disability",
+    "religion",
+    "sexual_orientation",
+]
 
 
 @dataclass
@@ -71,7 +92,9 @@ def frames_of(**settings) -> dict[str, pd.DataFrame]:
     return datamodule.frames
 
 
-def seeded_holdout(frame: pd.DataFrame, tags: list[str], fraction: float, seed: int) -> tuple[pd.DataFrame, ...]:
+def seeded_holdout(
+    frame: pd.DataFrame, tags: list[str], fraction: float, seed: int
+) -> tuple[pd.DataFrame, ...]:
     from toxicity.data.splits import split_train_val
 
     return split_train_val(frame, tags, fraction, seed)
@@ -90,15 +113,28 @@ def datasets(root: Path, seed: int) -> tuple[list[Split3], list[str]]:
     jigsaw = root / "jigsaw_sample"
     if jigsaw.is_dir():
         frames = frames_of(data_path=str(jigsaw), seed=seed)
-        units.append(Split3("jigsaw_sample", list(frames["train"].columns[-6:]), frames["train"], frames["val"],
-                            frames["test"]))
+        units.append(
+            Split3(
+                "jigsaw_sample",
+                list(frames["train"].columns[-6:]),
+                frames["train"],
+                frames["val"],
+                frames["test"],
+            )
+        )
     else:
         skipped.append(f"{jigsaw}: absent")
     davidson = root / "davidson_hate_offensive" / "labeled_data.csv.gz"
     if davidson.is_file():
         tags = ["hate", "offensive"]
-        frames = frames_of(data_path=str(davidson), text_column="tweet", label_columns=tags,
-                           label_from="class:0=hate+offensive,1=offensive", val_fraction=0.1, seed=seed)
+        frames = frames_of(
+            data_path=str(davidson),
+            text_column="tweet",
+            label_columns=tags,
+            label_from="class:0=hate+offensive,1=offensive",
+            val_fraction=0.1,
+            seed=seed,
+        )
         rest, test = frames["train"], frames["val"]  # 10% test, then 10% of the whole for validation
         train, val = seeded_holdout(rest, tags, 1 / 9, seed)
         units.append(Split3("davidson_hate_offensive", tags, train, val, test))
@@ -117,23 +153,29 @@ def ethos_folds(path: Path, seed: int, folds: int = 5) -> list[Split3]:
     from toxicity.data.validation import binarise_tags, validate_comments
 
     source = TableSource(path, separator=";")
-    frame = validate_comments(binarise_tags(read_table(source), source, ETHOS_TAGS, 0.5), source, "comment",
-                              ETHOS_TAGS)
+    frame = validate_comments(
+        binarise_tags(read_table(source), source, ETHOS_TAGS, 0.5), source, "comment", ETHOS_TAGS
+    )
     order = np.random.default_rng(seed).permutation(len(frame))
     units = []
     for fold in range(folds):
         in_test = np.isin(np.arange(len(frame)), order[fold::folds])
         train, val = seeded_holdout(frame[~in_test].reset_index(drop=True), ETHOS_TAGS, 0.1, seed)
-        units.append(Split3(f"ethos-fold{fold}", ETHOS_TAGS, train, val, frame[in_test].reset_index(drop=True)))
+        units.append(
+            Split3(f"ethos-fold{fold}", ETHOS_TAGS, train, val, frame[in_test].reset_index(drop=True))
+        )
     return units
 
 
 def subset(unit: Split3, rows: int, seed: int) -> Split3:
     """--quick: at most `rows` training rows and `rows` // 2 val and test rows, seeded."""
+
     def take(frame, n):
         return frame.sample(n=min(n, len(frame)), random_state=seed).reset_index(drop=True)
 
-    return Split3(unit.name, unit.tags, take(unit.train, rows), take(unit.val, rows // 2), take(unit.test, rows // 2))
+    return Split3(
+        unit.name, unit.tags, take(unit.train, rows), take(unit.val, rows // 2), take(unit.test, rows // 2)
+    )
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -148,13 +190,34 @@ def write_splits(unit: Split3, folder: Path) -> dict[str, Path]:
 def fit_arguments(unit: Split3, folder: Path, epochs: int, seed: int) -> list[str]:
     """`python -m toxicity.fit` arguments for the default recipe on the unit's rows, writing under `folder`."""
     paths = write_splits(unit, folder / "data")
-    return ["--config", str(ROOT / "experiments" / "cpu_minilm.yaml"),
-            "--data.data_path", str(paths["train"]), "--data.val_path", str(paths["val"]),
-            "--data.test_path", str(paths["test"]), "--data.text_column", "text",
-            "--data.label_columns", json.dumps(unit.tags), "--data.n_clean_train", "null",
-            "--trainer.max_epochs", str(epochs), "--seed_everything", str(seed), "--data.seed", str(seed),
-            "--trainer.enable_progress_bar", "false", "--best_link", str(folder / "best.ckpt"),
-            "--trainer.logger.init_args.save_dir", str(folder / "logs")]
+    return [
+        "--config",
+        str(ROOT / "experiments" / "cpu_minilm.yaml"),
+        "--data.data_path",
+        str(paths["train"]),
+        "--data.val_path",
+        str(paths["val"]),
+        "--data.test_path",
+        str(paths["test"]),
+        "--data.text_column",
+        "text",
+        "--data.label_columns",
+        json.dumps(unit.tags),
+        "--data.n_clean_train",
+        "null",
+        "--trainer.max_epochs",
+        str(epochs),
+        "--seed_everything",
+        str(seed),
+        "--data.seed",
+        str(seed),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--best_link",
+        str(folder / "best.ckpt"),
+        "--trainer.logger.init_args.save_dir",
+        str(folder / "logs"),
+    ]
 
 
 def neural(unit: Split3, folder: Path, epochs: int, seed: int) -> dict:
@@ -176,7 +239,9 @@ def classical(unit: Split3, model: str) -> dict:
 
     started = time.perf_counter()
     tagger = MODELS[model](unit.tags).fit(unit.train["text"].tolist(), unit.train[unit.tags].to_numpy())
-    return score_both(tagger, unit, len(unit.train) / (time.perf_counter() - started) if model == "tfidf" else None)
+    return score_both(
+        tagger, unit, len(unit.train) / (time.perf_counter() - started) if model == "tfidf" else None
+    )
 
 
 def score_both(scorer, unit: Split3, train_examples_per_s: float | None) -> dict:
@@ -185,8 +250,10 @@ def score_both(scorer, unit: Split3, train_examples_per_s: float | None) -> dict
     val = scorer.predict_proba(unit.val["text"].tolist())
     started = time.perf_counter()
     test = scorer.predict_proba(unit.test["text"].tolist())
-    speed = {"train_examples_per_s": train_examples_per_s,
-             "score_comments_per_s": len(unit.test) / (time.perf_counter() - started)}
+    speed = {
+        "train_examples_per_s": train_examples_per_s,
+        "score_comments_per_s": len(unit.test) / (time.perf_counter() - started),
+    }
     behaviour = capability_accuracy(scorer.predict_proba) if unit.name in CHECKLIST_DATASETS else None
     return {"val": val, "test": test, "speed": speed, "checklist": behaviour}
 
@@ -204,13 +271,16 @@ def figures(unit: Split3, scored: dict) -> dict:
         # one tag: tuned for the leaderboard's macro-F1 over both classes; several: each tag's own F1
         cut = tune_threshold(y_val, p_val, ThresholdRule("macro_f1") if len(unit.tags) == 1 else DEFAULT_RULE)
         out["per_tag"][tag] = {
-            "test_positives": int(y_test.sum()), "threshold_tuned_on_val": cut,
+            "test_positives": int(y_test.sum()),
+            "threshold_tuned_on_val": cut,
             "auroc": float(roc_auc_score(y_test, p_test)) if has_both_classes(y_test) else None,
             "f1_at_0.5": float(f1_score(y_test, p_test >= 0.5, zero_division=0)),
             "f1_tuned": float(f1_score(y_test, p_test >= cut, zero_division=0)),
         }
         if len(unit.tags) == 1:  # the leaderboard's rule: macro-F1 over both classes, in percent
-            out["macro_f1_both_classes_at_0.5"] = 100 * float(f1_score(y_test, p_test >= 0.5, average="macro"))
+            out["macro_f1_both_classes_at_0.5"] = 100 * float(
+                f1_score(y_test, p_test >= 0.5, average="macro")
+            )
             out["macro_f1_both_classes_tuned"] = 100 * float(f1_score(y_test, p_test >= cut, average="macro"))
     aurocs = [row["auroc"] for row in out["per_tag"].values() if row["auroc"] is not None]
     out["mean_auroc"] = float(np.mean(aurocs)) if aurocs else None
@@ -230,8 +300,11 @@ def missing_figures(results: dict) -> list[str]:
                 continue
             values = {"mean_auroc": figure.get("mean_auroc")}
             values.update({f"{tag}.f1_tuned": row["f1_tuned"] for tag, row in figure["per_tag"].items()})
-            bad += [f"{name}/{model}/{key}" for key, value in values.items()
-                    if value is None or (isinstance(value, float) and math.isnan(value))]
+            bad += [
+                f"{name}/{model}/{key}"
+                for key, value in values.items()
+                if value is None or (isinstance(value, float) and math.isnan(value))
+            ]
     return bad
 
 
@@ -242,63 +315,105 @@ def environment() -> dict:
     import torch
     import transformers
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "pytorch_lightning": pytorch_lightning.__version__,
-            "transformers": transformers.__version__, "scikit-learn": sklearn.__version__}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pytorch_lightning": pytorch_lightning.__version__,
+        "transformers": transformers.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
 
 
 def markdown(results: dict) -> str:
     env = results["environment"]
-    lines = [f"# Quality benchmark{' (--quick)' if results['quick'] else ''}, {results['date']}", "",
-             (f"{env['cpu']}, {env['cores']} cores; torch {env['torch']}, Lightning {env['pytorch_lightning']}, "
-             f"transformers {env['transformers']}, scikit-learn {env['scikit-learn']}. Command: `{results['command']}`."),
-             "", ("| dataset | model | mean AUROC | macro-F1 both classes @0.5 / tuned | per-tag F1 tuned | "
-             "train ex/s | score comments/s |"), "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Quality benchmark{' (--quick)' if results['quick'] else ''}, {results['date']}",
+        "",
+        (
+            f"{env['cpu']}, {env['cores']} cores; torch {env['torch']}, Lightning {env['pytorch_lightning']}, "
+            f"transformers {env['transformers']}, scikit-learn {env['scikit-learn']}. Command: `{results['command']}`."
+        ),
+        "",
+        (
+            "| dataset | model | mean AUROC | macro-F1 both classes @0.5 / tuned | per-tag F1 tuned | "
+            "train ex/s | score comments/s |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, models in results["datasets"].items():
         for model, figure in models.items():
             if "error" in figure:
                 lines.append(f"| {name} | {model} | error: {figure['error'][:80]} | | | | |")
                 continue
-            macro = (f"{figure['macro_f1_both_classes_at_0.5']:.1f} / {figure['macro_f1_both_classes_tuned']:.1f}"
-                     if "macro_f1_both_classes_at_0.5" in figure else "")
+            macro = (
+                f"{figure['macro_f1_both_classes_at_0.5']:.1f} / {figure['macro_f1_both_classes_tuned']:.1f}"
+                if "macro_f1_both_classes_at_0.5" in figure
+                else ""
+            )
             per_tag = ", ".join(f"{tag} {row['f1_tuned']:.2f}" for tag, row in figure["per_tag"].items())
             speed = figure["speed"]
             train = f"{speed['train_examples_per_s']:.0f}" if speed["train_examples_per_s"] else "n/a"
-            lines.append(f"| {name} | {model} | {figure['mean_auroc']:.3f} | {macro} | {per_tag} | {train} | "
-                         f"{speed['score_comments_per_s']:.0f} |")
+            lines.append(
+                f"| {name} | {model} | {figure['mean_auroc']:.3f} | {macro} | {per_tag} | {train} | "
+                f"{speed['score_comments_per_s']:.0f} |"
+            )
     lines += checklist_table(results)
     for name, board in LEADERBOARD.items():
         if name in results["datasets"]:
-            lines.append(f"\nPublished {name} test macro-F1 (TweetEval leaderboard): "
-                         + ", ".join(f"{model} {score}" for model, score in board.items()) + ".")
+            lines.append(
+                f"\nPublished {name} test macro-F1 (TweetEval leaderboard): "
+                + ", ".join(f"{model} {score}" for model, score in board.items())
+                + "."
+            )
     return "\n".join(lines) + "\n"
 
 
 def checklist_table(results: dict) -> list[str]:
-    rows = [(name, model, figure["checklist"]) for name, models in results["datasets"].items()
-            for model, figure in models.items() if figure.get("checklist")]
+    rows = [
+        (name, model, figure["checklist"])
+        for name, models in results["datasets"].items()
+        for model, figure in models.items()
+        if figure.get("checklist")
+    ]
     if not rows:
         return []
     capabilities = list(rows[0][2])
-    lines = ["", "Behaviour (toxicity/checklist.py; accuracy at 0.5, a sentence is abusive when any tag reaches it):",
-             "", "| trained on | model | " + " | ".join(capabilities) + " |", "|---|---|" + "---|" * len(capabilities)]
+    lines = [
+        "",
+        "Behaviour (toxicity/checklist.py; accuracy at 0.5, a sentence is abusive when any tag reaches it):",
+        "",
+        "| trained on | model | " + " | ".join(capabilities) + " |",
+        "|---|---|" + "---|" * len(capabilities),
+    ]
     for name, model, behaviour in rows:
-        lines.append(f"| {name} | {model} | " + " | ".join(f"{behaviour[c]['accuracy']:.2f} ({behaviour[c]['cases']})"
-                                                         for c in capabilities) + " |")
+        lines.append(
+            f"| {name} | {model} | "
+            + " | ".join(f"{behaviour[c]['accuracy']:.2f} ({behaviour[c]['cases']})" for c in capabilities)
+            + " |"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="subsets and 1 epoch")
     parser.add_argument("--epochs", type=int, default=None, help="default recipe epochs (3; 1 with --quick)")
     parser.add_argument("--quick-rows", type=int, default=400, help="training rows per dataset with --quick")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--datasets", nargs="+", default=None,
-                        help="only these (tweeteval_offensive, tweeteval_hate, jigsaw_sample, davidson_hate_offensive, "
-                             "ethos); default: every one present")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="only these (tweeteval_offensive, tweeteval_hate, jigsaw_sample, davidson_hate_offensive, "
+        "ethos); default: every one present",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 3)
@@ -306,8 +421,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.datasets:
         units = [unit for unit in units if unit.name.split("-fold")[0] in args.datasets]
     if args.quick:
-        units = [subset(unit, args.quick_rows, args.seed) for unit in units if not unit.name.startswith("ethos-fold")
-                 or unit.name == "ethos-fold0"]
+        units = [
+            subset(unit, args.quick_rows, args.seed)
+            for unit in units
+            if not unit.name.startswith("ethos-fold") or unit.name == "ethos-fold0"
+        ]
     models = ["default recipe", "tfidf"]
     try:
         import profanity_check  # noqa: F401
@@ -316,29 +434,45 @@ def main(argv: list[str] | None = None) -> dict:
     except ImportError:
         skipped.append("peer: alt-profanity-check is not installed (pip install -e '.[peer]')")
     started = time.time()
-    results = {"date": datetime.date.today().isoformat(), "quick": args.quick, "epochs": epochs,
-               "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]),
-               "environment": environment(), "skipped": skipped, "datasets": {}, "leaderboard": LEADERBOARD}
+    results = {
+        "date": datetime.date.today().isoformat(),
+        "quick": args.quick,
+        "epochs": epochs,
+        "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]),
+        "environment": environment(),
+        "skipped": skipped,
+        "datasets": {},
+        "leaderboard": LEADERBOARD,
+    }
     stem = f"{results['date']}-{platform.node() or 'machine'}{'-quick' if args.quick else ''}"
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         for unit in units:
             results["datasets"][unit.name] = {}
             for model in models:
-                print(f"{unit.name}: {model} ({len(unit.train)} train / {len(unit.val)} val / {len(unit.test)} test)",
-                      flush=True)
+                print(
+                    f"{unit.name}: {model} ({len(unit.train)} train / {len(unit.val)} val / {len(unit.test)} test)",
+                    flush=True,
+                )
                 try:
-                    scored = (neural(unit, Path(work) / unit.name, epochs, args.seed) if model == "default recipe"
-                              else classical(unit, model))
+                    scored = (
+                        neural(unit, Path(work) / unit.name, epochs, args.seed)
+                        if model == "default recipe"
+                        else classical(unit, model)
+                    )
                     results["datasets"][unit.name][model] = figures(unit, scored)
                 except Exception as error:  # noqa: BLE001 - recorded, and fails the run below
                     results["datasets"][unit.name][model] = {"error": f"{type(error).__name__}: {error}"}
                 results["minutes"] = (time.time() - started) / 60
-                (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")  # so far, if stopped
+                (args.out / f"{stem}.json").write_text(
+                    json.dumps(results, indent=2) + "\n"
+                )  # so far, if stopped
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))
-    print(f"{results['minutes']:.1f} minutes. Wrote {args.out / stem}.json and .md; skipped: {skipped or 'nothing'}")
+    print(
+        f"{results['minutes']:.1f} minutes. Wrote {args.out / stem}.json and .md; skipped: {skipped or 'nothing'}"
+    )
     bad = missing_figures(results)
     if bad:
         print("Missing or NaN figures:\n  " + "\n  ".join(bad), file=sys.stderr)

@@ -29,9 +29,20 @@ from pathlib import Path
 
 RESULTS = Path(__file__).with_name("results")
 ROOT = Path(__file__).resolve().parents[1]
-COMMENTS = ["you are an idiot", "thanks for the fix", "great article, well sourced", "shut up, moron",
-            "I will find you", "please add a citation here", "what a stupid edit", "nice work on the infobox",
-            "go to hell", "I disagree with this change", "you people are disgusting", "welcome to wikipedia!"]
+COMMENTS = [
+    "you are an idiot",
+    "thanks for the fix",
+    "great article, well sourced",
+    "shut up, moron",
+    "I will find you",
+    "please add a citation here",
+    "what a stupid edit",
+    "nice work on the infobox",
+    "go to hell",
+    "I disagree with this change",
+    "you people are disgusting",
+    "welcome to wikipedia!",
+]
 CLIENTS = (1, 8, 32)
 
 
@@ -44,8 +55,13 @@ def free_port() -> int:
 
 def start_server(*args: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "toxicity.serve", *args, "--port", str(port)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toxicity.serve", *args, "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while post(port, "/health", method="GET")[0] != 200:
         if process.poll() is not None or time.monotonic() > deadline:
@@ -84,14 +100,26 @@ def memory_mb(pid: int) -> dict:
         pss += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
         if "multiprocessing.spawn" in Path(f"/proc/{member}/cmdline").read_text():
             status = Path(f"/proc/{member}/status").read_text().splitlines()
-            worker = {line.split(":")[0]: int(line.split()[1]) for line in status if line.startswith(("VmRSS", "VmHWM"))}
-    return {"pss_mb": round(pss / 1024, 1), "worker_rss_mb": round(worker.get("VmRSS", 0) / 1024, 1),
-            "worker_peak_rss_mb": round(worker.get("VmHWM", 0) / 1024, 1)}
+            worker = {
+                line.split(":")[0]: int(line.split()[1])
+                for line in status
+                if line.startswith(("VmRSS", "VmHWM"))
+            }
+    return {
+        "pss_mb": round(pss / 1024, 1),
+        "worker_rss_mb": round(worker.get("VmRSS", 0) / 1024, 1),
+        "worker_peak_rss_mb": round(worker.get("VmHWM", 0) / 1024, 1),
+    }
 
 
 # ------------------------------------------------------------------------------------------ the clients
-def post(port: int, path: str, body: bytes | None = None, method: str = "POST",
-         connection: http.client.HTTPConnection | None = None) -> tuple[int | None, bytes]:
+def post(
+    port: int,
+    path: str,
+    body: bytes | None = None,
+    method: str = "POST",
+    connection: http.client.HTTPConnection | None = None,
+) -> tuple[int | None, bytes]:
     own = connection is None
     connection = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -106,7 +134,9 @@ def post(port: int, path: str, body: bytes | None = None, method: str = "POST",
             connection.close()
 
 
-def client_loop(port: int, until: float, latencies: list, failures: list, start: int, count: int | None = None):
+def client_loop(
+    port: int, until: float, latencies: list, failures: list, start: int, count: int | None = None
+):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     sent = 0
     while time.monotonic() < until and (count is None or sent < count):
@@ -120,12 +150,16 @@ def client_loop(port: int, until: float, latencies: list, failures: list, start:
     connection.close()
 
 
-def run_clients(port: int, clients: int, seconds: float, count: int | None = None) -> tuple[list, list, float]:
+def run_clients(
+    port: int, clients: int, seconds: float, count: int | None = None
+) -> tuple[list, list, float]:
     latencies, failures = [], []
     until = time.monotonic() + seconds
     per_client = None if count is None else -(-count // clients)
-    threads = [threading.Thread(target=client_loop, args=(port, until, latencies, failures, k, per_client))
-               for k in range(clients)]
+    threads = [
+        threading.Thread(target=client_loop, args=(port, until, latencies, failures, k, per_client))
+        for k in range(clients)
+    ]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -138,10 +172,15 @@ def load(port: int, clients: int, seconds: float) -> dict:
     run_clients(port, clients, 1.0)  # warm-up
     latencies, failures, elapsed = run_clients(port, clients, seconds)
     cuts = statistics.quantiles(latencies, n=100)
-    return {"clients": clients, "requests": len(latencies), "failures": len(failures),
-            "throughput_rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(cuts[49] * 1000, 1), "p95_ms": round(cuts[94] * 1000, 1),
-            "p99_ms": round(cuts[98] * 1000, 1)}
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "failures": len(failures),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(cuts[49] * 1000, 1),
+        "p95_ms": round(cuts[94] * 1000, 1),
+        "p99_ms": round(cuts[98] * 1000, 1),
+    }
 
 
 def memory(process: subprocess.Popen, port: int, requests: int, at_start: dict) -> dict:
@@ -155,15 +194,26 @@ def memory(process: subprocess.Popen, port: int, requests: int, at_start: dict) 
 
 
 MALFORMED = [
-    ("POST", "/predict", b'{"texts": ["unterminated'), ("POST", "/predict", b""), ("POST", "/predict", b"[1, 2]"),
-    ("POST", "/predict", b'{"texts": "not a list"}'), ("POST", "/predict", b'{"texts": []}'),
-    ("POST", "/predict", b'{"texts": [3, null]}'), ("POST", "/predict", b'{"texts": ["ok"], "threshold": "high"}'),
-    ("POST", "/predict", b'{"texts": ["ok"], "threshold": 7}'), ("POST", "/predict", b'{"texts": ["ok"], "x": 1}'),
+    ("POST", "/predict", b'{"texts": ["unterminated'),
+    ("POST", "/predict", b""),
+    ("POST", "/predict", b"[1, 2]"),
+    ("POST", "/predict", b'{"texts": "not a list"}'),
+    ("POST", "/predict", b'{"texts": []}'),
+    ("POST", "/predict", b'{"texts": [3, null]}'),
+    ("POST", "/predict", b'{"texts": ["ok"], "threshold": "high"}'),
+    ("POST", "/predict", b'{"texts": ["ok"], "threshold": 7}'),
+    ("POST", "/predict", b'{"texts": ["ok"], "x": 1}'),
     ("POST", "/predict", json.dumps({"texts": ["ok"] * 65}).encode()),
     ("POST", "/predict", json.dumps({"texts": ["x" * 5001]}).encode()),
-    ("POST", "/predict", b"\xff\xfe not utf-8"), ("GET", "/predict", None), ("POST", "/nowhere", b"{}"),
+    ("POST", "/predict", b"\xff\xfe not utf-8"),
+    ("GET", "/predict", None),
+    ("POST", "/nowhere", b"{}"),
     ("POST", "/v1alpha1/comments:analyze", b'{"comment": {"text": "hi"}}'),
-    ("POST", "/v1alpha1/comments:analyze", b'{"comment": {"text": "hi"}, "requestedAttributes": {"SPAM": {}}}'),
+    (
+        "POST",
+        "/v1alpha1/comments:analyze",
+        b'{"comment": {"text": "hi"}, "requestedAttributes": {"SPAM": {}}}',
+    ),
     ("POST", "/v1alpha1/comments:analyze", b'{"comment": "hi", "requestedAttributes": {"TOXICITY": {}}}'),
     ("POST", "/predict", b'{"texts": ["' + b"a" * 1_100_000 + b'"]}'),  # over --max-body-bytes
 ]
@@ -175,10 +225,19 @@ def malformed(port: int, n: int) -> dict:
         method, path, body = MALFORMED[k % len(MALFORMED)]
         status, _ = post(port, path, body, method=method)
         statuses[str(status)] = statuses.get(str(status), 0) + 1
-    still_up = post(port, "/health", method="GET")[0] == 200 and post(
-        port, "/predict", json.dumps({"texts": ["still there?"]}).encode())[0] == 200
-    server_errors = sum(count for status, count in statuses.items() if status.startswith("5") or status == "None")
-    return {"requests": n, "statuses": statuses, "server_errors_or_dropped": server_errors, "still_answers": still_up}
+    still_up = (
+        post(port, "/health", method="GET")[0] == 200
+        and post(port, "/predict", json.dumps({"texts": ["still there?"]}).encode())[0] == 200
+    )
+    server_errors = sum(
+        count for status, count in statuses.items() if status.startswith("5") or status == "None"
+    )
+    return {
+        "requests": n,
+        "statuses": statuses,
+        "server_errors_or_dropped": server_errors,
+        "still_answers": still_up,
+    }
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -190,33 +249,56 @@ def export_int8(ckpt: str, folder: Path) -> Path:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"# Serving load test ({results['when']})", "",
-             (f"{results['machine']}; server: 1 worker, {results['threads']} torch/onnxruntime thread(s), "
-             f"--batch-timeout {results['batch_timeout']}; clients in the same machine (loopback), "
-             f"{results['seconds']} s per cell. Load average before: {results['load_before']}, after: "
-             f"{results['load_after']}."), "",
-             "| backend | batching | clients | req/s | p50 ms | p95 ms | p99 ms | failures |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Serving load test ({results['when']})",
+        "",
+        (
+            f"{results['machine']}; server: 1 worker, {results['threads']} torch/onnxruntime thread(s), "
+            f"--batch-timeout {results['batch_timeout']}; clients in the same machine (loopback), "
+            f"{results['seconds']} s per cell. Load average before: {results['load_before']}, after: "
+            f"{results['load_after']}."
+        ),
+        "",
+        "| backend | batching | clients | req/s | p50 ms | p95 ms | p99 ms | failures |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for cell in results["cells"]:
-        lines.append(f"| {cell['backend']} | {cell['batching']} | {cell['clients']} | {cell['throughput_rps']} | "
-                     f"{cell['p50_ms']} | {cell['p95_ms']} | {cell['p99_ms']} | {cell['failures']} |")
-    lines += ["", "Batched / unbatched throughput: " + ", ".join(
-        f"{key} {value}x" for key, value in results["batching_speedup"].items()), ""]
-    lines += ["| server memory, torch, batching on | PSS of all processes, MB | worker RSS, MB | worker peak RSS, MB |",
-              "|---|---:|---:|---:|"]
-    lines += [f"| {stage} | {value['pss_mb']} | {value['worker_rss_mb']} | {value['worker_peak_rss_mb']} |"
-              for stage, value in results["memory"]["memory"].items()]
+        lines.append(
+            f"| {cell['backend']} | {cell['batching']} | {cell['clients']} | {cell['throughput_rps']} | "
+            f"{cell['p50_ms']} | {cell['p95_ms']} | {cell['p99_ms']} | {cell['failures']} |"
+        )
+    lines += [
+        "",
+        "Batched / unbatched throughput: "
+        + ", ".join(f"{key} {value}x" for key, value in results["batching_speedup"].items()),
+        "",
+    ]
+    lines += [
+        "| server memory, torch, batching on | PSS of all processes, MB | worker RSS, MB | worker peak RSS, MB |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {stage} | {value['pss_mb']} | {value['worker_rss_mb']} | {value['worker_peak_rss_mb']} |"
+        for stage, value in results["memory"]["memory"].items()
+    ]
     lines.append("")
     bad = results["malformed"]
-    lines += [(f"Malformed requests: {bad['requests']}, statuses {bad['statuses']}, 5xx or dropped: "
-              f"{bad['server_errors_or_dropped']}, server still answers: {bad['still_answers']}."), ""]
+    lines += [
+        (
+            f"Malformed requests: {bad['requests']}, statuses {bad['statuses']}, 5xx or dropped: "
+            f"{bad['server_errors_or_dropped']}, server still answers: {bad['still_answers']}."
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt")
-    parser.add_argument("--onnx", help="an export folder with model.int8.onnx (default: export --ckpt to a temp folder)")
+    parser.add_argument(
+        "--onnx", help="an export folder with model.int8.onnx (default: export --ckpt to a temp folder)"
+    )
     parser.add_argument("--duration", type=float, default=12.0, help="seconds per cell")
     parser.add_argument("--requests", type=int, default=10_000, help="requests for the memory check")
     parser.add_argument("--malformed", type=int, default=1000)
@@ -229,20 +311,38 @@ def main(argv: list[str] | None = None) -> None:
     if options.quick:
         options.duration, options.requests, options.malformed = 3.0, 1000, 200
     started = time.monotonic()
-    results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-               "threads": options.threads, "batch_timeout": options.batch_timeout, "seconds": options.duration,
-               "load_before": [round(x, 2) for x in os.getloadavg()], "ckpt": options.ckpt, "cells": []}
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "threads": options.threads,
+        "batch_timeout": options.batch_timeout,
+        "seconds": options.duration,
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "ckpt": options.ckpt,
+        "cells": [],
+    }
     with tempfile.TemporaryDirectory() as temporary:
         onnx = options.onnx or str(export_int8(options.ckpt, Path(temporary) / "onnx"))
-        for backend, source in (("torch", ["--ckpt", options.ckpt]), ("onnx-int8", ["--onnx", onnx, "--int8"])):
+        for backend, source in (
+            ("torch", ["--ckpt", options.ckpt]),
+            ("onnx-int8", ["--onnx", onnx, "--int8"]),
+        ):
             for batching, size in (("on", options.max_batch_size), ("off", 1)):
-                process, port = start_server(*source, "--threads", str(options.threads), "--max-batch-size",
-                                             str(size), "--batch-timeout", str(options.batch_timeout))
+                process, port = start_server(
+                    *source,
+                    "--threads",
+                    str(options.threads),
+                    "--max-batch-size",
+                    str(size),
+                    "--batch-timeout",
+                    str(options.batch_timeout),
+                )
                 at_start = memory_mb(process.pid)
                 try:
                     for clients in CLIENTS:
                         cell = {"backend": backend, "batching": f"{batching} ({size})"} | load(
-                            port, clients, options.duration)
+                            port, clients, options.duration
+                        )
                         print(json.dumps(cell), flush=True)
                         results["cells"].append(cell)
                     if backend == "torch" and batching == "on":
@@ -252,10 +352,14 @@ def main(argv: list[str] | None = None) -> None:
                         print(json.dumps(results["malformed"]), flush=True)
                 finally:
                     stop_server(process)
-    rate = {(c["backend"], c["batching"].split()[0], c["clients"]): c["throughput_rps"] for c in results["cells"]}
-    results["batching_speedup"] = {f"{backend} {clients} clients": round(rate[backend, "on", clients]
-                                                                         / rate[backend, "off", clients], 2)
-                                   for backend in ("torch", "onnx-int8") for clients in CLIENTS}
+    rate = {
+        (c["backend"], c["batching"].split()[0], c["clients"]): c["throughput_rps"] for c in results["cells"]
+    }
+    results["batching_speedup"] = {
+        f"{backend} {clients} clients": round(rate[backend, "on", clients] / rate[backend, "off", clients], 2)
+        for backend in ("torch", "onnx-int8")
+        for clients in CLIENTS
+    }
     results["load_after"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_s"] = round(time.monotonic() - started, 1)
     out = Path(options.out)

@@ -26,8 +26,11 @@ import numpy as np
 
 from benchmarks.run import ROOT, Split3, datasets, figures, fit_arguments, score_both, subset
 
-EMA = ["--trainer.callbacks+=pytorch_lightning.callbacks.EMAWeightAveraging",
-       "--trainer.callbacks.decay", "0.998"]
+EMA = [
+    "--trainer.callbacks+=pytorch_lightning.callbacks.EMAWeightAveraging",
+    "--trainer.callbacks.decay",
+    "0.998",
+]
 VARIANTS: dict[str, list[str]] = {  # one change each against the default recipe (cpu_minilm.yaml, 3 epochs)
     "base": [],
     "pooler": ["--model.pooling", "pooler"],
@@ -42,7 +45,9 @@ VARIANTS: dict[str, list[str]] = {  # one change each against the default recipe
     "obfuscate_1.0": ["--data.obfuscate_share", "1.0"],  # a misspelled copy of every tagged row
     "obfuscate_0.25": ["--data.obfuscate_share", "0.25"],  # ... of a quarter of them
 }
-VARIANTS["pooler+lr_1e-4+llrd_0.8"] = VARIANTS["pooler"] + VARIANTS["lr_1e-4+llrd_0.8"]  # the two that helped most
+VARIANTS["pooler+lr_1e-4+llrd_0.8"] = (
+    VARIANTS["pooler"] + VARIANTS["lr_1e-4+llrd_0.8"]
+)  # the two that helped most
 VARIANTS["pooler+class_weights"] = VARIANTS["pooler"]
 LONG_TEXT_ONLY = {"head_tail", "max_length_256"}
 LONG_TEXT_DATASETS = {"jigsaw_sample"}
@@ -56,8 +61,15 @@ def variant_arguments(variant: str, unit: Split3) -> list[str]:
     return VARIANTS[variant]
 
 
-def run_job(unit: Split3, variant: str, seed: int, folder: Path, epochs: int, backbone: str | None,
-            precision: str | None) -> dict:
+def run_job(
+    unit: Split3,
+    variant: str,
+    seed: int,
+    folder: Path,
+    epochs: int,
+    backbone: str | None,
+    precision: str | None,
+) -> dict:
     """Trains and scores one (dataset, variant, seed) in this process; returns its figures."""
     from toxicity.fit import last_checkpoint_callback
     from toxicity.fit import main as fit
@@ -74,10 +86,17 @@ def run_job(unit: Split3, variant: str, seed: int, folder: Path, epochs: int, ba
     checkpoint = folder / "best.ckpt"
     if variant.startswith("ema"):
         checkpoint = Path(last_checkpoint_callback(cli.trainer).dirpath) / "last.ckpt"
-    scored = score_both(ToxicityClassifier.from_checkpoint(checkpoint), unit, len(unit.train) * epochs / seconds)
+    scored = score_both(
+        ToxicityClassifier.from_checkpoint(checkpoint), unit, len(unit.train) * epochs / seconds
+    )
     result = figures(unit, scored)
-    result.update(dataset=unit.name, variant=variant, seed=seed, train_seconds=seconds,
-                  epochs_run=cli.trainer.current_epoch)
+    result.update(
+        dataset=unit.name,
+        variant=variant,
+        seed=seed,
+        train_seconds=seconds,
+        epochs_run=cli.trainer.current_epoch,
+    )
     return result
 
 
@@ -99,8 +118,14 @@ def summary(results: list[dict]) -> str:
     for result in results:
         groups.setdefault((result["dataset"], result["variant"]), []).append(headline(result))
     order = list(VARIANTS)  # then variants that are no longer in the sweep (from an older commit's results)
-    for (dataset, variant), rows in sorted(groups.items(), key=lambda item: (
-            item[0][0], order.index(item[0][1]) if item[0][1] in order else len(order), item[0][1])):
+    for (dataset, variant), rows in sorted(
+        groups.items(),
+        key=lambda item: (
+            item[0][0],
+            order.index(item[0][1]) if item[0][1] in order else len(order),
+            item[0][1],
+        ),
+    ):
         base = groups.get((dataset, "base"), [])
         cells = []
         for metric in rows[0]:
@@ -108,16 +133,23 @@ def summary(results: list[dict]) -> str:
             delta = ""
             if base and variant != "base":
                 delta = f" ({values.mean() - np.mean([row[metric] for row in base]):+.3f})"
-            cells.append(f"{metric} {values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}{delta}")
+            cells.append(
+                f"{metric} {values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}{delta}"
+            )
         lines.append(f"| {dataset} | {variant} | {len(rows)} | " + "; ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--datasets", nargs="+", default=["tweeteval_offensive", "tweeteval_hate", "jigsaw_sample"])
+    parser.add_argument(
+        "--datasets", nargs="+", default=["tweeteval_offensive", "tweeteval_hate", "jigsaw_sample"]
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=3)
@@ -127,7 +159,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--precision", default=None, help="e.g. 32-true (a GPU run defaults to bf16-mixed)")
     parser.add_argument("--out", type=Path, required=True, help="sweep.json and sweep.md go here")
     parser.add_argument("--work", type=Path, default=None, help="run folders (default: <out>/runs)")
-    parser.add_argument("--job", default=None, help=argparse.SUPPRESS)  # internal: one job, in a child process
+    parser.add_argument(
+        "--job", default=None, help=argparse.SUPPRESS
+    )  # internal: one job, in a child process
     args = parser.parse_args(argv)
     units = {unit.name: unit for unit in datasets(args.data_root, 42)[0] if unit.name in args.datasets}
     if args.quick_rows:
@@ -138,8 +172,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         result = run_job(units[dataset], variant, seed, folder, args.epochs, args.backbone, args.precision)
         (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         return [result]
-    jobs = [(dataset, variant, seed) for seed in args.seeds for dataset in units for variant in args.variants
-            if variant not in LONG_TEXT_ONLY or dataset in LONG_TEXT_DATASETS]
+    jobs = [
+        (dataset, variant, seed)
+        for seed in args.seeds
+        for dataset in units
+        for variant in args.variants
+        if variant not in LONG_TEXT_ONLY or dataset in LONG_TEXT_DATASETS
+    ]
     return run_jobs(jobs, args, argv if argv is not None else sys.argv[1:])
 
 
@@ -154,8 +193,14 @@ def run_jobs(jobs: list[tuple], args, argv: list[str]) -> list[dict]:
         folder.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "benchmarks.sweep", *argv, "--job", json.dumps(job)]
         with (folder / "log.txt").open("w") as log:
-            subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False,
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            subprocess.run(
+                command,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         result_file = folder / "result.json"
         if not result_file.is_file():
             raise RuntimeError(f"{job} failed:\n" + (folder / "log.txt").read_text()[-2000:])
@@ -166,12 +211,17 @@ def run_jobs(jobs: list[tuple], args, argv: list[str]) -> list[dict]:
             try:
                 results.append(future.result())
                 latest = results[-1]
-                print(f"{time.time() - started:6.0f}s {latest['dataset']} {latest['variant']} seed {latest['seed']}: "
-                      f"{headline(latest)}", flush=True)
+                print(
+                    f"{time.time() - started:6.0f}s {latest['dataset']} {latest['variant']} seed {latest['seed']}: "
+                    f"{headline(latest)}",
+                    flush=True,
+                )
             except RuntimeError as error:
                 failures.append(str(error))
                 print(error, file=sys.stderr, flush=True)
-            (args.out / "sweep.json").write_text(json.dumps({"jobs": results, "failures": failures}, indent=2))
+            (args.out / "sweep.json").write_text(
+                json.dumps({"jobs": results, "failures": failures}, indent=2)
+            )
             (args.out / "sweep.md").write_text(summary(results))
     print(summary(results))
     return results

@@ -42,19 +42,33 @@ def measure(data: str, max_length: int, padded: bool, batch_size: int, steps: in
             self.seconds.append(time.perf_counter() - self.start)
 
     torch.manual_seed(0)
-    datamodule = ToxicCommentsDataModule(data, max_length=max_length, batch_size=batch_size,
-                                         pad_to_max_length=padded, length_grouping=not padded)
+    datamodule = ToxicCommentsDataModule(
+        data,
+        max_length=max_length,
+        batch_size=batch_size,
+        pad_to_max_length=padded,
+        length_grouping=not padded,
+    )
     timer = BatchTimer()
-    trainer = pl.Trainer(max_steps=steps + 1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         callbacks=[timer])
+    trainer = pl.Trainer(
+        max_steps=steps + 1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[timer],
+    )
     trainer.fit(ToxicCommentTagger(), datamodule=datamodule)
     per_example = [s / batch_size for s in timer.seconds[1:]]  # first step is warm-up
     datamodule.setup()
     lengths = datamodule.dataset("train").lengths
     return {
-        "max_length": max_length, "padding": "max_length" if padded else "per-batch + length-grouped",
-        "batch_size": batch_size, "steps": len(per_example),
+        "max_length": max_length,
+        "padding": "max_length" if padded else "per-batch + length-grouped",
+        "batch_size": batch_size,
+        "steps": len(per_example),
         "examples_per_s": batch_size * len(per_example) / sum(timer.seconds[1:]),
         "median_examples_per_s": 1 / statistics.median(per_example),
         "mean_padded_width": statistics.mean(timer.widths[1:]),
@@ -64,14 +78,27 @@ def measure(data: str, max_length: int, padded: bool, batch_size: int, steps: in
 
 
 def run_child(args, max_length: int, padded: bool) -> dict:
-    command = [sys.executable, __file__, "--child", "--data", args.data, "--max-length", str(max_length),
-               "--batch-size", str(args.batch_size), "--steps", str(args.steps)] + (["--padded"] if padded else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--data",
+        args.data,
+        "--max-length",
+        str(max_length),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+    ] + (["--padded"] if padded else [])
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=12)
@@ -95,9 +122,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         speedup = f"{row['speedup_vs_padded']:.2f}x" if "speedup_vs_padded" in row else "1.00x"
-        print(f"| {row['max_length']} | {row['padding']} | {row['examples_per_s']:.1f} | "
-              f"{row['median_examples_per_s']:.1f} | {row['mean_padded_width']:.0f} | {speedup} | "
-              f"{row['peak_rss_mb']:.0f} |")
+        print(
+            f"| {row['max_length']} | {row['padding']} | {row['examples_per_s']:.1f} | "
+            f"{row['median_examples_per_s']:.1f} | {row['mean_padded_width']:.0f} | {speedup} | "
+            f"{row['peak_rss_mb']:.0f} |"
+        )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")

@@ -59,11 +59,19 @@ def test_every_tool_refuses_it_with_exit_2(tampered, tmp_path, tool):
     path, marker = tampered
     comments = tmp_path / "in.csv"
     comments.write_text("comment_text\nhello\n")
-    args = {"predict": ["--input", str(comments), "--output", str(tmp_path / "out.csv")],
-            "evaluate": ["--out", str(tmp_path / "report")],
-            "export": ["--format", "onnx", "--out", str(tmp_path / "onnx")]}[tool]
-    result = subprocess.run([sys.executable, "-m", f"toxicity.{tool}", "--ckpt", str(path), *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    args = {
+        "predict": ["--input", str(comments), "--output", str(tmp_path / "out.csv")],
+        "evaluate": ["--out", str(tmp_path / "report")],
+        "export": ["--format", "onnx", "--out", str(tmp_path / "onnx")],
+    }[tool]
+    result = subprocess.run(
+        [sys.executable, "-m", f"toxicity.{tool}", "--ckpt", str(path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "refused" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()
@@ -73,7 +81,9 @@ def test_a_checkpoint_says_what_it_holds(tiny_checkpoint):
     checkpoint = TrainedCheckpoint.read(tiny_checkpoint)
     assert checkpoint.family == "encoder"
     assert checkpoint.tags == list(LABELS)
-    assert checkpoint.max_length == 48 == checkpoint.hparams["max_length"]  # tiny_encoder.yaml's data.max_length
+    assert (
+        checkpoint.max_length == 48 == checkpoint.hparams["max_length"]
+    )  # tiny_encoder.yaml's data.max_length
     assert checkpoint.data.val_fraction == 0.1 and checkpoint.data.data_path.endswith("comments.csv")
     assert checkpoint.thresholds_path == thresholds_path(tiny_checkpoint.resolve())
     assert checkpoint.thresholds_path.parent.name == "checkpoints"  # beside the run's file, not the link
@@ -91,7 +101,8 @@ def test_an_older_checkpoint_still_loads(tiny_checkpoint, tmp_path):
     assert checkpoint.family == "encoder" and checkpoint.max_length == 48
     texts = ["you idiot number 3", "thanks for the edit"]
     assert ToxicityClassifier.from_checkpoint(old, device="cpu").predict_proba(texts) == pytest.approx(
-        ToxicityClassifier.from_checkpoint(tiny_checkpoint, device="cpu").predict_proba(texts), abs=1e-6)
+        ToxicityClassifier.from_checkpoint(tiny_checkpoint, device="cpu").predict_proba(texts), abs=1e-6
+    )
 
 
 # ------------------------------------------------------------------------ checkpoints written by older versions
@@ -101,7 +112,8 @@ FAMILIES = ["encoder", "text2text"]
 
 def legacy_scores(family: str, path=None) -> np.ndarray:
     return ToxicityClassifier.from_checkpoint(path or LEGACY / f"{family}.ckpt", device="cpu").predict_proba(
-        json.loads((LEGACY / "scores.json").read_text())["texts"])
+        json.loads((LEGACY / "scores.json").read_text())["texts"]
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -123,6 +135,7 @@ def edited_legacy(family: str, folder, edit) -> Path:
 @pytest.fixture
 def no_network(monkeypatch):
     """Any connection attempt fails the test (HF_HUB_OFFLINE alone is read once, at import)."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"loading a checkpoint tried to connect to {args[1:]!r}")
 
@@ -142,7 +155,9 @@ def test_a_checkpoint_loads_offline_without_fetching_the_backbone_it_names(famil
 
 def tokenizer_zip(family: str, extra: dict[str, bytes] | None = None, config_edit=None) -> bytes:
     """The legacy checkpoint's tokenizer zip, with `extra` files and its tokenizer_config.json edited."""
-    original = zipfile.ZipFile(io.BytesIO(torch.load(LEGACY / f"{family}.ckpt", weights_only=True)["tokenizer"]))
+    original = zipfile.ZipFile(
+        io.BytesIO(torch.load(LEGACY / f"{family}.ckpt", weights_only=True)["tokenizer"])
+    )
     files = {name: original.read(name) for name in original.namelist()}
     if config_edit:
         settings = json.loads(files["tokenizer_config.json"])
@@ -158,11 +173,14 @@ def tokenizer_zip(family: str, extra: dict[str, bytes] | None = None, config_edi
 def with_tokenizer_zip(data: bytes):
     def edit(contents):
         contents["tokenizer"] = data
+
     return edit
 
 
-CUSTOM_TOKENIZER = "from transformers import BertTokenizerFast\nimport pathlib\npathlib.Path({marker!r}).touch()\n" \
-                   "class EvilTokenizer(BertTokenizerFast):\n    pass\n"
+CUSTOM_TOKENIZER = (
+    "from transformers import BertTokenizerFast\nimport pathlib\npathlib.Path({marker!r}).touch()\n"
+    "class EvilTokenizer(BertTokenizerFast):\n    pass\n"
+)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -173,9 +191,13 @@ def test_a_tokenizer_carrying_code_is_refused_even_if_someone_answers_yes(family
     def auto_map(settings):
         settings["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", "evil.EvilTokenizer"]}
 
-    with_code = tokenizer_zip(family, {"evil.py": CUSTOM_TOKENIZER.format(marker=str(marker)).encode()}, auto_map)
+    with_code = tokenizer_zip(
+        family, {"evil.py": CUSTOM_TOKENIZER.format(marker=str(marker)).encode()}, auto_map
+    )
     path = edited_legacy(family, tmp_path, with_tokenizer_zip(with_code))
-    with pytest.raises(CheckpointError, match=f"{re.escape(str(path))}: refused: .*'evil.py', which is not a tokenizer"):
+    with pytest.raises(
+        CheckpointError, match=f"{re.escape(str(path))}: refused: .*'evil.py', which is not a tokenizer"
+    ):
         ToxicityClassifier.from_checkpoint(path, device="cpu")
     path = edited_legacy(family, tmp_path, with_tokenizer_zip(tokenizer_zip(family, config_edit=auto_map)))
     with pytest.raises(CheckpointError, match="names custom code \\(auto_map in tokenizer_config.json\\)"):
@@ -191,16 +213,28 @@ def zip_of(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(("bomb", "refusal"), [  # callables: the large ones are built only when run
-    (lambda: {f"vocab{k}.txt": b"x" for k in range(20_000)}, "holds 'vocab0.txt', which is not a tokenizer file"),
-    (lambda: {"tokenizer.json": b"\0" * (60 * 2**20)}, "unpacks to more than 50 MB"),
-    (lambda: {"vocab.txt": b"\0" * (30 * 2**20), "merges.txt": b"\0" * (30 * 2**20)}, "unpacks to more than 50 MB"),
-    (lambda: {"../tokenizer.json": b"{}"}, "holds '../tokenizer.json', which is not a tokenizer file"),
-], ids=["many-files", "one-huge-file", "two-large-files", "path"])
+@pytest.mark.parametrize(
+    ("bomb", "refusal"),
+    [  # callables: the large ones are built only when run
+        (
+            lambda: {f"vocab{k}.txt": b"x" for k in range(20_000)},
+            "holds 'vocab0.txt', which is not a tokenizer file",
+        ),
+        (lambda: {"tokenizer.json": b"\0" * (60 * 2**20)}, "unpacks to more than 50 MB"),
+        (
+            lambda: {"vocab.txt": b"\0" * (30 * 2**20), "merges.txt": b"\0" * (30 * 2**20)},
+            "unpacks to more than 50 MB",
+        ),
+        (lambda: {"../tokenizer.json": b"{}"}, "holds '../tokenizer.json', which is not a tokenizer file"),
+    ],
+    ids=["many-files", "one-huge-file", "two-large-files", "path"],
+)
 def test_a_tokenizer_zip_bomb_is_refused_before_anything_is_written(bomb, refusal, tmp_path, monkeypatch):
     path = edited_legacy("encoder", tmp_path, with_tokenizer_zip(zip_of(bomb())))
     monkeypatch.setattr(tempfile, "TemporaryDirectory", lambda *a, **k: pytest.fail("the zip was extracted"))
-    with pytest.raises(CheckpointError, match=f"{re.escape(str(path))}: refused: its embedded tokenizer {refusal}"):
+    with pytest.raises(
+        CheckpointError, match=f"{re.escape(str(path))}: refused: its embedded tokenizer {refusal}"
+    ):
         TrainedCheckpoint.read(path).build_model()
 
 
@@ -232,12 +266,19 @@ print("peak growth MB", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - be
 @pytest.mark.parametrize(("family", "key"), [("encoder", "encoder_config"), ("text2text", "model_config")])
 def test_a_huge_size_in_the_config_is_refused_before_it_is_allocated(family, key, tmp_path):
     """A vocabulary of 20,000,000 rows would take 640 MB (hidden size 8) before any check."""
+
     def huge_vocabulary(contents):
         contents["hyper_parameters"][key]["vocab_size"] = 20_000_000
 
     path = edited_legacy(family, tmp_path, huge_vocabulary)
-    result = subprocess.run([sys.executable, "-c", HUGE_VOCABULARY, str(path)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", HUGE_VOCABULARY, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert "refused: its model config makes" in result.stdout and "20000000" in result.stdout, result.stdout
     assert float(result.stdout.split("peak growth MB")[1]) < 200, result.stdout
 
@@ -250,9 +291,13 @@ def test_a_checkpoint_records_its_run_folder_relative_to_itself(tiny_checkpoint,
     assert TrainedCheckpoint.read(tiny_checkpoint).log_dir == str(run)  # through the best-checkpoint link
     moved = tmp_path / "moved"
     shutil.copytree(run, moved)
-    assert TrainedCheckpoint.read(moved / "checkpoints" / tiny_checkpoint.resolve().name).log_dir == str(moved)
+    assert TrainedCheckpoint.read(moved / "checkpoints" / tiny_checkpoint.resolve().name).log_dir == str(
+        moved
+    )
 
 
 def test_an_older_checkpoint_keeps_its_absolute_log_dir():
-    assert TrainedCheckpoint.read(LEGACY / "encoder.ckpt").log_dir == \
-        "/tmp/legacy/out/run_encoder/logs/toxic-comments/version_0"
+    assert (
+        TrainedCheckpoint.read(LEGACY / "encoder.ckpt").log_dir
+        == "/tmp/legacy/out/run_encoder/logs/toxic-comments/version_0"
+    )

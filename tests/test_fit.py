@@ -17,7 +17,9 @@ from toxicity.fit import main
 from toxicity.models.encoder import ToxicCommentTagger
 
 
-def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, comments_csv, monkeypatch, capsys):
+def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(
+    tmp_path, comments_csv, monkeypatch, capsys
+):
     # the backbone is a folder that is gone when the checkpoint is loaded: the checkpoint must carry it all
     backbone = tmp_path / "my-backbone"
     AutoTokenizer.from_pretrained(resolve_backbone(DEFAULT_BACKBONE)).save_pretrained(backbone)
@@ -34,7 +36,14 @@ def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, co
     scalars = set()
     for events in run.glob("events.out.tfevents.*"):
         scalars |= set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
-    expected = {"train_loss", "val_loss", "val_auroc_mean", "train_auroc_mean", "val_auroc_toxic", "lr-AdamW/pg1"}
+    expected = {
+        "train_loss",
+        "val_loss",
+        "val_auroc_mean",
+        "train_auroc_mean",
+        "val_auroc_toxic",
+        "lr-AdamW/pg1",
+    }
     assert expected <= scalars, scalars
 
     shutil.rmtree(backbone)
@@ -43,13 +52,17 @@ def test_fit_writes_checkpoints_and_tensorboard_and_reloads_offline(tmp_path, co
     trained = cli.model.eval()  # holds the best weights: the final validation loaded them
     ids = reloaded.tokenizer(["you idiot", "thanks for the edit"], padding=True, return_tensors="pt")
     with torch.inference_mode():
-        assert torch.equal(reloaded(ids["input_ids"], ids["attention_mask"]),
-                           trained(ids["input_ids"], ids["attention_mask"]))
+        assert torch.equal(
+            reloaded(ids["input_ids"], ids["attention_mask"]),
+            trained(ids["input_ids"], ids["attention_mask"]),
+        )
     assert reloaded.labels == cli.model.labels
 
 
 def test_single_tag_training(tmp_path, comments_csv):
-    cli = main(fit_args(tmp_path, comments_csv, "--data.label_columns", "[toxic]", "--trainer.max_epochs", "1"))
+    cli = main(
+        fit_args(tmp_path, comments_csv, "--data.label_columns", "[toxic]", "--trainer.max_epochs", "1")
+    )
     assert cli.model.labels == ["toxic"] and cli.model.head.out_features == 1
     assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()
     assert TrainedCheckpoint.read(tmp_path / "checkpoints" / "best-checkpoint.ckpt").tags == ["toxic"]
@@ -59,13 +72,23 @@ def test_resume_from_last_continues_the_run_in_its_folder(tmp_path, comments_csv
     first = main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1"))
     steps_per_epoch = first.trainer.global_step
     run = tmp_path / "logs" / "toxic-comments" / "version_0"
-    resumed = main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "2",
-                            "--ckpt_path", str(run / "checkpoints" / "last.ckpt")))
+    resumed = main(
+        fit_args(
+            tmp_path,
+            comments_csv,
+            "--trainer.max_epochs",
+            "2",
+            "--ckpt_path",
+            str(run / "checkpoints" / "last.ckpt"),
+        )
+    )
     assert resumed.trainer.current_epoch == 2
     assert resumed.trainer.global_step == 2 * steps_per_epoch
     assert Path(resumed.trainer.log_dir).resolve() == run.resolve()  # the same run, not version_1
     assert not (run.parent / "version_1").exists()
-    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve().parent == (run / "checkpoints").resolve()
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve().parent == (
+        run / "checkpoints"
+    ).resolve()
 
 
 def test_two_runs_keep_their_own_checkpoints_and_the_link_follows_the_newest(tmp_path, comments_csv):
@@ -78,8 +101,10 @@ def test_two_runs_keep_their_own_checkpoints_and_the_link_follows_the_newest(tmp
     assert first_best.read_bytes() == first_bytes  # the first run's model is still there, untouched
     assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve() == second_best.resolve()
 
-    best, last = torch.load(second_best, weights_only=True), torch.load(second_best.with_name("last.ckpt"),
-                                                                         weights_only=True)
+    best, last = (
+        torch.load(second_best, weights_only=True),
+        torch.load(second_best.with_name("last.ckpt"), weights_only=True),
+    )
     assert "optimizer_states" not in best and "state_dict" in best and "tokenizer" in best  # for loading
     assert "optimizer_states" in last and "lr_schedulers" in last  # the full state, for resuming
     assert second_best.stat().st_size < second_best.with_name("last.ckpt").stat().st_size
@@ -93,16 +118,24 @@ def test_a_real_file_at_the_link_path_is_never_replaced(tmp_path, comments_csv):
     assert older.read_bytes() == b"a model from an older toxicity" and not older.is_symlink()
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ("comment_text,toxic\nyou idiot,1\nthanks,0\n", "validation split is empty"),
-    ("comment_text,toxic\nyou idiot,yes\nthanks,0\n" * 6, "'yes'"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("comment_text,toxic\nyou idiot,1\nthanks,0\n", "validation split is empty"),
+        ("comment_text,toxic\nyou idiot,yes\nthanks,0\n" * 6, "'yes'"),
+    ],
+)
 def test_bad_data_is_one_line_exit_2_and_no_run_folder(tmp_path, rows, message):
     data = tmp_path / "comments.csv"
     data.write_text(rows)
-    result = subprocess.run([sys.executable, "-m", "toxicity.fit",
-                             *fit_args(tmp_path, data, "--data.label_columns", "[toxic]")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "toxicity.fit", *fit_args(tmp_path, data, "--data.label_columns", "[toxic]")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and str(data) in errors[0], result.stderr[-3000:]
@@ -110,31 +143,74 @@ def test_bad_data_is_one_line_exit_2_and_no_run_folder(tmp_path, rows, message):
     assert not (tmp_path / "logs").exists()
 
 
-@pytest.mark.parametrize(("recipe", "expected"), [
-    ("demo", ["max_epochs: 10", "backbone: sentence-transformers/all-MiniLM-L6-v2"]),
-    ("cpu_minilm", ["n_clean_train: 15000", "max_length: 128", "pooling: pooler", "layer_decay: 0.8"]),
-    ("bert_balanced", ["backbone: bert-base-uncased", "max_length: 512", "batch_size: 12",
-                       "warmup_fraction: 0.2", "learning_rate: 2.0e-05", "n_clean_train: 15000"]),
-])
+@pytest.mark.parametrize(
+    ("recipe", "expected"),
+    [
+        ("demo", ["max_epochs: 10", "backbone: sentence-transformers/all-MiniLM-L6-v2"]),
+        ("cpu_minilm", ["n_clean_train: 15000", "max_length: 128", "pooling: pooler", "layer_decay: 0.8"]),
+        (
+            "bert_balanced",
+            [
+                "backbone: bert-base-uncased",
+                "max_length: 512",
+                "batch_size: 12",
+                "warmup_fraction: 0.2",
+                "learning_rate: 2.0e-05",
+                "n_clean_train: 15000",
+            ],
+        ),
+    ],
+)
 def test_every_recipe_parses_with_its_settings(recipe, expected):
-    out = subprocess.run([sys.executable, "-m", "toxicity.fit", "--config", f"experiments/{recipe}.yaml",
-                          "--print_config"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for setting in expected + ["monitor: val_loss", "name: toxic-comments", "filename: best",
-                               "save_weights_only: true", "best_link: checkpoints/best-checkpoint.ckpt"]:
+    out = subprocess.run(
+        [sys.executable, "-m", "toxicity.fit", "--config", f"experiments/{recipe}.yaml", "--print_config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for setting in expected + [
+        "monitor: val_loss",
+        "name: toxic-comments",
+        "filename: best",
+        "save_weights_only: true",
+        "best_link: checkpoints/best-checkpoint.ckpt",
+    ]:
         assert setting in out, setting
 
 
 def test_cli_rejects_unknown_options():
-    result = subprocess.run([sys.executable, "-m", "toxicity.fit", "--model.no_such_option", "1"],
-                            cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "toxicity.fit", "--model.no_such_option", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0 and "no_such_option" in result.stderr
 
 
 def test_ddp_two_cpu_processes_train_and_checkpoint(tmp_path, comments_csv):
-    args = fit_args(tmp_path, comments_csv, "--trainer.strategy", "ddp", "--trainer.devices", "2",
-                    "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1")
-    result = subprocess.run([sys.executable, "-m", "toxicity.fit", *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300, check=False)
+    args = fit_args(
+        tmp_path,
+        comments_csv,
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.max_epochs",
+        "1",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "toxicity.fit", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world_size: 2" in result.stderr or "MEMBER: 2/2" in result.stderr + result.stdout
     run = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints"
@@ -152,25 +228,53 @@ def test_max_steps_inside_an_epoch_validates_and_keeps_a_linked_best_model(tmp_p
 
 
 def test_a_run_without_validation_says_why_it_has_no_best_model(tmp_path, comments_csv, caplog):
-    main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
-                  "--early_stopping.strict", "false"))
+    main(
+        fit_args(
+            tmp_path,
+            comments_csv,
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_val_batches",
+            "0",
+            "--early_stopping.strict",
+            "false",
+        )
+    )
     assert not (tmp_path / "checkpoints" / "best-checkpoint.ckpt").exists()
     assert "validation never ran" in caplog.text and "last.ckpt" in caplog.text
 
 
-@pytest.mark.parametrize(("rows", "extra", "message"), [
-    ("comment_text,share\n" + "".join(f"text {k},0.{k}\n" for k in range(10)),
-     ["--data.label_columns", "[share]", "--data.binarise_at", "1.5"], "--data.binarise_at 1.5"),
-    ("comment_text,class\n" + "".join(f"text {k},{k % 2}\n" for k in range(10)),
-     ["--data.label_columns", "[toxic]", "--data.label_from", "class:2=toxic"], "[2] match no row of column 'class'"),
-    ("comment_text,class\n" + "".join(f"text {k},{'' if k == 3 else k % 2}\n" for k in range(10)),
-     ["--data.label_columns", "[toxic]", "--data.label_from", "class:1=toxic"], "empty at data row 4 (line 5)"),
-])
+@pytest.mark.parametrize(
+    ("rows", "extra", "message"),
+    [
+        (
+            "comment_text,share\n" + "".join(f"text {k},0.{k}\n" for k in range(10)),
+            ["--data.label_columns", "[share]", "--data.binarise_at", "1.5"],
+            "--data.binarise_at 1.5",
+        ),
+        (
+            "comment_text,class\n" + "".join(f"text {k},{k % 2}\n" for k in range(10)),
+            ["--data.label_columns", "[toxic]", "--data.label_from", "class:2=toxic"],
+            "[2] match no row of column 'class'",
+        ),
+        (
+            "comment_text,class\n" + "".join(f"text {k},{'' if k == 3 else k % 2}\n" for k in range(10)),
+            ["--data.label_columns", "[toxic]", "--data.label_from", "class:1=toxic"],
+            "empty at data row 4 (line 5)",
+        ),
+    ],
+)
 def test_tag_rules_that_give_no_positives_are_refused_with_exit_2(tmp_path, rows, extra, message):
     data = tmp_path / "comments.csv"
     data.write_text(rows)
-    result = subprocess.run([sys.executable, "-m", "toxicity.fit", *fit_args(tmp_path, data, *extra)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "toxicity.fit", *fit_args(tmp_path, data, *extra)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
@@ -183,7 +287,8 @@ def test_a_max_length_beyond_the_encoders_positions_is_one_line_and_exit_2(tmp_p
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: max_length 1024 is more than the 512 positions the encoder of "
-        "sentence-transformers/all-MiniLM-L6-v2 can embed; use --data.max_length 512 or less.")
+        "sentence-transformers/all-MiniLM-L6-v2 can embed; use --data.max_length 512 or less."
+    )
 
 
 def test_a_config_naming_a_class_path_from_before_the_move_gets_the_new_one(tmp_path, comments_csv, capsys):
@@ -193,4 +298,5 @@ def test_a_config_naming_a_class_path_from_before_the_move_gets_the_new_one(tmp_
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip() == (
         f"error: {saved} names toxicity.model.ToxicCommentTagger, which is now "
-        "toxicity.models.encoder.ToxicCommentTagger; write the new class path there.")
+        "toxicity.models.encoder.ToxicCommentTagger; write the new class path there."
+    )

@@ -9,11 +9,24 @@ from toxicity.fit import main
 @pytest.mark.slow
 @needs_shared_data("jigsaw_sample")
 def test_minilm_two_epochs_scores_kaggle_test_rows(tmp_path):
-    cli = main(["--config", str(ROOT / "experiments" / "cpu_minilm.yaml"),
-                "--data.data_path", str(SHARED_DATA / "jigsaw_sample"), "--data.n_clean_train", "null",
-                "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
-                "--checkpoint.dirpath", str(tmp_path / "checkpoints"),
-                "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")])
+    cli = main(
+        [
+            "--config",
+            str(ROOT / "experiments" / "cpu_minilm.yaml"),
+            "--data.data_path",
+            str(SHARED_DATA / "jigsaw_sample"),
+            "--data.n_clean_train",
+            "null",
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--checkpoint.dirpath",
+            str(tmp_path / "checkpoints"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "logs"),
+        ]
+    )
     assert len(cli.datamodule.frames["test"]) == 1027  # Kaggle's scored rows; -1 rows left out
     assert len(cli.datamodule.frames["train"]) + len(cli.datamodule.frames["val"]) == 2886
     metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]

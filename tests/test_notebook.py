@@ -27,12 +27,13 @@ def test_notebook_scores_comments_and_reports_per_tag(fixture, request, monkeypa
     monkeypatch.setenv("TOXICITY_CHECKPOINT", str(tiny_checkpoint))  # the kernel inherits the environment
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert not outputs_text(notebook), "commit the notebook without outputs"
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
     text = outputs_text(notebook)
     assert str(tiny_checkpoint) in text and "tuned thresholds: no" in text
     assert ("text2text model" if "text2text" in fixture else "encoder model") in text
     assert "You are a complete idiot" in text  # the scores table
-    report = text[text.index("validation rows"):]
+    report = text[text.index("validation rows") :]
     assert "precision" in report and "recall" in report and "threshold 0.5" in report
     assert all(tag in report for tag in LABELS)

@@ -37,14 +37,21 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m toxicity.baseline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m toxicity.baseline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", required=True, help="as fit's --data.data_path")
     parser.add_argument("--model", choices=sorted(MODELS), default="tfidf", help="tfidf, or the peer")
     parser.add_argument("--split", choices=("val", "test"), default="test")
     parser.add_argument("--text-column", default=TEXT_COLUMN)
-    parser.add_argument("--label-columns", nargs="+", default=None, help="default: the Jigsaw tags "
-                        "(a TweetEval folder: its task)")
+    parser.add_argument(
+        "--label-columns",
+        nargs="+",
+        default=None,
+        help="default: the Jigsaw tags (a TweetEval folder: its task)",
+    )
     parser.add_argument("--label-from", default=None, help="as fit's --data.label_from")
     parser.add_argument("--binarise-at", type=float, default=None)
     parser.add_argument("--separator", default=None)
@@ -62,13 +69,22 @@ def main(argv: Sequence[str] | None = None) -> EvalResults:
 
     args = build_parser().parse_args(argv)
     tags = args.label_columns or ([tweeteval_task(args.data)] if tweeteval_task(args.data) else list(LABELS))
-    datamodule = ToxicCommentsDataModule(args.data, text_column=args.text_column, label_columns=tags,
-                                         label_from=args.label_from, binarise_at=args.binarise_at,
-                                         separator=args.separator, val_path=args.val_path,
-                                         test_path=args.test_path, val_fraction=args.val_fraction, seed=args.seed)
+    datamodule = ToxicCommentsDataModule(
+        args.data,
+        text_column=args.text_column,
+        label_columns=tags,
+        label_from=args.label_from,
+        binarise_at=args.binarise_at,
+        separator=args.separator,
+        val_path=args.val_path,
+        test_path=args.test_path,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
     out = Path(args.out or f"reports/{args.model}-{Path(args.data).name.split('.')[0]}-{args.split}")
-    results = run_tool(lambda: run_baseline(datamodule, args.split, out, args.overwrite, args.model),
-                       level=logging.INFO)
+    results = run_tool(
+        lambda: run_baseline(datamodule, args.split, out, args.overwrite, args.model), level=logging.INFO
+    )
     print((out / "report.md").read_text())
     print(f"Report and metrics.json in {out}/")
     return results

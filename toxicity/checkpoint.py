@@ -34,13 +34,14 @@ from toxicity.models.families import ENCODER, FAMILIES
 log = logging.getLogger(__name__)
 
 
-
 def load_safely(ckpt_path: str | Path, map_location="cpu") -> dict:
     """The checkpoint's contents, unpickled with `weights_only=True` (no code can run)."""
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
-        raise CheckpointError(f"{ckpt_path}: checkpoint not found. Train one with `python -m toxicity.fit` "
-                              "(it links the best one at checkpoints/best-checkpoint.ckpt).")
+        raise CheckpointError(
+            f"{ckpt_path}: checkpoint not found. Train one with `python -m toxicity.fit` "
+            "(it links the best one at checkpoints/best-checkpoint.ckpt)."
+        )
     try:
         return torch.load(ckpt_path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -51,7 +52,8 @@ def load_safely(ckpt_path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(
             f"{ckpt_path}: refused: it holds pickled Python objects beyond tensors, numbers and strings, "
             f"which could run code when loaded ({reason}). A toxicity checkpoint never does; load checkpoints "
-            "only from people you trust, and never with an unrestricted torch.load.") from None
+            "only from people you trust, and never with an unrestricted torch.load."
+        ) from None
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
         raise CheckpointError(f"{ckpt_path}: not a PyTorch checkpoint ({_last_words(error)}).") from error
 
@@ -59,7 +61,11 @@ def load_safely(ckpt_path: str | Path, map_location="cpu") -> dict:
 def _last_words(error: BaseException) -> str:
     """The specific part of torch's (often many-line) message, on one line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    specific = [line for line in lines if not line.startswith(("Weights only load failed", "Please file", "Check the"))]
+    specific = [
+        line
+        for line in lines
+        if not line.startswith(("Weights only load failed", "Please file", "Check the"))
+    ]
     return (specific or lines or [type(error).__name__])[0]
 
 
@@ -79,8 +85,11 @@ class DataSettings:
     @classmethod
     def from_hparams(cls, stored: dict, tags: list[str]) -> DataSettings:
         stored = {key: value for key, value in (stored or {}).items() if not key.startswith("_")}
-        known = {key: stored[key] for key in ("data_path", "text_column", "test_path", "val_fraction", "seed",
-                                              "max_length") if stored.get(key) is not None}
+        known = {
+            key: stored[key]
+            for key in ("data_path", "text_column", "test_path", "val_fraction", "seed", "max_length")
+            if stored.get(key) is not None
+        }
         labels = stored.get("label_columns") or tags
         return cls(label_columns=tuple(labels), stored=tuple(stored.items()), **known)
 
@@ -92,9 +101,15 @@ class DataSettings:
         from toxicity.data.datamodule import ToxicCommentsDataModule
 
         kwargs = dict(self.stored)
-        kwargs.update(data_path=self.data_path, text_column=self.text_column, label_columns=list(self.label_columns),
-                      test_path=self.test_path, val_fraction=self.val_fraction, seed=self.seed,
-                      max_length=self.max_length)
+        kwargs.update(
+            data_path=self.data_path,
+            text_column=self.text_column,
+            label_columns=list(self.label_columns),
+            test_path=self.test_path,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            max_length=self.max_length,
+        )
         accepted = inspect.signature(ToxicCommentsDataModule.__init__).parameters
         return {key: value for key, value in kwargs.items() if key in accepted}
 
@@ -111,8 +126,10 @@ class TrainedCheckpoint:
         contents = load_safely(ckpt_path, map_location)
         hparams = contents.get("hyper_parameters") if isinstance(contents, dict) else None
         if not isinstance(hparams, dict) or "labels" not in hparams or "state_dict" not in contents:
-            raise CheckpointError(f"{ckpt_path}: not a toxicity checkpoint (no tagger hyper-parameters). "
-                                  "Give a checkpoint written by `python -m toxicity.fit`.")
+            raise CheckpointError(
+                f"{ckpt_path}: not a toxicity checkpoint (no tagger hyper-parameters). "
+                "Give a checkpoint written by `python -m toxicity.fit`."
+            )
         return cls(Path(ckpt_path), contents)
 
     @property
@@ -185,9 +202,11 @@ class TrainedCheckpoint:
         """The constructor arguments; refused without the full model config that lets it load offline."""
         key = model_class_for(self.family, self.ckpt_path).config_key
         if not isinstance(self.hparams.get(key), dict):
-            raise CheckpointError(f"{self.ckpt_path}: refused: it carries no {key}, so its model could only be "
-                                  f"built from the backbone it names ({self.hparams.get('backbone')!r}), fetched "
-                                  "from the hub. A checkpoint written by toxicity.fit always has one.")
+            raise CheckpointError(
+                f"{self.ckpt_path}: refused: it carries no {key}, so its model could only be "
+                f"built from the backbone it names ({self.hparams.get('backbone')!r}), fetched "
+                "from the hub. A checkpoint written by toxicity.fit always has one."
+            )
         return self.hparams
 
     def tokenizer(self) -> tuple[object, bytes | None]:
@@ -207,19 +226,24 @@ class TrainedCheckpoint:
         stored = self.contents["state_dict"]
         for name, tensor in expected.items():
             if name not in stored:
-                raise CheckpointError(f"{self.ckpt_path}: its model config makes weight {name!r}, which the "
-                                      "file does not hold; the file is damaged or was edited.")
+                raise CheckpointError(
+                    f"{self.ckpt_path}: its model config makes weight {name!r}, which the "
+                    "file does not hold; the file is damaged or was edited."
+                )
             stored_shape = tuple(getattr(stored[name], "shape", ()))
             if stored_shape != tuple(tensor.shape):
                 raise CheckpointError(
                     f"{self.ckpt_path}: refused: its model config makes {name!r} of shape {tuple(tensor.shape)}, "
-                    f"but the stored weight is {stored_shape}; the file is damaged or was edited.")
+                    f"but the stored weight is {stored_shape}; the file is damaged or was edited."
+                )
 
 
 def model_class_for(family: str, ckpt_path: Path):
     if family not in FAMILIES:
-        raise CheckpointError(f"{ckpt_path}: model family {family!r} is not known to this version of toxicity; "
-                              "upgrade the package.")
+        raise CheckpointError(
+            f"{ckpt_path}: model family {family!r} is not known to this version of toxicity; "
+            "upgrade the package."
+        )
     return FAMILIES[family]
 
 
@@ -242,8 +266,12 @@ def read_thresholds(ckpt_path: str | Path) -> dict[str, float] | None:
     if not path.is_file():
         return None
     if path.stat().st_mtime < Path(ckpt_path).resolve().stat().st_mtime:
-        log.warning("%s is older than %s (tuned for a model that a later run replaced); ignoring it. "
-                    "Run `python -m toxicity.evaluate --split val` to tune again.", path, ckpt_path)
+        log.warning(
+            "%s is older than %s (tuned for a model that a later run replaced); ignoring it. "
+            "Run `python -m toxicity.evaluate --split val` to tune again.",
+            path,
+            ckpt_path,
+        )
         return None
     return load_thresholds(path)
 
@@ -258,9 +286,13 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a JSON file of thresholds ({error}); delete it and evaluate "
-                         "--split val to write it again.") from error
+        raise ValueError(
+            f"{path}: not a JSON file of thresholds ({error}); delete it and evaluate "
+            "--split val to write it again."
+        ) from error
     if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
-        raise ValueError(f"{path}: expected a JSON object {{tag: threshold}}; delete it and evaluate "
-                         "--split val to write it again.")
+        raise ValueError(
+            f"{path}: expected a JSON object {{tag: threshold}}; delete it and evaluate "
+            "--split val to write it again."
+        )
     return {tag: float(value) for tag, value in values.items()}

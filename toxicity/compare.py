@@ -23,17 +23,27 @@ def smoothing_argument(text: str) -> float:
     try:
         return check_smoothing(float(text))
     except ValueError as error:  # argparse words a plain ValueError as "invalid value"; keep what to do
-        raise argparse.ArgumentTypeError(str(error) if "--smoothing" in str(error)
-                                         else f"{text!r} is not a number") from error
+        raise argparse.ArgumentTypeError(
+            str(error) if "--smoothing" in str(error) else f"{text!r} is not a number"
+        ) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m toxicity.compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m toxicity.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("runs", nargs="+", help="run folders (lightning_logs/<name>/version_N)")
-    parser.add_argument("--out", default="reports/compare", help="folder for compare.md and training_loss.png")
-    parser.add_argument("--smoothing", type=smoothing_argument, default=0.6,
-                        help="TensorBoard-style smoothing weight, from 0 (none) up to but not including 1")
+    parser.add_argument(
+        "--out", default="reports/compare", help="folder for compare.md and training_loss.png"
+    )
+    parser.add_argument(
+        "--smoothing",
+        type=smoothing_argument,
+        default=0.6,
+        help="TensorBoard-style smoothing weight, from 0 (none) up to but not including 1",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing compare.md")
     return parser
 

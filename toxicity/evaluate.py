@@ -51,20 +51,35 @@ def rule_argument(text: str) -> ThresholdRule:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m toxicity.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m toxicity.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--ckpt", required=True, help="checkpoint written by toxicity.fit")
-    parser.add_argument("--data", help="Kaggle folder/zip, labelled table, or TweetEval folder "
-                                       "(default: the checkpoint's training data)")
+    parser.add_argument(
+        "--data",
+        help="Kaggle folder/zip, labelled table, or TweetEval folder "
+        "(default: the checkpoint's training data)",
+    )
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--text-column", help="column holding the text (default: the checkpoint's)")
-    parser.add_argument("--label-map", nargs="+", metavar="COLUMN=TAG", help="rename data columns to model tags")
+    parser.add_argument(
+        "--label-map", nargs="+", metavar="COLUMN=TAG", help="rename data columns to model tags"
+    )
     parser.add_argument("--tags", nargs="+", help="evaluate only these tags (each must be in the data)")
-    parser.add_argument("--identity-columns", nargs="+",
-                        help="identity columns for the bias metrics (default: Jigsaw 2019 names found in the data)")
+    parser.add_argument(
+        "--identity-columns",
+        nargs="+",
+        help="identity columns for the bias metrics (default: Jigsaw 2019 names found in the data)",
+    )
     parser.add_argument("--bias-tag", default="toxic", help="tag the bias metrics are computed on")
-    parser.add_argument("--threshold-rule", type=rule_argument, default=DEFAULT_RULE,
-                        help="f1 (default), youden, precision>=X or recall>=X")
+    parser.add_argument(
+        "--threshold-rule",
+        type=rule_argument,
+        default=DEFAULT_RULE,
+        help="f1 (default), youden, precision>=X or recall>=X",
+    )
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds for the tuned val column")
     parser.add_argument("--calibration-bins", type=int, default=10)
     parser.add_argument("--out", help="output folder (default: reports/<data>-<split>)")
@@ -82,9 +97,22 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
         label_map = parse_label_map(args.label_map)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
-    request = EvalRequest(args.data, args.split, args.text_column, label_map, args.tags, args.identity_columns)
-    return EvalOptions(args.ckpt, request, args.out, args.overwrite, args.threshold_rule, args.folds,
-                       args.calibration_bins, args.bias_tag, args.log_dir, args.batch_size, args.device)
+    request = EvalRequest(
+        args.data, args.split, args.text_column, label_map, args.tags, args.identity_columns
+    )
+    return EvalOptions(
+        args.ckpt,
+        request,
+        args.out,
+        args.overwrite,
+        args.threshold_rule,
+        args.folds,
+        args.calibration_bins,
+        args.bias_tag,
+        args.log_dir,
+        args.batch_size,
+        args.device,
+    )
 
 
 def main(argv: list[str] | None = None) -> EvalResults:

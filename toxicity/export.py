@@ -54,14 +54,23 @@ log = logging.getLogger(__name__)
 
 # -------------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m toxicity.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m toxicity.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt", help="from toxicity.fit")
     parser.add_argument("--format", choices=["hf", "onnx"], required=True)
-    parser.add_argument("--int8", action="store_true", help="onnx: also write a statically quantized int8 model")
-    parser.add_argument("--threshold-rule", type=parse_rule, default=DEFAULT_RULE,
-                        help="int8's own thresholds: f1, macro_f1, youden, precision>=X or recall>=X "
-                             "(use the rule the checkpoint's thresholds were tuned with)")
+    parser.add_argument(
+        "--int8", action="store_true", help="onnx: also write a statically quantized int8 model"
+    )
+    parser.add_argument(
+        "--threshold-rule",
+        type=parse_rule,
+        default=DEFAULT_RULE,
+        help="int8's own thresholds: f1, macro_f1, youden, precision>=X or recall>=X "
+        "(use the rule the checkpoint's thresholds were tuned with)",
+    )
     parser.add_argument("--out", type=Path, default=Path("exported"), help="folder to write into")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     return parser
@@ -75,8 +84,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.int8 and args.format != "onnx":
         raise fail("--int8 applies to --format onnx only.")
     if args.format == "onnx":
-        check = run_tool(lambda: export_onnx(args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite,
-                                             rule=args.threshold_rule))
+        check = run_tool(
+            lambda: export_onnx(
+                args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite, rule=args.threshold_rule
+            )
+        )
     else:
         check = run_tool(lambda: export_huggingface(args.ckpt, args.out, overwrite=args.overwrite))
     print(f"Exported {args.ckpt} as {args.format} to {args.out}.")

@@ -18,6 +18,7 @@ Bad data stops the run before any run folder is made, with one line naming the f
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -47,7 +48,9 @@ BEST_LINK = "checkpoints/best-checkpoint.ckpt"
 def default_precision(accelerator: object) -> str:
     """bf16 mixed precision when training on a GPU that has it, full precision elsewhere."""
     on_gpu = str(accelerator) in ("auto", "gpu", "cuda")
-    return "bf16-mixed" if on_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    return (
+        "bf16-mixed" if on_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    )
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -92,23 +95,39 @@ class ToxicityCLI(LightningCLI):
         parser.link_arguments("data.label_columns", "model.init_args.labels")
         parser.link_arguments("data.max_length", "model.init_args.max_length")
         parser.link_arguments("data.truncation", "model.init_args.truncation")
-        parser.set_defaults({"model": {"class_path": f"{ToxicCommentTagger.__module__}.{ToxicCommentTagger.__name__}"}})
+        parser.set_defaults(
+            {"model": {"class_path": f"{ToxicCommentTagger.__module__}.{ToxicCommentTagger.__name__}"}}
+        )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({
-            # dirpath None: Lightning writes into the run's own folder, <log_dir>/checkpoints
-            "checkpoint.dirpath": None, "checkpoint.filename": "best",
-            "checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_top_k": 1,
-            "checkpoint.save_weights_only": True, "checkpoint.save_last": False,
-        })
+        parser.set_defaults(
+            {
+                # dirpath None: Lightning writes into the run's own folder, <log_dir>/checkpoints
+                "checkpoint.dirpath": None,
+                "checkpoint.filename": "best",
+                "checkpoint.monitor": "val_loss",
+                "checkpoint.mode": "min",
+                "checkpoint.save_top_k": 1,
+                "checkpoint.save_weights_only": True,
+                "checkpoint.save_last": False,
+            }
+        )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
-        parser.set_defaults({"early_stopping.monitor": "val_loss", "early_stopping.patience": 2,
-                             "early_stopping.mode": "min"})
-        parser.add_argument("--ckpt_path", type=str | None, default=None,
-                            help="Resume from this checkpoint (a run's checkpoints/last.ckpt); the run "
-                                 "goes on in the same run folder.")
-        parser.add_argument("--best_link", type=str | None, default=BEST_LINK,
-                            help="After training, make this path a link to the run's best checkpoint "
-                                 "(null: no link).")
+        parser.set_defaults(
+            {"early_stopping.monitor": "val_loss", "early_stopping.patience": 2, "early_stopping.mode": "min"}
+        )
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="Resume from this checkpoint (a run's checkpoints/last.ckpt); the run "
+            "goes on in the same run folder.",
+        )
+        parser.add_argument(
+            "--best_link",
+            type=str | None,
+            default=BEST_LINK,
+            help="After training, make this path a link to the run's best checkpoint (null: no link).",
+        )
 
 
 def tag_tweeteval_task(config) -> None:
@@ -137,19 +156,28 @@ def continue_run_folder(ckpt_path: str, logger_config) -> None:
     if init is None or not getattr(init, "save_dir", None):
         return
     run = Path(ckpt_path).resolve().parent.parent
-    if Path(ckpt_path).resolve().parent.name == "checkpoints" and re.fullmatch(r"version_\d+", run.name) \
-            and run.parent == (Path(init.save_dir) / (init.name or "")).resolve() and init.version is None:
+    if (
+        Path(ckpt_path).resolve().parent.name == "checkpoints"
+        and re.fullmatch(r"version_\d+", run.name)
+        and run.parent == (Path(init.save_dir) / (init.name or "")).resolve()
+        and init.version is None
+    ):
         init.version = run.name
 
 
 # class paths before the package moved into subpackages (0.1), as users' YAML and saved run configs name them
-MOVED_CLASSES = {f"toxicity.{old}": f"{new.__module__}.{new.__name__}" for old, new in (
-    ("model.ToxicCommentTagger", ToxicCommentTagger), ("text2text.TextToTextTagger", TextToTextTagger))}
+MOVED_CLASSES = {
+    f"toxicity.{old}": f"{new.__module__}.{new.__name__}"
+    for old, new in (
+        ("model.ToxicCommentTagger", ToxicCommentTagger),
+        ("text2text.TextToTextTagger", TextToTextTagger),
+    )
+}
 
 
 def refuse_moved_class_paths(args: Sequence[str]) -> None:
     """One clear error for a config or flag naming a class where it lived before the move."""
-    configs = [value for flag, value in zip(args, args[1:]) if flag == "--config"]
+    configs = [value for flag, value in itertools.pairwise(args) if flag == "--config"]
     sources = [("the command line", " ".join(args))]
     sources += [(config, Path(config).read_text()) for config in configs if Path(config).is_file()]
     for where, text in sources:
@@ -169,9 +197,15 @@ def make_cli(args=None) -> ToxicityCLI:
         trainer_defaults={
             "max_epochs": 10,
             "accelerator": "auto",
-            "logger": {"class_path": f"{TensorBoardLogger.__module__}.TensorBoardLogger",
-                       "init_args": {"save_dir": "lightning_logs", "name": "toxic-comments"}},
-            "callbacks": [LearningRateMonitor(logging_interval="step"), LastCheckpoint(), ValidateAtMaxSteps()],
+            "logger": {
+                "class_path": f"{TensorBoardLogger.__module__}.TensorBoardLogger",
+                "init_args": {"save_dir": "lightning_logs", "name": "toxic-comments"},
+            },
+            "callbacks": [
+                LearningRateMonitor(logging_interval="step"),
+                LastCheckpoint(),
+                ValidateAtMaxSteps(),
+            ],
         },
         args=args,
     )
@@ -190,11 +224,15 @@ def auroc_summary(metrics: dict[str, float], labels: list[str]) -> str:
 def no_best_checkpoint_reason(trainer) -> str:
     """Why a finished fit left no best checkpoint: the best one is chosen on val_loss, so validation must run."""
     if trainer.global_step == 0:
-        return ("No checkpoint was saved and no link made: no training step ran (check --trainer.max_steps, "
-                "max_epochs and limit_train_batches).")
-    return ("No best checkpoint was saved and no link made: validation never ran, so there is no val_loss to choose "
-            "by (check --trainer.limit_val_batches, check_val_every_n_epoch and max_epochs). The latest training "
-            f"state is {trainer.log_dir}/checkpoints/last.ckpt.")
+        return (
+            "No checkpoint was saved and no link made: no training step ran (check --trainer.max_steps, "
+            "max_epochs and limit_train_batches)."
+        )
+    return (
+        "No best checkpoint was saved and no link made: validation never ran, so there is no val_loss to choose "
+        "by (check --trainer.limit_val_batches, check_val_every_n_epoch and max_epochs). The latest training "
+        f"state is {trainer.log_dir}/checkpoints/last.ckpt."
+    )
 
 
 def link_best(best: str, link: str | None) -> None:
@@ -203,8 +241,12 @@ def link_best(best: str, link: str | None) -> None:
         return
     link_path = Path(link)
     if link_path.exists() and not link_path.is_symlink():
-        log.warning("%s is a file (from an older toxicity), not a link; left it in place. "
-                    "This run's best checkpoint is %s.", link_path, best)
+        log.warning(
+            "%s is a file (from an older toxicity), not a link; left it in place. "
+            "This run's best checkpoint is %s.",
+            link_path,
+            best,
+        )
         return
     link_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = link_path.with_name(f".{link_path.name}.{os.getpid()}.link")
@@ -215,8 +257,11 @@ def link_best(best: str, link: str | None) -> None:
 
 def model_refusal(error: ValueError) -> str:
     """The model's own reason from jsonargparse's many-line message (it tries each type of `model`)."""
-    reasons = [line.strip()[2:] for line in str(error).splitlines()
-               if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line]
+    reasons = [
+        line.strip()[2:]
+        for line in str(error).splitlines()
+        if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line
+    ]
     return reasons[0] if reasons else str(error)
 
 

@@ -53,19 +53,28 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m toxicity.predict",
-                                     description="Score every comment of a CSV/TSV/Parquet file.")
+    parser = argparse.ArgumentParser(
+        prog="python -m toxicity.predict", description="Score every comment of a CSV/TSV/Parquet file."
+    )
     parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt", help="from toxicity.fit")
     parser.add_argument("--input", required=True, type=Path, help="CSV, TSV (maybe .gz) or Parquet file")
     parser.add_argument("--output", required=True, type=Path, help="scores CSV (TSV if it ends in .tsv)")
     parser.add_argument("--text-column", default=TEXT_COLUMN)
     parser.add_argument("--id-column", default=None, help="kept in the output (default: `id` if present)")
-    parser.add_argument("--threshold", type=_threshold, default=None,
-                        help="also write 0/1 <tag>_pred columns: a number, or 'tuned' (the checkpoint's "
-                             "thresholds from `python -m toxicity.evaluate`)")
+    parser.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=None,
+        help="also write 0/1 <tag>_pred columns: a number, or 'tuned' (the checkpoint's "
+        "thresholds from `python -m toxicity.evaluate`)",
+    )
     parser.add_argument("--batch-size", type=_positive, default=64)
-    parser.add_argument("--chunk-rows", type=_positive, default=DEFAULT_CHUNK_ROWS,
-                        help="rows read from the input at a time (memory stays flat)")
+    parser.add_argument(
+        "--chunk-rows",
+        type=_positive,
+        default=DEFAULT_CHUNK_ROWS,
+        help="rows read from the input at a time (memory stays flat)",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
@@ -80,16 +89,32 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary:
         output_separator(args.output)
         check_columns(args.input, args.text_column, args.id_column)
         classifier = ToxicityClassifier.from_checkpoint(args.ckpt, args.device, args.batch_size)
-        return score_file(classifier, args.input, args.output, args.text_column, args.id_column,
-                          args.threshold, args.chunk_rows, args.overwrite)
+        return score_file(
+            classifier,
+            args.input,
+            args.output,
+            args.text_column,
+            args.id_column,
+            args.threshold,
+            args.chunk_rows,
+            args.overwrite,
+        )
 
     summary = run_tool(work)
-    blank = (f"; {summary.blank_texts} missing or blank '{args.text_column}' scored as empty strings"
-             if summary.blank_texts else "")
-    unscored = (f"; {summary.unscored_rows} rows could not be scored (empty scores; see the warning above)"
-                if summary.unscored_rows else "")
-    print(f"Scored {summary.rows} comments in {summary.seconds:.1f} s "
-          f"({summary.comments_per_second:.1f} comments/s){blank}{unscored}. Wrote {args.output}.")
+    blank = (
+        f"; {summary.blank_texts} missing or blank '{args.text_column}' scored as empty strings"
+        if summary.blank_texts
+        else ""
+    )
+    unscored = (
+        f"; {summary.unscored_rows} rows could not be scored (empty scores; see the warning above)"
+        if summary.unscored_rows
+        else ""
+    )
+    print(
+        f"Scored {summary.rows} comments in {summary.seconds:.1f} s "
+        f"({summary.comments_per_second:.1f} comments/s){blank}{unscored}. Wrote {args.output}."
+    )
     if summary.unscored_rows:
         raise SystemExit(SOME_ROWS_UNSCORED)
     return summary

@@ -24,7 +24,9 @@ def test_replaced_shipped_weights_are_refused_before_loading(tmp_path, monkeypat
     (folder / "model.safetensors").write_bytes(b"not the published weights")
     monkeypatch.setattr(backbone, "shipped_folder", lambda: folder)
     backbone.verify_shipped_weights.cache_clear()
-    with pytest.raises(BackboneError, match=f"is not the official all-MiniLM-L6-v2 weights \\({SHIPPED_SHA256}\\)"):
+    with pytest.raises(
+        BackboneError, match=f"is not the official all-MiniLM-L6-v2 weights \\({SHIPPED_SHA256}\\)"
+    ):
         load_pretrained_encoder("sentence-transformers/all-MiniLM-L6-v2")
     backbone.verify_shipped_weights.cache_clear()
 
@@ -37,8 +39,10 @@ def test_a_backbone_tokenizer_naming_custom_code_never_runs_it(tmp_path, monkeyp
     settings["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", "evil.EvilTokenizer"]}
     settings.pop("tokenizer_class", None)  # no built-in class named (nor config.json): transformers would ask
     (folder / "tokenizer_config.json").write_text(json.dumps(settings))
-    (folder / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
-                                    "from transformers import BertTokenizerFast as EvilTokenizer\n")
+    (folder / "evil.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+        "from transformers import BertTokenizerFast as EvilTokenizer\n"
+    )
     monkeypatch.setattr("builtins.input", lambda *args: "y")
     try:
         load_tokenizer(str(folder))

@@ -30,17 +30,22 @@ def test_atomic_output_removes_stale_partials_of_its_own_output_only(tmp_path, c
     finished.wait()  # reaped: its PID now names no process
     dead_pid = finished.pid
     live_pid = os.getpid()
-    names = {"stale": f".out.csv.{dead_pid}-abcd1234.partial",
-             "live": f".out.csv.{live_pid}-abcd1234.partial",
-             "other output": f".other.csv.{dead_pid}-abcd1234.partial",
-             "longer output name": f".out.csv.gz.{dead_pid}-abcd1234.partial",
-             "old and stale": ".out.csv.abcd1234.partial",
-             "old but recent": ".out.csv.efgh5678.partial"}
+    names = {
+        "stale": f".out.csv.{dead_pid}-abcd1234.partial",
+        "live": f".out.csv.{live_pid}-abcd1234.partial",
+        "other output": f".other.csv.{dead_pid}-abcd1234.partial",
+        "longer output name": f".out.csv.gz.{dead_pid}-abcd1234.partial",
+        "old and stale": ".out.csv.abcd1234.partial",
+        "old but recent": ".out.csv.efgh5678.partial",
+    }
     for name in names.values():
         (tmp_path / name).write_text("half")
     two_hours_ago = time.time() - 7200
     os.utime(tmp_path / names["old and stale"], (two_hours_ago, two_hours_ago))
-    with caplog.at_level(logging.INFO, logger="toxicity.core.files"), atomic_output(tmp_path / "out.csv") as temporary:
+    with (
+        caplog.at_level(logging.INFO, logger="toxicity.core.files"),
+        atomic_output(tmp_path / "out.csv") as temporary,
+    ):
         assert temporary.name.startswith(f".out.csv.{live_pid}-")
         temporary.write_text("new")
     left = {path.name for path in tmp_path.iterdir()}

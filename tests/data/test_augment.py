@@ -15,13 +15,18 @@ def frame_of(comments: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_indicative_words_are_learned_from_the_tagged_rows():
-    texts = ([f"you idiot, number {k}" for k in range(6)] + [f"thanks for the number {k} edit" for k in range(20)]
-             + ["what an idiot I was to forget the link"])
+    texts = (
+        [f"you idiot, number {k}" for k in range(6)]
+        + [f"thanks for the number {k} edit" for k in range(20)]
+        + ["what an idiot I was to forget the link"]
+    )
     tagged = np.array([True] * 6 + [False] * 21)
     scores = indicative_words(texts, tagged)
     assert "idiot" in scores  # 6 of 6 tagged rows, 1 of 21 clean ones
     assert "number" not in scores  # in every row, tagged or not
-    assert "thanks" not in scores and "edit" not in scores  # clean rows only; "edit" is also too short to count
+    assert (
+        "thanks" not in scores and "edit" not in scores
+    )  # clean rows only; "edit" is also too short to count
 
 
 @pytest.mark.parametrize("word", ["idiot", "Moron", "fool", "asshole"])
@@ -65,5 +70,7 @@ def test_datamodule_adds_copies_to_the_training_rows_only(comments_csv):
 
 @pytest.mark.parametrize("share", [-0.1, 1.5])
 def test_a_share_outside_0_1_is_a_clear_error(share):
-    with pytest.raises(ValueError, match="obfuscate_share is a share of the tagged training rows, from 0 to 1"):
+    with pytest.raises(
+        ValueError, match="obfuscate_share is a share of the tagged training rows, from 0 to 1"
+    ):
         ToxicCommentsDataModule(obfuscate_share=share)

@@ -81,22 +81,35 @@ def test_tag_strings_count_as_numbers_and_a_bad_one_is_named_by_line_and_id(tmp_
     frame["insult"] = frame["insult"].astype(object)
     frame.loc[5, "insult"] = "yes"  # pandas then reads the column as strings: '0', '1', 'yes'
     frame.to_csv(tmp_path / "tags.csv", index=False)
-    with pytest.raises(DataError, match=r"tags.csv: column 'insult' holds 'yes' at data row 6 \(line 8, id 'c5'\)"):
-        validate_comments(read_table(tmp_path / "tags.csv"), tmp_path / "tags.csv", "comment_text", LABELS,
-                          allow_unscored=True)
+    with pytest.raises(
+        DataError, match=r"tags.csv: column 'insult' holds 'yes' at data row 6 \(line 8, id 'c5'\)"
+    ):
+        validate_comments(
+            read_table(tmp_path / "tags.csv"),
+            tmp_path / "tags.csv",
+            "comment_text",
+            LABELS,
+            allow_unscored=True,
+        )
     frame.loc[5, "insult"] = "1"
     frame.loc[6, "toxic"] = 1.0
     frame[list(LABELS)] = frame[list(LABELS)].astype(str)  # Parquet keeps "0" / "1" / "1.0" as text
     frame.to_parquet(tmp_path / "tags.parquet")
-    out = validate_comments(read_table(tmp_path / "tags.parquet"), "tags.parquet", "comment_text", LABELS,
-                            allow_unscored=True)
+    out = validate_comments(
+        read_table(tmp_path / "tags.parquet"), "tags.parquet", "comment_text", LABELS, allow_unscored=True
+    )
     assert len(out) == len(frame) - 1 and out.loc[4, "insult"] == 1 and out.loc[5, "toxic"] == 1
     assert out[list(LABELS)].dtypes.eq(np.int64).all()
     frame.loc[7, "threat"] = ""
     frame.to_parquet(tmp_path / "tags.parquet")
     with pytest.raises(DataError, match=r"column 'threat' holds an empty value at data row 8 \(id 'c7'\)"):
-        validate_comments(read_table(tmp_path / "tags.parquet"), tmp_path / "tags.parquet", "comment_text", LABELS,
-                          allow_unscored=True)
+        validate_comments(
+            read_table(tmp_path / "tags.parquet"),
+            tmp_path / "tags.parquet",
+            "comment_text",
+            LABELS,
+            allow_unscored=True,
+        )
 
 
 @pytest.mark.parametrize("text", ["hello there", "hello, there"])  # a ',' in a comment shifts pandas' columns
@@ -119,11 +132,12 @@ def damage(archive, member, garbage):
     with zipfile.ZipFile(archive) as z:
         info = z.getinfo(member)
     data = bytearray(archive.read_bytes())
-    name_length, extra_length = (int.from_bytes(data[info.header_offset + k:info.header_offset + k + 2], "little")
-                                 for k in (26, 28))
+    name_length, extra_length = (
+        int.from_bytes(data[info.header_offset + k : info.header_offset + k + 2], "little") for k in (26, 28)
+    )
     start = info.header_offset + 30 + name_length + extra_length
     middle = start + info.compress_size // 2
-    data[middle:middle + len(garbage)] = garbage
+    data[middle : middle + len(garbage)] = garbage
     archive.write_bytes(bytes(data))
 
 
@@ -134,7 +148,9 @@ def test_damaged_zip_member_names_the_archive_and_member(tmp_path, garbage):
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("train.csv", make_comments(n_clean=400, n_toxic=100).to_csv(index=False))
     damage(archive, "train.csv", garbage)
-    with pytest.raises(DataError, match=r"competition.zip: member 'train.csv' of the archive is damaged.*again"):
+    with pytest.raises(
+        DataError, match=r"competition.zip: member 'train.csv' of the archive is damaged.*again"
+    ):
         load_splits(archive, "comment_text", LABELS)
 
 
@@ -143,7 +159,10 @@ def test_minus_one_is_only_allowed_for_unscored_test_rows(comments_csv):
     frame.loc[0, list(LABELS)] = -1
     with pytest.raises(DataError, match="holds -1"):
         validate_comments(frame, comments_csv, "comment_text", LABELS)
-    assert len(validate_comments(frame, comments_csv, "comment_text", LABELS, allow_unscored=True)) == len(frame) - 1
+    assert (
+        len(validate_comments(frame, comments_csv, "comment_text", LABELS, allow_unscored=True))
+        == len(frame) - 1
+    )
 
 
 def test_blank_texts_are_dropped_and_counted(comments_csv, caplog):
@@ -191,8 +210,14 @@ def test_gzip_tsv_and_parquet_with_custom_columns(tmp_path):
 def jigsaw_like(n=2000, seed=0):
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"text": [f"comment {k}" for k in range(n)]})
-    rates = {"toxic": 0.1, "severe_toxic": 0.01, "obscene": 0.05, "threat": 0.003, "insult": 0.05,
-             "identity_hate": 0.01}
+    rates = {
+        "toxic": 0.1,
+        "severe_toxic": 0.01,
+        "obscene": 0.05,
+        "threat": 0.003,
+        "insult": 0.05,
+        "identity_hate": 0.01,
+    }
     for label, rate in rates.items():
         frame[label] = (rng.random(n) < rate).astype(int)
     frame.loc[::50, "text"] = "the same spam text"  # 40 exact duplicates
@@ -224,7 +249,9 @@ def test_balancing_keeps_every_tagged_row_and_samples_clean_ones():
 def test_datamodule_balances_train_only_and_tokenizes_once(comments_csv, monkeypatch):
     calls = []
     real = tokenize_texts
-    monkeypatch.setattr("toxicity.data.datamodule.tokenize_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        "toxicity.data.datamodule.tokenize_texts", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     dm = ToxicCommentsDataModule(str(comments_csv), n_clean_train=5, val_fraction=0.25)
     dm.setup("fit")
     dm.setup("validate")
@@ -236,11 +263,14 @@ def test_datamodule_balances_train_only_and_tokenizes_once(comments_csv, monkeyp
     assert (~dm.frames["val"][list(LABELS)].any(axis=1)).sum() > 5 // 2
 
 
-@pytest.mark.parametrize(("rows", "val_fraction", "split", "counts"), [
-    ([("you idiot", 1), ("thanks", 0)], 0.1, "validation", "2 usable row(s) with 2 distinct text(s)"),
-    ([("the same spam", 0)] * 5, 0.3, "validation", "5 usable row(s) with 1 distinct text(s)"),
-    ([("only one", 0)], 0.9, "training", "1 usable row(s) with 1 distinct text(s)"),
-])
+@pytest.mark.parametrize(
+    ("rows", "val_fraction", "split", "counts"),
+    [
+        ([("you idiot", 1), ("thanks", 0)], 0.1, "validation", "2 usable row(s) with 2 distinct text(s)"),
+        ([("the same spam", 0)] * 5, 0.3, "validation", "5 usable row(s) with 1 distinct text(s)"),
+        ([("only one", 0)], 0.9, "training", "1 usable row(s) with 1 distinct text(s)"),
+    ],
+)
 def test_an_empty_split_is_a_clear_error(tmp_path, rows, val_fraction, split, counts):
     frame = make_comments(n_clean=len(rows), n_toxic=0)
     frame["comment_text"] = [text for text, _ in rows]
@@ -248,8 +278,11 @@ def test_an_empty_split_is_a_clear_error(tmp_path, rows, val_fraction, split, co
     frame.to_csv(tmp_path / "tiny.csv", index=False)
     dm = ToxicCommentsDataModule(str(tmp_path / "tiny.csv"), val_fraction=val_fraction)
     larger = "a larger" if split == "validation" else "a smaller"
-    with pytest.raises(DataError, match=rf"tiny.csv: the {split} split is empty: the table has {re.escape(counts)}"
-                                        rf".*more rows with distinct texts, or {larger} --data.val_fraction"):
+    with pytest.raises(
+        DataError,
+        match=rf"tiny.csv: the {split} split is empty: the table has {re.escape(counts)}"
+        rf".*more rows with distinct texts, or {larger} --data.val_fraction",
+    ):
         dm.setup("fit")
 
 
@@ -262,8 +295,12 @@ def test_tokenize_truncates_without_padding():
 
 def test_pad_to_longest_pads_per_batch():
     collate = PadToLongest(pad_token_id=0)
-    batch = collate([{"input_ids": [101, 5, 102], "index": 0, "labels": torch.zeros(6)},
-                     {"input_ids": [101, 102], "index": 1, "labels": torch.ones(6)}])
+    batch = collate(
+        [
+            {"input_ids": [101, 5, 102], "index": 0, "labels": torch.zeros(6)},
+            {"input_ids": [101, 102], "index": 1, "labels": torch.ones(6)},
+        ]
+    )
     assert batch["input_ids"].tolist() == [[101, 5, 102], [101, 102, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["labels"].shape == (2, 6)
@@ -280,9 +317,9 @@ def test_length_grouped_batches_hold_similar_lengths_and_cover_every_row(n_rows)
     sampler = LengthGroupedSampler(lengths, batch_size=32, seed=1)
     order = list(sampler)
     assert sorted(order) == list(range(len(lengths)))
-    batches = [np.array(order[i:i + 32]) for i in range(0, n_rows, 32)]
+    batches = [np.array(order[i : i + 32]) for i in range(0, n_rows, 32)]
     random_order = np.random.default_rng(2).permutation(n_rows)
-    random_batches = [random_order[i:i + 32] for i in range(0, n_rows, 32)]
+    random_batches = [random_order[i : i + 32] for i in range(0, n_rows, 32)]
     assert padding(lengths, batches) < 0.1 * padding(lengths, random_batches)
     assert list(sampler) != order  # a new order each epoch
     assert list(LengthGroupedSampler(lengths, 32, seed=1)) == order  # seeded
@@ -293,9 +330,9 @@ def test_length_groups_survive_ddp_sharding():
     order = np.array(list(LengthGroupedSampler(lengths, batch_size=32, seed=1, replicas=2)))
     for rank in range(2):  # what Lightning's DistributedSamplerWrapper gives each rank
         shard = order[rank::2]
-        batches = [shard[i:i + 32] for i in range(0, len(shard), 32)]
+        batches = [shard[i : i + 32] for i in range(0, len(shard), 32)]
         random_shard = np.random.default_rng(rank).permutation(shard)
-        random_batches = [random_shard[i:i + 32] for i in range(0, len(shard), 32)]
+        random_batches = [random_shard[i : i + 32] for i in range(0, len(shard), 32)]
         assert padding(lengths, batches) < 0.1 * padding(lengths, random_batches)
 
 
@@ -323,9 +360,13 @@ def write_tweeteval(folder, rows_per_split=12):
     """A TweetEval-style task folder: {split}_text.txt / {split}_labels.txt, one item per line."""
     folder.mkdir(parents=True)
     for split in ("train", "val", "test"):
-        texts = [f"{split} tweet {k} " + ("you idiot" if k % 3 == 0 else "nice day") for k in range(rows_per_split)]
+        texts = [
+            f"{split} tweet {k} " + ("you idiot" if k % 3 == 0 else "nice day") for k in range(rows_per_split)
+        ]
         (folder / f"{split}_text.txt").write_text("\n".join(texts) + "\n")
-        (folder / f"{split}_labels.txt").write_text("\n".join(str(int(k % 3 == 0)) for k in range(rows_per_split)) + "\n")
+        (folder / f"{split}_labels.txt").write_text(
+            "\n".join(str(int(k % 3 == 0)) for k in range(rows_per_split)) + "\n"
+        )
     return folder
 
 
@@ -333,8 +374,14 @@ def test_a_tweeteval_folder_gives_its_official_splits(tmp_path):
     folder = write_tweeteval(tmp_path / "tweeteval_offensive")
     datamodule = ToxicCommentsDataModule(str(folder), label_columns=["offensive"])
     datamodule.setup("fit")
-    assert {split: len(frame) for split, frame in datamodule.frames.items()} == {"train": 12, "val": 12, "test": 12}
-    assert datamodule.frames["val"]["text"].str.startswith("val tweet").all()  # the official val file, not a split
+    assert {split: len(frame) for split, frame in datamodule.frames.items()} == {
+        "train": 12,
+        "val": 12,
+        "test": 12,
+    }
+    assert (
+        datamodule.frames["val"]["text"].str.startswith("val tweet").all()
+    )  # the official val file, not a split
     assert datamodule.frames["train"]["offensive"].tolist() == [int(k % 3 == 0) for k in range(12)]
     with pytest.raises(DataError, match="one label per tweet"):
         ToxicCommentsDataModule(str(folder)).setup("fit")  # six Jigsaw tags for a one-label folder
@@ -352,36 +399,58 @@ def test_fit_on_a_tweeteval_folder_takes_the_task_as_its_tag(tmp_path):
 
 def test_an_explicit_validation_table(tmp_path, comments_csv):
     val = tmp_path / "val.csv"
-    make_comments(n_clean=5, n_toxic=5).assign(comment_text=lambda f: "held out " + f.comment_text).to_csv(val, index=False)
+    make_comments(n_clean=5, n_toxic=5).assign(comment_text=lambda f: "held out " + f.comment_text).to_csv(
+        val, index=False
+    )
     datamodule = ToxicCommentsDataModule(str(comments_csv), val_path=str(val))
     datamodule.setup("fit")
-    assert len(datamodule.frames["val"]) == 10 and datamodule.frames["val"]["text"].str.startswith("held out").all()
+    assert (
+        len(datamodule.frames["val"]) == 10
+        and datamodule.frames["val"]["text"].str.startswith("held out").all()
+    )
     assert len(datamodule.frames["train"]) == len(make_comments())  # all of the training table
 
 
 def test_tags_from_a_categorical_column(tmp_path):
     path = tmp_path / "davidson.csv"
-    pd.DataFrame({"tweet": [f"tweet {k}" for k in range(9)], "class": [0, 1, 2] * 3}).to_csv(path, index=False)
-    datamodule = ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate", "offensive"],
-                                         label_from="class:0=hate+offensive,1=offensive", val_fraction=0.34)
+    pd.DataFrame({"tweet": [f"tweet {k}" for k in range(9)], "class": [0, 1, 2] * 3}).to_csv(
+        path, index=False
+    )
+    datamodule = ToxicCommentsDataModule(
+        str(path),
+        text_column="tweet",
+        label_columns=["hate", "offensive"],
+        label_from="class:0=hate+offensive,1=offensive",
+        val_fraction=0.34,
+    )
     datamodule.setup("fit")
     rows = pd.concat([datamodule.frames["train"], datamodule.frames["val"]]).sort_values("text")
     expected = {0: (1, 1), 1: (0, 1), 2: (0, 0)}
     for text, hate, offensive in rows[["text", "hate", "offensive"]].itertuples(index=False):
         assert (hate, offensive) == expected[int(text.split()[1]) % 3]
     with pytest.raises(DataError, match=r"not tags: \['insult'\]"):
-        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate", "offensive"],
-                                label_from="class:0=insult").setup("fit")
+        ToxicCommentsDataModule(
+            str(path), text_column="tweet", label_columns=["hate", "offensive"], label_from="class:0=insult"
+        ).setup("fit")
     with pytest.raises(DataError, match="names column 'kind'"):
-        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate"],
-                                label_from="kind:0=hate").setup("fit")
+        ToxicCommentsDataModule(
+            str(path), text_column="tweet", label_columns=["hate"], label_from="kind:0=hate"
+        ).setup("fit")
 
 
 def test_fractional_tags_in_a_semicolon_separated_file(tmp_path):
     path = tmp_path / "ethos.csv"
-    path.write_text("comment;isHate\n" + "".join(f"comment number {k}, with a comma;{k / 10}\n" for k in range(11)))
-    datamodule = ToxicCommentsDataModule(str(path), text_column="comment", label_columns=["isHate"],
-                                         separator=";", binarise_at=0.5, val_fraction=0.3)
+    path.write_text(
+        "comment;isHate\n" + "".join(f"comment number {k}, with a comma;{k / 10}\n" for k in range(11))
+    )
+    datamodule = ToxicCommentsDataModule(
+        str(path),
+        text_column="comment",
+        label_columns=["isHate"],
+        separator=";",
+        binarise_at=0.5,
+        val_fraction=0.3,
+    )
     datamodule.setup("fit")
     rows = pd.concat([datamodule.frames["train"], datamodule.frames["val"]])
     assert sorted(rows["isHate"].tolist()) == [0] * 5 + [1] * 6  # 0.5 .. 1.0 are hateful
@@ -389,14 +458,22 @@ def test_fractional_tags_in_a_semicolon_separated_file(tmp_path):
 
 @needs_shared_data("davidson_hate_offensive")
 def test_the_real_public_datasets_read_with_one_setting_each():
-    davidson = ToxicCommentsDataModule(str(SHARED_DATA / "davidson_hate_offensive" / "labeled_data.csv.gz"),
-                                       text_column="tweet", label_columns=["hate", "offensive"],
-                                       label_from="class:0=hate+offensive,1=offensive")
+    davidson = ToxicCommentsDataModule(
+        str(SHARED_DATA / "davidson_hate_offensive" / "labeled_data.csv.gz"),
+        text_column="tweet",
+        label_columns=["hate", "offensive"],
+        label_from="class:0=hate+offensive,1=offensive",
+    )
     davidson.setup("fit")
     rows = pd.concat([davidson.frames["train"], davidson.frames["val"]])
     assert len(rows) == 24_783 and rows["hate"].sum() == 1_430 and rows["offensive"].sum() == 1_430 + 19_190
-    ethos = ToxicCommentsDataModule(str(SHARED_DATA / "ethos" / "Ethos_Dataset_Binary.csv.gz"), text_column="comment",
-                                    label_columns=["isHate"], separator=";", binarise_at=0.5)
+    ethos = ToxicCommentsDataModule(
+        str(SHARED_DATA / "ethos" / "Ethos_Dataset_Binary.csv.gz"),
+        text_column="comment",
+        label_columns=["isHate"],
+        separator=";",
+        binarise_at=0.5,
+    )
     ethos.setup("fit")
     assert pd.concat([ethos.frames["train"], ethos.frames["val"]])["isHate"].sum() == 433
     from toxicity.data.tables import read_tweeteval
@@ -406,15 +483,19 @@ def test_the_real_public_datasets_read_with_one_setting_each():
     tweets.setup("fit")
     lines = {split: read_tweeteval(folder, split)[0]["text"] for split in ("train", "val", "test")}
     assert {split: len(texts) for split, texts in lines.items()} == {"train": 9000, "val": 1000, "test": 2970}
-    non_blank = {split: int(texts.str.strip().ne("").sum()) for split, texts in lines.items()}  # blanks: dropped
+    non_blank = {
+        split: int(texts.str.strip().ne("").sum()) for split, texts in lines.items()
+    }  # blanks: dropped
     assert {split: len(frame) for split, frame in tweets.frames.items()} == non_blank
 
 
 def test_head_tail_truncation_keeps_the_start_and_the_end_of_a_long_comment():
     tokenizer = load_tokenizer("sentence-transformers/all-MiniLM-L6-v2")
     long_text = "thanks for the edit " + "and some more words " * 100 + "but you are an idiot"
-    head, head_tail = (tokenize_texts(tokenizer, [long_text, "short one"], 32, truncation)
-                       for truncation in ("head", "head_tail"))
+    head, head_tail = (
+        tokenize_texts(tokenizer, [long_text, "short one"], 32, truncation)
+        for truncation in ("head", "head_tail")
+    )
     assert len(head_tail[0]) == len(head[0]) == 32
     kept = tokenizer.decode(head_tail[0], skip_special_tokens=True)
     assert kept.startswith("thanks for the edit") and kept.endswith("but you are an idiot")
@@ -425,11 +506,12 @@ def test_head_tail_truncation_keeps_the_start_and_the_end_of_a_long_comment():
         tokenize_texts(tokenizer, ["x"], 32, "tail")
 
 
-
 # --------------------------------------------------------------------- tag rules and splits (issue 16)
 def class_table(tmp_path, classes, name="classes.csv"):
     path = tmp_path / name
-    pd.DataFrame({"tweet": [f"tweet {k}" for k in range(len(classes))], "class": classes}).to_csv(path, index=False)
+    pd.DataFrame({"tweet": [f"tweet {k}" for k in range(len(classes))], "class": classes}).to_csv(
+        path, index=False
+    )
     return path
 
 
@@ -441,32 +523,42 @@ def test_a_binarise_cut_outside_0_1_is_refused(tmp_path, cut):
 
 def test_label_from_values_compare_as_numbers(tmp_path):
     path = class_table(tmp_path, [0, 1, 2] * 4)
-    datamodule = ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate"],
-                                         label_from="class:0.0=hate", val_fraction=0.34)
+    datamodule = ToxicCommentsDataModule(
+        str(path), text_column="tweet", label_columns=["hate"], label_from="class:0.0=hate", val_fraction=0.34
+    )
     datamodule.setup("fit")
     rows = pd.concat(datamodule.frames.values())
     assert rows["hate"].sum() == 4  # the integer 0 matched 0.0
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("class:5=hate", r"value\(s\) \[5\] match no row of column 'class', whose values are \[0, 1, 2\]"),
-    ("class:zero=hate", r"\['zero'\] match no row"),
-    ("class:0=hate,0=offensive", r"each value once \(repeated: \['0'\]\)"),
-    ("class:0=hate,0.0=offensive", "two values are the same number"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("class:5=hate", r"value\(s\) \[5\] match no row of column 'class', whose values are \[0, 1, 2\]"),
+        ("class:zero=hate", r"\['zero'\] match no row"),
+        ("class:0=hate,0=offensive", r"each value once \(repeated: \['0'\]\)"),
+        ("class:0=hate,0.0=offensive", "two values are the same number"),
+    ],
+)
 def test_label_from_rules_that_match_no_row_or_repeat_a_value_are_refused(tmp_path, spec, message):
     path = class_table(tmp_path, [0, 1, 2] * 4)
     with pytest.raises(DataError, match=message):
-        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate", "offensive"],
-                                label_from=spec).setup("fit")
+        ToxicCommentsDataModule(
+            str(path), text_column="tweet", label_columns=["hate", "offensive"], label_from=spec
+        ).setup("fit")
 
 
 def test_a_blank_label_from_cell_names_its_row(tmp_path):
     path = class_table(tmp_path, [0, 1, None, 2, None, 1])
-    with pytest.raises(DataError, match=re.escape("column 'class' (--data.label_from) is empty at data row 3 "
-                                                  "(line 4) (2 empty cell(s) in all)")) as error:
-        ToxicCommentsDataModule(str(path), text_column="tweet", label_columns=["hate"],
-                                label_from="class:0=hate").setup("fit")
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "column 'class' (--data.label_from) is empty at data row 3 (line 4) (2 empty cell(s) in all)"
+        ),
+    ) as error:
+        ToxicCommentsDataModule(
+            str(path), text_column="tweet", label_columns=["hate"], label_from="class:0=hate"
+        ).setup("fit")
     assert str(path) in str(error.value)
 
 
@@ -484,11 +576,15 @@ def test_a_tag_without_positives_in_a_split_is_a_warning_naming_tag_and_split(tm
 def test_a_tweeteval_folder_missing_its_val_file_is_refused_by_name(tmp_path):
     folder = write_tweeteval(tmp_path / "tweeteval_offensive")
     (folder / "val_text.txt").unlink()
-    with pytest.raises(DataError, match=r"tweeteval_offensive: this TweetEval folder has no val_text.txt") as error:
+    with pytest.raises(
+        DataError, match=r"tweeteval_offensive: this TweetEval folder has no val_text.txt"
+    ) as error:
         ToxicCommentsDataModule(str(folder), label_columns=["offensive"]).setup("fit")
     assert "--data.val_path" in str(error.value)
     held_out = tmp_path / "val.csv"  # a validation table of one's own stands in for the missing files
-    pd.DataFrame({"comment_text": ["other tweet", "you idiot"], "offensive": [0, 1]}).to_csv(held_out, index=False)
+    pd.DataFrame({"comment_text": ["other tweet", "you idiot"], "offensive": [0, 1]}).to_csv(
+        held_out, index=False
+    )
     datamodule = ToxicCommentsDataModule(str(folder), label_columns=["offensive"], val_path=str(held_out))
     datamodule.setup("fit")
     assert len(datamodule.frames["val"]) == 2

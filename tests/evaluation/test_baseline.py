@@ -19,7 +19,9 @@ def test_the_baseline_learns_the_tags_it_is_given():
 
 
 def test_a_tag_with_one_class_gets_a_constant_score():
-    tagger = TfidfTagger(["a", "b"]).fit(["red fox", "fox jumps", "jumps red"], np.array([[0, 1], [1, 1], [0, 1]]))
+    tagger = TfidfTagger(["a", "b"]).fit(
+        ["red fox", "fox jumps", "jumps red"], np.array([[0, 1], [1, 1], [0, 1]])
+    )
     assert tagger.predict_proba(["red"])[0, 1] == 1.0
 
 
@@ -30,7 +32,12 @@ def test_the_cli_reports_on_the_rows_a_fit_would_test_on(tmp_path, comments_csv)
     assert results.rows == 20 and results.tags == list(LABELS)
     assert results.tuned.thresholds.label == "tuned on validation"
     assert results.speed["score_comments_per_s"] > 0
-    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["ranking"]["per_tag"]["toxic"]["roc_auc"] > 0.5
+    assert (
+        json.loads((tmp_path / "report" / "metrics.json").read_text())["ranking"]["per_tag"]["toxic"][
+            "roc_auc"
+        ]
+        > 0.5
+    )
     with pytest.raises(SystemExit):
         main(["--data", str(comments_csv), "--test-path", str(test), "--out", str(tmp_path / "report")])
 
@@ -39,7 +46,17 @@ def test_the_peer_is_scored_through_the_same_report(tmp_path, comments_csv):
     pytest.importorskip("profanity_check", reason="alt-profanity-check is an optional dependency (.[peer])")
     test = tmp_path / "test.csv"
     make_comments(n_clean=10, n_toxic=10).to_csv(test, index=False)
-    results = main(["--data", str(comments_csv), "--test-path", str(test), "--model", "peer",
-                    "--out", str(tmp_path / "peer")])
+    results = main(
+        [
+            "--data",
+            str(comments_csv),
+            "--test-path",
+            str(test),
+            "--model",
+            "peer",
+            "--out",
+            str(tmp_path / "peer"),
+        ]
+    )
     per_tag = results.ranking.per_tag
     assert results.checkpoint.startswith("alt-profanity-check") and per_tag["toxic"].roc_auc > 0.5

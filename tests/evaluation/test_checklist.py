@@ -33,8 +33,9 @@ def test_unseen_spellings_are_ones_the_augmentation_never_writes():
 
 def test_accuracy_per_capability_from_any_scorer():
     def keyword_scorer(texts):  # flags any sentence holding an insult word as written
-        return np.array([[float(any(w in text for w in ("idiot", "moron", "loser", "clown", "fool")))]
-                         for text in texts])
+        return np.array(
+            [[float(any(w in text for w in ("idiot", "moron", "loser", "clown", "fool")))] for text in texts]
+        )
 
     accuracy = capability_accuracy(keyword_scorer)
     assert accuracy["identity_neutral"]["accuracy"] == 1.0  # no insult words there

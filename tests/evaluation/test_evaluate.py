@@ -23,8 +23,15 @@ from toxicity.evaluation.runlog import read_scalars
 from toxicity.inference.scorer import ToxicityClassifier
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FIGURES = ["roc_curves", "precision_recall_curves", "tag_frequencies", "clean_vs_toxic", "token_lengths",
-           "reliability_diagram", "learning_rate"]
+FIGURES = [
+    "roc_curves",
+    "precision_recall_curves",
+    "tag_frequencies",
+    "clean_vs_toxic",
+    "token_lengths",
+    "reliability_diagram",
+    "learning_rate",
+]
 
 
 def kaggle_folder(folder, unscored=("c0", "c1", "c2", "c3", "c4")):
@@ -67,7 +74,9 @@ def test_tweeteval_folder_with_a_label_map(tmp_path):
     tweets = ["@user you are awful", "what a lovely day\u2028see you", "shut up idiot"]
     (folder / "test_text.txt.gz").write_bytes(gzip.compress(("\n".join(tweets) + "\n").encode()))
     (folder / "test_labels.txt.gz").write_bytes(gzip.compress(b"1\n0\n1\n"))
-    data = load_eval_set(EvalRequest(str(folder), "test", label_map={"label": "toxic"}), DataSettings(), LABELS)
+    data = load_eval_set(
+        EvalRequest(str(folder), "test", label_map={"label": "toxic"}), DataSettings(), LABELS
+    )
     assert data.tags == ["toxic"] and data.texts == tweets and data.labels[:, 0].tolist() == [1, 0, 1]
     with pytest.raises(DataError, match="no column is named after a tag.*--label-map label=toxic"):
         load_eval_set(EvalRequest(str(folder), "test"), DataSettings(), LABELS)
@@ -75,26 +84,42 @@ def test_tweeteval_folder_with_a_label_map(tmp_path):
 
 def test_fractional_tags_and_identities_are_binarised(tmp_path):
     path = tmp_path / "civil.csv"
-    pd.DataFrame({"comment_text": ["a", "b", "c", "d"], "target": [0.8, 0.5, 0.2, 0.0],
-                  "male": [1.0, np.nan, 0.4, 0.6], "female": [0.0, 0.5, np.nan, 0.0]}).to_csv(path, index=False)
-    data = load_eval_set(EvalRequest(str(path), "test", label_map={"target": "toxic"}), DataSettings(), LABELS)
+    pd.DataFrame(
+        {
+            "comment_text": ["a", "b", "c", "d"],
+            "target": [0.8, 0.5, 0.2, 0.0],
+            "male": [1.0, np.nan, 0.4, 0.6],
+            "female": [0.0, 0.5, np.nan, 0.0],
+        }
+    ).to_csv(path, index=False)
+    data = load_eval_set(
+        EvalRequest(str(path), "test", label_map={"target": "toxic"}), DataSettings(), LABELS
+    )
     assert data.tags == ["toxic"] and data.labels[:, 0].tolist() == [1, 1, 0, 0]
     assert data.identity_columns == ["male", "female"]
     assert data.frame["male"].tolist() == [1, 0, 0, 1] and data.frame["female"].tolist() == [0, 1, 0, 0]
 
 
-@pytest.mark.parametrize("request_args, message", [
-    ({"label_map": {"label": "rudeness"}}, r"'rudeness' is not a tag of this model; its tags are \['toxic'"),
-    ({"label_map": {"rating": "toxic"}}, r"column\(s\) \['rating'\], which the data does not have"),
-    ({"tags": ["insult"]}, r"no column for tag\(s\) \['insult'\].*--label-map COLUMN=TAG"),
-    ({"tags": ["rudeness"]}, r"--tags \['rudeness'\]: not tags of this model"),
-    ({"identity_columns": ["gender"]}, r"identity column\(s\) \['gender'\] are not in the data"),
-    ({"data": "no/such/file.csv"}, r"no/such/file.csv: --data is not there"),
-])
+@pytest.mark.parametrize(
+    "request_args, message",
+    [
+        (
+            {"label_map": {"label": "rudeness"}},
+            r"'rudeness' is not a tag of this model; its tags are \['toxic'",
+        ),
+        ({"label_map": {"rating": "toxic"}}, r"column\(s\) \['rating'\], which the data does not have"),
+        ({"tags": ["insult"]}, r"no column for tag\(s\) \['insult'\].*--label-map COLUMN=TAG"),
+        ({"tags": ["rudeness"]}, r"--tags \['rudeness'\]: not tags of this model"),
+        ({"identity_columns": ["gender"]}, r"identity column\(s\) \['gender'\] are not in the data"),
+        ({"data": "no/such/file.csv"}, r"no/such/file.csv: --data is not there"),
+    ],
+)
 def test_bad_requests_name_what_is_wrong(tmp_path, request_args, message):
     path = tmp_path / "tweets.csv"
     pd.DataFrame({"comment_text": ["a", "b"], "label": [0, 1]}).to_csv(path, index=False)
-    request = EvalRequest(**({"data": str(path), "split": "test", "label_map": {"label": "toxic"}} | request_args))
+    request = EvalRequest(
+        **({"data": str(path), "split": "test", "label_map": {"label": "toxic"}} | request_args)
+    )
     with pytest.raises(DataError, match=message):
         load_eval_set(request, DataSettings(), LABELS)
 
@@ -125,11 +150,15 @@ def test_figures_are_written_as_png_and_lr_scalars_are_read(tmp_path):
     assert list(schedule) == ["lr-AdamW/pg1"] and schedule["lr-AdamW/pg1"][0].tolist() == list(range(10))
     y_true = np.array([[1, 0], [0, 0], [1, 1], [0, 1], [0, 0]])
     y_prob = np.array([[0.9, 0.1], [0.2, 0.3], [0.7, 0.8], [0.4, 0.6], [0.1, 0.2]])
-    figures = [plots.roc_curves(y_true, y_prob, ["a", "b"]), plots.precision_recall_curves(y_true, y_prob, ["a", "b"]),
-               plots.tag_frequencies(y_true, ["a", "b"]), plots.clean_vs_toxic(y_true),
-               plots.token_lengths(np.array([5, 10, 200]), 128),
-               plots.reliability_diagram(y_true, y_prob, ["a", "b"], {"a": 0.1, "b": 0.2}),
-               plots.learning_rate_schedule(schedule)]
+    figures = [
+        plots.roc_curves(y_true, y_prob, ["a", "b"]),
+        plots.precision_recall_curves(y_true, y_prob, ["a", "b"]),
+        plots.tag_frequencies(y_true, ["a", "b"]),
+        plots.clean_vs_toxic(y_true),
+        plots.token_lengths(np.array([5, 10, 200]), 128),
+        plots.reliability_diagram(y_true, y_prob, ["a", "b"], {"a": 0.1, "b": 0.2}),
+        plots.learning_rate_schedule(schedule),
+    ]
     for number, figure in enumerate(figures):
         plots.save_png(figure, tmp_path / f"{number}.png")
         assert (tmp_path / f"{number}.png").read_bytes().startswith(PNG_MAGIC)
@@ -175,7 +204,9 @@ def test_val_report_saves_thresholds_and_refuses_to_overwrite(checkpoint, tmp_pa
     probs = probabilities(checkpoint, val.texts)
     assert metrics["rows"] == len(val.frame)
     for k, tag in enumerate(LABELS):
-        assert metrics["ranking"]["per_tag"][tag]["roc_auc"] == pytest.approx(roc_auc_score(val.labels[:, k], probs[:, k]))
+        assert metrics["ranking"]["per_tag"][tag]["roc_auc"] == pytest.approx(
+            roc_auc_score(val.labels[:, k], probs[:, k])
+        )
 
     events = EventAccumulator(str(tmp_path / "run")).Reload().Tags()
     assert "evaluate/comments-val/roc_curves" in events["images"]
@@ -185,7 +216,19 @@ def test_val_report_saves_thresholds_and_refuses_to_overwrite(checkpoint, tmp_pa
         main(["--ckpt", str(checkpoint), "--split", "val", "--out", str(out)])
     error = capsys.readouterr().err
     assert "report.md already exists" in error and "--overwrite" in error
-    main(["--ckpt", str(checkpoint), "--split", "val", "--out", str(out), "--overwrite", "--threshold-rule", "youden"])
+    main(
+        [
+            "--ckpt",
+            str(checkpoint),
+            "--split",
+            "val",
+            "--out",
+            str(out),
+            "--overwrite",
+            "--threshold-rule",
+            "youden",
+        ]
+    )
 
 
 def test_kaggle_test_report_applies_saved_thresholds(checkpoint, tmp_path):
@@ -196,8 +239,11 @@ def test_kaggle_test_report_applies_saved_thresholds(checkpoint, tmp_path):
     metrics, report = read_outputs(out)
     probs = probabilities(checkpoint, scored["comment_text"].tolist())
     labels = scored[list(LABELS)].to_numpy()
-    assert metrics["kaggle"] == {"score": pytest.approx(roc_auc_score(labels, probs, average="macro")),
-                                 "scored_rows": 15, "tags": 6}
+    assert metrics["kaggle"] == {
+        "score": pytest.approx(roc_auc_score(labels, probs, average="macro")),
+        "scored_rows": 15,
+        "tags": 6,
+    }
     assert "Kaggle score" in report and "on 15 scored rows" in report
     assert results.tuned.thresholds.thresholds == dict.fromkeys(LABELS, 0.3)
     for k, tag in enumerate(LABELS):
@@ -207,14 +253,36 @@ def test_kaggle_test_report_applies_saved_thresholds(checkpoint, tmp_path):
 
 def test_cross_dataset_scores_mapped_tags_only_with_bias_metrics(checkpoint, tmp_path):
     rows = make_comments(n_clean=12, n_toxic=12)
-    table = pd.DataFrame({"tweet": rows["comment_text"], "label": rows["toxic"], "rude": rows["insult"],
-                          "never": 0, "male": [k % 2 for k in range(len(rows))],
-                          "female": [0.7 if k % 3 == 0 else np.nan for k in range(len(rows))]})
+    table = pd.DataFrame(
+        {
+            "tweet": rows["comment_text"],
+            "label": rows["toxic"],
+            "rude": rows["insult"],
+            "never": 0,
+            "male": [k % 2 for k in range(len(rows))],
+            "female": [0.7 if k % 3 == 0 else np.nan for k in range(len(rows))],
+        }
+    )
     table.to_csv(tmp_path / "tweets.csv", index=False)
     out = tmp_path / "report-tweets"
-    results = main(["--ckpt", str(checkpoint), "--data", str(tmp_path / "tweets.csv"), "--split", "test",
-                    "--text-column", "tweet", "--label-map", "label=toxic", "rude=insult", "never=threat",
-                    "--out", str(out)])
+    results = main(
+        [
+            "--ckpt",
+            str(checkpoint),
+            "--data",
+            str(tmp_path / "tweets.csv"),
+            "--split",
+            "test",
+            "--text-column",
+            "tweet",
+            "--label-map",
+            "label=toxic",
+            "rude=insult",
+            "never=threat",
+            "--out",
+            str(out),
+        ]
+    )
     metrics, report = read_outputs(out)
     assert metrics["tags"] == ["toxic", "threat", "insult"]
     assert metrics["tags_left_out"] == ["severe_toxic", "obscene", "identity_hate"]
@@ -225,7 +293,8 @@ def test_cross_dataset_scores_mapped_tags_only_with_bias_metrics(checkpoint, tmp
     probs = probabilities(checkpoint, rows["comment_text"].tolist())
     insult = LABELS.index("insult")
     assert metrics["ranking"]["per_tag"]["insult"]["roc_auc"] == pytest.approx(
-        roc_auc_score(rows["insult"], probs[:, insult]))
+        roc_auc_score(rows["insult"], probs[:, insult])
+    )
     bias = metrics["bias"]
     assert bias["tag"] == "toxic" and set(bias["per_identity"]) == {"male", "female"}
     assert bias["per_identity"]["female"]["rows"] == 8
@@ -233,14 +302,43 @@ def test_cross_dataset_scores_mapped_tags_only_with_bias_metrics(checkpoint, tmp
     assert "Unintended bias" in report and results.tuned is not None  # tuned on the run's val split first
 
 
-@pytest.mark.parametrize("make_args, message", [
-    (lambda ckpt, tmp: ["--ckpt", str(tmp / "missing.ckpt")], "missing.ckpt: checkpoint not found"),
-    (lambda ckpt, tmp: ["--ckpt", str(tmp / "ckpt" / "not-a-checkpoint.ckpt")], "not a PyTorch checkpoint"),
-    (lambda ckpt, tmp: ["--ckpt", str(ckpt), "--data", str(tmp / "tweets.csv"), "--label-map", "label=rude"],
-     "'rude' is not a tag of this model"),
-    (lambda ckpt, tmp: ["--ckpt", str(ckpt), "--data", str(tmp / "tweets.csv"), "--split", "test",
-                        "--label-map", "label=toxic", "--tags", "toxic", "insult"], "no column for tag(s) ['insult']"),
-])
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda ckpt, tmp: ["--ckpt", str(tmp / "missing.ckpt")], "missing.ckpt: checkpoint not found"),
+        (
+            lambda ckpt, tmp: ["--ckpt", str(tmp / "ckpt" / "not-a-checkpoint.ckpt")],
+            "not a PyTorch checkpoint",
+        ),
+        (
+            lambda ckpt, tmp: [
+                "--ckpt",
+                str(ckpt),
+                "--data",
+                str(tmp / "tweets.csv"),
+                "--label-map",
+                "label=rude",
+            ],
+            "'rude' is not a tag of this model",
+        ),
+        (
+            lambda ckpt, tmp: [
+                "--ckpt",
+                str(ckpt),
+                "--data",
+                str(tmp / "tweets.csv"),
+                "--split",
+                "test",
+                "--label-map",
+                "label=toxic",
+                "--tags",
+                "toxic",
+                "insult",
+            ],
+            "no column for tag(s) ['insult']",
+        ),
+    ],
+)
 def test_bad_input_is_a_clear_error(checkpoint, tmp_path, capsys, make_args, message):
     (checkpoint.parent / "not-a-checkpoint.ckpt").write_text("hello")
     pd.DataFrame({"comment_text": ["a", "b"], "label": [0, 1]}).to_csv(tmp_path / "tweets.csv", index=False)
@@ -292,16 +390,36 @@ def test_compare_refuses_a_truncated_events_file_naming_it(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         compare_main([str(run), "--out", str(tmp_path / "out")])
     error = capsys.readouterr().err
-    assert exit_.value.code == 2 and str(events) in error and "truncated" in error and "Copy the run folder" in error
+    assert (
+        exit_.value.code == 2
+        and str(events) in error
+        and "truncated" in error
+        and "Copy the run folder" in error
+    )
 
 
-@pytest.mark.parametrize(("model", "named"), [
-    ({"class_path": "toxicity.models.text2text.TextToTextTagger", "init_args": {"architecture": "t5"}}, "from scratch"),
-    ({"class_path": "toxicity.models.text2text.TextToTextTagger", "init_args": {"architecture": "bert2bert"}}, "pretrained"),
-    ({"init_args": {"pretrained": False}}, "from scratch"),
-    ({"init_args": {"encoder_config": {"model_type": "bert"}}}, "from scratch"),  # a model given by its shape
-    ({"init_args": {"pooling": "mean"}}, "pretrained"),
-])
+@pytest.mark.parametrize(
+    ("model", "named"),
+    [
+        (
+            {"class_path": "toxicity.models.text2text.TextToTextTagger", "init_args": {"architecture": "t5"}},
+            "from scratch",
+        ),
+        (
+            {
+                "class_path": "toxicity.models.text2text.TextToTextTagger",
+                "init_args": {"architecture": "bert2bert"},
+            },
+            "pretrained",
+        ),
+        ({"init_args": {"pretrained": False}}, "from scratch"),
+        (
+            {"init_args": {"encoder_config": {"model_type": "bert"}}},
+            "from scratch",
+        ),  # a model given by its shape
+        ({"init_args": {"pooling": "mean"}}, "pretrained"),
+    ],
+)
 def test_compare_names_randomly_initialised_runs_from_scratch(tmp_path, model, named):
     from toxicity.evaluation.compare import describe
 

@@ -56,19 +56,24 @@ def test_ranking_matches_sklearn_and_marks_undefined_auc(fixture_arrays):
         row = report.per_tag[tag]
         assert row.roc_auc == pytest.approx(roc_auc_score(y_true[:, k], y_prob[:, k]))
         assert row.average_precision == pytest.approx(average_precision_score(y_true[:, k], y_prob[:, k]))
-        assert row.positives == y_true[:, k].sum() and row.true_prevalence == pytest.approx(y_true[:, k].mean())
+        assert row.positives == y_true[:, k].sum() and row.true_prevalence == pytest.approx(
+            y_true[:, k].mean()
+        )
     never = report.per_tag["never"]
     assert never.roc_auc is None and never.average_precision is None and never.positives == 0
     assert report.tags_with_defined_auc == 2
     assert report.roc_auc_macro == pytest.approx(roc_auc_score(y_true[:, :2], y_prob[:, :2], average="macro"))
     assert report.roc_auc_micro == pytest.approx(roc_auc_score(y_true, y_prob, average="micro"))
-    assert report.average_precision_micro == pytest.approx(average_precision_score(y_true, y_prob, average="micro"))
+    assert report.average_precision_micro == pytest.approx(
+        average_precision_score(y_true, y_prob, average="micro")
+    )
 
 
 def test_kaggle_score_is_sklearn_macro_auc_and_skips_one_class_tags(fixture_arrays):
     y_true, y_prob = fixture_arrays
     assert kaggle_score(y_true[:, :2], y_prob[:, :2]) == pytest.approx(
-        roc_auc_score(y_true[:, :2], y_prob[:, :2], average="macro"))
+        roc_auc_score(y_true[:, :2], y_prob[:, :2], average="macro")
+    )
     assert kaggle_score(y_true, y_prob) == pytest.approx(kaggle_score(y_true[:, :2], y_prob[:, :2]))
     assert kaggle_score(y_true[:, 2:], y_prob[:, 2:]) is None
 
@@ -113,7 +118,9 @@ def test_expected_calibration_error_by_hand():
     y_true = np.array([0, 0, 1, 1])
     y_prob = np.array([0.05, 0.15, 0.85, 0.95])  # four bins of one row: gaps 0.05, 0.15, 0.15, 0.05
     assert expected_calibration_error(y_true, y_prob, n_bins=10) == pytest.approx(0.1)
-    y_prob = np.array([0.1, 0.3, 0.7, 0.9])  # 2 bins: [0, .5) mean .2 with 0 positives, [.5, 1] mean .8 all positive
+    y_prob = np.array(
+        [0.1, 0.3, 0.7, 0.9]
+    )  # 2 bins: [0, .5) mean .2 with 0 positives, [.5, 1] mean .8 all positive
     assert expected_calibration_error(y_true, y_prob, n_bins=2) == pytest.approx(0.2)
 
 
@@ -155,7 +162,9 @@ def test_other_rules():
     assert tune_threshold(CRAFTED_LABELS, CRAFTED_PROBS, parse_rule("recall>=1")) == pytest.approx(0.35)
     # Youden's J = TPR - FPR: at 0.35 it is 1 - 1/3, the highest
     assert tune_threshold(CRAFTED_LABELS, CRAFTED_PROBS, parse_rule("youden")) == pytest.approx(0.35)
-    assert tune_threshold(np.zeros(6, dtype=int), CRAFTED_PROBS, parse_rule("f1")) == 0.5  # one class: default
+    assert (
+        tune_threshold(np.zeros(6, dtype=int), CRAFTED_PROBS, parse_rule("f1")) == 0.5
+    )  # one class: default
     with pytest.raises(ValueError, match="precision>=X"):
         parse_rule("accuracy")
     with pytest.raises(ValueError):
@@ -163,8 +172,17 @@ def test_other_rules():
 
 
 def test_thresholds_apply_with_greater_or_equal_and_round_trip_a_file(tmp_path):
-    thresholds = tune_thresholds(CRAFTED_LABELS[:, None], CRAFTED_PROBS[:, None], ["toxic"], ThresholdRule("f1"))
-    assert apply_thresholds(CRAFTED_PROBS[:, None], [thresholds["toxic"]])[:, 0].tolist() == [0, 0, 1, 1, 1, 1]
+    thresholds = tune_thresholds(
+        CRAFTED_LABELS[:, None], CRAFTED_PROBS[:, None], ["toxic"], ThresholdRule("f1")
+    )
+    assert apply_thresholds(CRAFTED_PROBS[:, None], [thresholds["toxic"]])[:, 0].tolist() == [
+        0,
+        0,
+        1,
+        1,
+        1,
+        1,
+    ]
     path = tmp_path / "best.thresholds.json"
     save_thresholds(path, thresholds)
     assert load_thresholds(path) == thresholds
@@ -187,25 +205,37 @@ def test_cross_fitting_decides_each_fold_with_thresholds_from_the_other_folds(fi
 # ------------------------------------------------------------------------------------------------- bias
 def test_bias_metrics_match_a_hand_computed_example():
     # rows 0-3 mention identity `one`, rows 4-7 identity `two`; labels and identities are fractions
-    labels = np.array([0.7, 1.0, 0.3, 0.0, 0.5, 0.66, 0.1, 0.0])      # -> 1 1 0 0 1 1 0 0
+    labels = np.array([0.7, 1.0, 0.3, 0.0, 0.5, 0.66, 0.1, 0.0])  # -> 1 1 0 0 1 1 0 0
     scores = np.array([0.9, 0.4, 0.6, 0.1, 0.8, 0.65, 0.7, 0.2])
-    one = np.array([0.6, 1.0, 0.5, 0.9, np.nan, 0.0, 0.2, 0.4])       # -> 1 1 1 1 0 0 0 0 (NaN: not mentioned)
-    two = np.array([0.0, 0.0, 0.1, 0.0, 1.0, 0.8, 0.5, 0.95])        # -> 0 0 0 0 1 1 1 1
+    one = np.array([0.6, 1.0, 0.5, 0.9, np.nan, 0.0, 0.2, 0.4])  # -> 1 1 1 1 0 0 0 0 (NaN: not mentioned)
+    two = np.array([0.0, 0.0, 0.1, 0.0, 1.0, 0.8, 0.5, 0.95])  # -> 0 0 0 0 1 1 1 1
     nobody = np.zeros(8)
     report = bias_report(labels, scores, {"one": one, "two": two, "nobody": nobody})
     # AUC = share of (positive, negative) pairs where the positive scores higher.
     # one: subgroup {.9,.4} vs {.6,.1}: 3/4; BPSN background pos {.8,.65} vs subgroup neg {.6,.1}: 4/4;
     #      BNSP subgroup pos {.9,.4} vs background neg {.7,.2}: 3/4
     # two: subgroup {.8,.65} vs {.7,.2}: 3/4; BPSN {.9,.4} vs {.7,.2}: 3/4; BNSP {.8,.65} vs {.6,.1}: 4/4
-    assert report["per_identity"]["one"] == {"rows": 4, "positives": 2, "subgroup_auc": 0.75, "bpsn_auc": 1.0,
-                                             "bnsp_auc": 0.75}
-    assert report["per_identity"]["two"] == {"rows": 4, "positives": 2, "subgroup_auc": 0.75, "bpsn_auc": 0.75,
-                                             "bnsp_auc": 1.0}
+    assert report["per_identity"]["one"] == {
+        "rows": 4,
+        "positives": 2,
+        "subgroup_auc": 0.75,
+        "bpsn_auc": 1.0,
+        "bnsp_auc": 0.75,
+    }
+    assert report["per_identity"]["two"] == {
+        "rows": 4,
+        "positives": 2,
+        "subgroup_auc": 0.75,
+        "bpsn_auc": 0.75,
+        "bnsp_auc": 1.0,
+    }
     assert "nobody" not in report["per_identity"]
     assert report["overall_auc"] == pytest.approx(13 / 16)  # pos {.9,.4,.8,.65} vs neg {.6,.1,.7,.2}
-    mixed = ((0.75 ** -5 + 1.0 ** -5) / 2) ** (-1 / 5)  # power mean, p = -5, of 0.75 and 1.0 (= 0.8256)
+    mixed = ((0.75**-5 + 1.0**-5) / 2) ** (-1 / 5)  # power mean, p = -5, of 0.75 and 1.0 (= 0.8256)
     assert mixed == pytest.approx(0.8256, abs=1e-4)
-    assert report["power_means"] == pytest.approx({"subgroup_auc": 0.75, "bpsn_auc": mixed, "bnsp_auc": mixed})
+    assert report["power_means"] == pytest.approx(
+        {"subgroup_auc": 0.75, "bpsn_auc": mixed, "bnsp_auc": mixed}
+    )
     assert report["final_score"] == pytest.approx(0.25 * 13 / 16 + 0.25 * (0.75 + mixed + mixed))
 
 
@@ -217,4 +247,4 @@ def test_undefined_subgroup_auc_is_none_and_left_out_of_the_power_mean():
     assert report["per_identity"]["g"]["subgroup_auc"] is None
     assert report["power_means"]["subgroup_auc"] is None and report["final_score"] is None
     assert power_mean([None, 0.5, 0.5]) == pytest.approx(0.5)
-    assert math.isclose(power_mean([1.0, 0.5]), ((1 + 0.5 ** -5) / 2) ** (-1 / 5))
+    assert math.isclose(power_mean([1.0, 0.5]), ((1 + 0.5**-5) / 2) ** (-1 / 5))

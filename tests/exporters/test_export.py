@@ -16,8 +16,14 @@ from toxicity.inference.onnx import OnnxToxicityClassifier
 from toxicity.inference.scorer import ToxicityClassifier
 from toxicity.predict import main as predict_main
 
-TEXTS = ["you idiot number 3, stop it stop it", "thanks for edit number 7 on the article", "",
-         "a much longer comment that keeps going " * 40, "ok", "I will find you"]
+TEXTS = [
+    "you idiot number 3, stop it stop it",
+    "thanks for edit number 7 on the article",
+    "",
+    "a much longer comment that keeps going " * 40,
+    "ok",
+    "I will find you",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,9 @@ def test_int8_scores_do_not_depend_on_the_batch(onnx_folder):
     np.testing.assert_allclose(int8.predict_proba(TEXTS), alone, atol=1e-6)
 
 
-def test_int8_has_its_own_thresholds_and_the_export_names_the_checkpoint_by_file(tiny_checkpoint, onnx_folder):
+def test_int8_has_its_own_thresholds_and_the_export_names_the_checkpoint_by_file(
+    tiny_checkpoint, onnx_folder
+):
     import hashlib
     import json
 
@@ -84,8 +92,9 @@ def test_an_int8_model_beyond_tolerance_is_refused_and_not_kept(tiny_checkpoint,
     assert (tmp_path / "model.onnx").is_file() and not (tmp_path / "model.int8.onnx").exists()
 
 
-def test_onnx_export_refuses_to_overwrite_and_reports_bad_inputs(tiny_checkpoint, onnx_folder, tmp_path,
-                                                                 capsys):
+def test_onnx_export_refuses_to_overwrite_and_reports_bad_inputs(
+    tiny_checkpoint, onnx_folder, tmp_path, capsys
+):
     with pytest.raises(FileExistsError, match="--overwrite"):
         export_onnx(tiny_checkpoint, onnx_folder)
     with pytest.raises(SystemExit, match="checkpoint not found"):
@@ -124,8 +133,18 @@ def test_api_cli_pipeline_and_onnx_agree(pooler_checkpoint, tmp_path):
     pd.DataFrame({"id": ids, "comment_text": TEXTS}).to_csv(source, index=False)
     api = ToxicityClassifier.from_checkpoint(pooler_checkpoint, device="cpu").predict(TEXTS).to_numpy()
 
-    predict_main(["--ckpt", str(pooler_checkpoint), "--input", str(source),
-                  "--output", str(tmp_path / "s.csv"), "--chunk-rows", "4"])
+    predict_main(
+        [
+            "--ckpt",
+            str(pooler_checkpoint),
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "s.csv"),
+            "--chunk-rows",
+            "4",
+        ]
+    )
     cli = pd.read_csv(tmp_path / "s.csv")
     assert cli["id"].tolist() == ids
     main(["--ckpt", str(pooler_checkpoint), "--format", "hf", "--out", str(tmp_path / "hf")])
@@ -142,8 +161,18 @@ def test_head_tail_truncation_travels_with_the_checkpoint_and_onnx_export(tmp_pa
 
     data = tmp_path / "comments.csv"
     make_comments().to_csv(data, index=False)
-    fit(fit_args(tmp_path, data, "--model.pooling", "pooler", "--data.truncation", "head_tail",
-                 "--trainer.max_epochs", "1"))
+    fit(
+        fit_args(
+            tmp_path,
+            data,
+            "--model.pooling",
+            "pooler",
+            "--data.truncation",
+            "head_tail",
+            "--trainer.max_epochs",
+            "1",
+        )
+    )
     ckpt = tmp_path / "checkpoints" / "best-checkpoint.ckpt"
     classifier = ToxicityClassifier.from_checkpoint(ckpt, device="cpu")
     assert classifier.truncation == "head_tail"
@@ -153,4 +182,3 @@ def test_head_tail_truncation_travels_with_the_checkpoint_and_onnx_export(tmp_pa
     np.testing.assert_allclose(onnx.predict_proba(TEXTS), classifier.predict_proba(TEXTS), atol=1e-4)
     with pytest.raises(ExportError, match="head_tail"):  # the transformers pipeline only keeps the head
         export_huggingface(ckpt, tmp_path / "hf")
-

@@ -22,8 +22,14 @@ from toxicity.inference.files import score_file
 from toxicity.inference.scorer import ToxicityClassifier
 from toxicity.predict import main
 
-TEXTS = ["you idiot number 3, stop it stop it", "thanks for edit number 7 on the article", "",
-         "a much longer comment that keeps going " * 40, "ok", "   "]
+TEXTS = [
+    "you idiot number 3, stop it stop it",
+    "thanks for edit number 7 on the article",
+    "",
+    "a much longer comment that keeps going " * 40,
+    "ok",
+    "   ",
+]
 PRED_COLUMNS = [f"{tag}_pred" for tag in LABELS]
 
 
@@ -37,8 +43,9 @@ def one_by_one(classifier: ToxicityClassifier, texts: list[str]) -> np.ndarray:
     rows = []
     with torch.inference_mode():
         for text in texts:
-            ids = classifier.tokenizer(text, truncation=True, max_length=classifier.max_length,
-                                       return_tensors="pt")
+            ids = classifier.tokenizer(
+                text, truncation=True, max_length=classifier.max_length, return_tensors="pt"
+            )
             rows.append(torch.sigmoid(classifier.model(ids["input_ids"], ids["attention_mask"]))[0].numpy())
     return np.stack(rows)
 
@@ -202,7 +209,9 @@ def test_a_failure_midway_leaves_no_partial_output(tiny_checkpoint, tmp_path, mo
         calls.append(len(texts))
         if len(calls) == 3:
             raise RuntimeError("killed")
-        return scoring.ScoredTexts(np.zeros((len(texts), len(LABELS)), dtype=np.float32), np.array([], int), None)
+        return scoring.ScoredTexts(
+            np.zeros((len(texts), len(LABELS)), dtype=np.float32), np.array([], int), None
+        )
 
     monkeypatch.setattr(ToxicityClassifier, "score", fail_on_third_chunk)
     with pytest.raises(RuntimeError, match="killed"):
@@ -214,16 +223,22 @@ def test_a_failure_midway_leaves_no_partial_output(tiny_checkpoint, tmp_path, mo
 
 def test_sigterm_leaves_no_output_and_a_full_run_prints_throughput(tiny_checkpoint, tmp_path):
     big = tmp_path / "big.csv"
-    pd.DataFrame({"id": range(200_000), "comment_text": [f"comment number {k}" for k in range(200_000)]}) \
-        .to_csv(big, index=False)
+    pd.DataFrame(
+        {"id": range(200_000), "comment_text": [f"comment number {k}" for k in range(200_000)]}
+    ).to_csv(big, index=False)
     output = tmp_path / "scores.csv"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "toxicity.predict",
-               *cli(tiny_checkpoint, big, output, "--chunk-rows", "500")]
+    command = [
+        sys.executable,
+        "-m",
+        "toxicity.predict",
+        *cli(tiny_checkpoint, big, output, "--chunk-rows", "500"),
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while not list(tmp_path.glob(".scores.csv.*.partial")) and process.poll() is None \
-            and time.time() < deadline:
+    while (
+        not list(tmp_path.glob(".scores.csv.*.partial")) and process.poll() is None and time.time() < deadline
+    ):
         time.sleep(0.05)
     time.sleep(0.5)  # mid-write
     process.send_signal(signal.SIGTERM)
@@ -232,8 +247,14 @@ def test_sigterm_leaves_no_output_and_a_full_run_prints_throughput(tiny_checkpoi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
 
     small, _ = scores_file(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "toxicity.predict", *cli(tiny_checkpoint, small, output)],
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "toxicity.predict", *cli(tiny_checkpoint, small, output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "comments/s" in done.stdout and output.is_file()
 
@@ -272,16 +293,22 @@ def test_a_series_keeps_its_index_so_scores_land_on_their_rows(classifier):
     assert classifier.predict(frame["text"], threshold=0.5).index.equals(frame.index)
 
 
-@pytest.mark.parametrize(("texts", "message"), [
-    ({"you idiot": 1}, "got a dict"),
-    (pd.DataFrame({"text": ["a"]}), "got a DataFrame"),
-    (b"you idiot", "got bytes"),
-    (["fine", b"raw bytes"], r"texts\[1\] is bytes"),
-    (["fine", "", None], r"texts\[2\] is NoneType \(a missing value\)"),
-    (["fine", float("nan")], r"texts\[1\] is float \(a missing value\)"),
-    (["fine", 3], r"texts\[1\] is int"),
-    (pd.Series(["a", None], index=[7, 9]), r"texts\[1\] \(index 9\) is (NoneType|float) \(a missing value\)"),
-])
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        ({"you idiot": 1}, "got a dict"),
+        (pd.DataFrame({"text": ["a"]}), "got a DataFrame"),
+        (b"you idiot", "got bytes"),
+        (["fine", b"raw bytes"], r"texts\[1\] is bytes"),
+        (["fine", "", None], r"texts\[2\] is NoneType \(a missing value\)"),
+        (["fine", float("nan")], r"texts\[1\] is float \(a missing value\)"),
+        (["fine", 3], r"texts\[1\] is int"),
+        (
+            pd.Series(["a", None], index=[7, 9]),
+            r"texts\[1\] \(index 9\) is (NoneType|float) \(a missing value\)",
+        ),
+    ],
+)
 def test_anything_but_texts_is_one_clear_error(classifier, texts, message):
     with pytest.raises(TypeError, match=message):
         classifier.predict(texts)
@@ -302,9 +329,15 @@ def test_a_threshold_that_is_not_a_probability_is_refused(classifier, threshold)
 
 def random_texts(rng, count: int) -> list:
     """Random bytes and random Unicode: emoji, zero-width and direction marks, controls, surrogates, long runs."""
-    pools = ["\U0001f600\U0001f4a9\U0001f921", "\u200b\u200c\u200d\ufeff", "\u202e\u202d\u061c\u200f",
-             "".join(map(chr, range(32))) + "\x7f\x85", "\ud800\udbff\udc00", "abc ĳ ß ﬁ 漢字 العربية",
-             "".join(map(chr, range(0x300, 0x370)))]
+    pools = [
+        "\U0001f600\U0001f4a9\U0001f921",
+        "\u200b\u200c\u200d\ufeff",
+        "\u202e\u202d\u061c\u200f",
+        "".join(map(chr, range(32))) + "\x7f\x85",
+        "\ud800\udbff\udc00",
+        "abc ĳ ß ﬁ 漢字 العربية",
+        "".join(map(chr, range(0x300, 0x370))),
+    ]
     texts = []
     for _ in range(count):
         kind = rng.randrange(4)
@@ -349,7 +382,9 @@ def fail_past(monkeypatch, owner, tokens: int = 20) -> None:
     monkeypatch.setattr(owner, "_probabilities", probabilities)
 
 
-def test_a_text_that_fails_gets_nan_and_its_batch_neighbours_their_own_scores(classifier, monkeypatch, caplog):
+def test_a_text_that_fails_gets_nan_and_its_batch_neighbours_their_own_scores(
+    classifier, monkeypatch, caplog
+):
     short = [f"you idiot number {k}" if k % 2 else f"thanks for edit {k}" for k in range(11)]
     texts = short[:5] + [LONG_TEXT] + short[5:]
     expected = classifier.predict_proba(short)
@@ -366,7 +401,9 @@ def test_a_text_that_fails_gets_nan_and_its_batch_neighbours_their_own_scores(cl
 
 
 def test_cli_writes_every_row_counts_the_unscored_and_exits_3(tiny_checkpoint, tmp_path, monkeypatch, capsys):
-    frame = pd.DataFrame({"id": [f"r{k}" for k in range(30)], "comment_text": [f"comment {k}" for k in range(30)]})
+    frame = pd.DataFrame(
+        {"id": [f"r{k}" for k in range(30)], "comment_text": [f"comment {k}" for k in range(30)]}
+    )
     frame.loc[17, "comment_text"] = LONG_TEXT
     source, output = tmp_path / "comments.csv", tmp_path / "scores.csv"
     frame.to_csv(source, index=False)

@@ -14,7 +14,11 @@ def batch(n=4, width=7):
     input_ids = torch.randint(1000, 2000, (n, width))
     attention_mask = torch.ones(n, width, dtype=torch.long)
     attention_mask[0, 3:] = 0
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": torch.randint(0, 2, (n, 6)).float()}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": torch.randint(0, 2, (n, 6)).float(),
+    }
 
 
 def test_one_logit_per_tag_for_any_label_set():
@@ -55,7 +59,8 @@ def test_loss_is_bce_with_logits_and_pos_weight():
     b = batch()
     logits = model(b["input_ids"], b["attention_mask"])
     expected = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, b["labels"], pos_weight=torch.tensor([1.0, 10.0, 1.0, 30.0, 1.0, 5.0]))
+        logits, b["labels"], pos_weight=torch.tensor([1.0, 10.0, 1.0, 30.0, 1.0, 5.0])
+    )
     assert torch.allclose(model.loss_fn(logits, b["labels"]), expected)
     with pytest.raises(ValueError, match="pos_weight has 2 values for 6 labels"):
         tiny(pos_weight=[1.0, 2.0])
@@ -121,16 +126,23 @@ def test_per_tag_f1_matches_scikit_learn_for_one_tag_or_many():
 
     generator = torch.Generator().manual_seed(0)
     for tags in (1, 6):
-        probs, target = torch.rand(40, tags, generator=generator), (torch.rand(40, tags, generator=generator) > 0.7)
+        probs, target = (
+            torch.rand(40, tags, generator=generator),
+            (torch.rand(40, tags, generator=generator) > 0.7),
+        )
         metric = PerTagF1(tags)
         metric.update(probs[:15], target[:15])
         metric.update(probs[15:], target[15:])
-        expected = [f1_score(target[:, k].numpy(), (probs[:, k] >= 0.5).numpy(), zero_division=0) for k in range(tags)]
+        expected = [
+            f1_score(target[:, k].numpy(), (probs[:, k] >= 0.5).numpy(), zero_division=0) for k in range(tags)
+        ]
         assert metric.compute().reshape(-1).numpy() == pytest.approx(expected, abs=1e-6)  # 1 tag: 0-d
 
 
 def test_a_max_length_beyond_the_encoders_positions_is_refused_naming_the_flag():
-    with pytest.raises(ValueError, match="max_length 1024 is more than the 512 positions.*--data.max_length 512 or less"):
+    with pytest.raises(
+        ValueError, match="max_length 1024 is more than the 512 positions.*--data.max_length 512 or less"
+    ):
         tiny(max_length=1024)
     tiny(max_length=512)
 

@@ -53,7 +53,11 @@ def test_target_token_ids_read_back_as_the_same_tags(pieces):
 def test_garbage_generations_decode_without_a_crash_and_are_counted(pieces):
     codec = pieces.codec
     decoded = codec.decode("toxic toxic banana not_toxic insult ☃")
-    assert decoded.row == [1, 0, 0, 0, 1, 0] and decoded.repeated == ["toxic"] and decoded.unknown == ["banana", "☃"]
+    assert (
+        decoded.row == [1, 0, 0, 0, 1, 0]
+        and decoded.repeated == ["toxic"]
+        and decoded.unknown == ["banana", "☃"]
+    )
     assert codec.decode("").row == [0] * 6
     rng = random.Random(0)
     vocabulary = len(pieces.tokenizer)
@@ -104,10 +108,21 @@ def test_its_evaluation_report_thresholds_and_file_scoring(tiny_text2text_checkp
     classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
     assert set(classifier.thresholds) == set(LABELS)  # tuned on validation by the report above
     comments = tmp_path / "comments.csv"
-    pd.DataFrame({"id": ["a", "b"], "comment_text": ["you idiot number 3", "thanks for edit number 7"]}).to_csv(
-        comments, index=False)
-    predict_main(["--ckpt", str(checkpoint), "--input", str(comments), "--output", str(tmp_path / "scores.csv"),
-                  "--threshold", "tuned"])
+    pd.DataFrame(
+        {"id": ["a", "b"], "comment_text": ["you idiot number 3", "thanks for edit number 7"]}
+    ).to_csv(comments, index=False)
+    predict_main(
+        [
+            "--ckpt",
+            str(checkpoint),
+            "--input",
+            str(comments),
+            "--output",
+            str(tmp_path / "scores.csv"),
+            "--threshold",
+            "tuned",
+        ]
+    )
     scores = pd.read_csv(tmp_path / "scores.csv")
     expected = classifier.predict(["you idiot number 3", "thanks for edit number 7"], threshold="tuned")
     assert scores[[f"{tag}_pred" for tag in LABELS]].to_numpy().tolist() == expected.to_numpy().tolist()
@@ -154,13 +169,23 @@ POSITIONS = 64  # a tiny BERT2BERT with 64 positions: what 512 is to the real en
 def tiny_bert2bert():
     from transformers import BertConfig, EncoderDecoderConfig
 
-    shape = {"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "intermediate_size": 32, "max_position_embeddings": POSITIONS}
+    shape = {
+        "vocab_size": 30522,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "max_position_embeddings": POSITIONS,
+    }
     config = EncoderDecoderConfig.from_encoder_decoder_configs(
-        BertConfig(**shape), BertConfig(**shape, is_decoder=True, add_cross_attention=True))
+        BertConfig(**shape), BertConfig(**shape, is_decoder=True, add_cross_attention=True)
+    )
 
     def build(max_length=POSITIONS, **kwargs):
-        return TextToTextTagger(model_config=config.to_dict(), max_length=max_length, max_target_length=4, **kwargs)
+        return TextToTextTagger(
+            model_config=config.to_dict(), max_length=max_length, max_target_length=4, **kwargs
+        )
+
     return build
 
 
@@ -177,17 +202,24 @@ def test_the_prefixed_input_is_the_comment_cut_shorter_by_the_prefix(tiny_bert2b
     prefix = model.prefix_ids.tolist()
     texts = ["start " + " ".join(f"w{k}" for k in range(300)) + " end", "short one"]
     ids = tokenize_texts(model.tokenizer, texts, POSITIONS, truncation)
-    batch = PadToLongest(model.tokenizer.pad_token_id)([{"input_ids": row, "index": k} for k, row in enumerate(ids)])
+    batch = PadToLongest(model.tokenizer.pad_token_id)(
+        [{"input_ids": row, "index": k} for k, row in enumerate(ids)]
+    )
     prefixed, mask = model.with_prefix(batch["input_ids"], batch["attention_mask"])
-    expected = [row[:1] + prefix + row[1:] for row in tokenize_texts(model.tokenizer, texts, POSITIONS - len(prefix),
-                                                                     truncation)]
+    expected = [
+        row[:1] + prefix + row[1:]
+        for row in tokenize_texts(model.tokenizer, texts, POSITIONS - len(prefix), truncation)
+    ]
     assert prefixed.shape[1] == POSITIONS
     assert [row[:length].tolist() for row, length in zip(prefixed, mask.sum(1).tolist())] == expected
 
 
 def test_a_max_length_beyond_the_encoders_positions_is_refused(tiny_bert2bert):
-    with pytest.raises(ValueError, match=f"max_length {POSITIONS + 1} is more than the {POSITIONS} positions.*"
-                                         f"--data.max_length {POSITIONS} or less"):
+    with pytest.raises(
+        ValueError,
+        match=f"max_length {POSITIONS + 1} is more than the {POSITIONS} positions.*"
+        f"--data.max_length {POSITIONS} or less",
+    ):
         tiny_bert2bert(max_length=POSITIONS + 1)
     with pytest.raises(ValueError, match="leaves no room for the comment"):
         tiny_bert2bert(max_length=4)

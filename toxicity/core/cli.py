@@ -43,8 +43,11 @@ def setup_logging(level: int = logging.WARNING) -> None:
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event-file reader is chatty at INFO
 
 
-def run_tool(work: Callable[[], Result], level: int = logging.WARNING,
-             errors: tuple[type[BaseException], ...] = USER_ERRORS) -> Result:
+def run_tool(
+    work: Callable[[], Result],
+    level: int = logging.WARNING,
+    errors: tuple[type[BaseException], ...] = USER_ERRORS,
+) -> Result:
     """Runs a tool's work; a user error becomes one line on stderr and exit status 2, not a traceback."""
     setup_logging(level)
     try:
@@ -55,6 +58,7 @@ def run_tool(work: Callable[[], Result], level: int = logging.WARNING,
 
 def exit_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so `finally` blocks run (partial outputs are removed)."""
+
     def handler(signum, frame):
         raise SystemExit(128 + signum)
 

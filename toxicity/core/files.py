@@ -28,7 +28,9 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".partial", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}-", suffix=".partial", dir=path.parent
+    )
     os.close(handle)
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
     try:
@@ -57,7 +59,12 @@ def remove_stale_partials(path: str | Path) -> int:
                 candidate.unlink()
                 removed += 1
     if removed:
-        log.warning("Removed %d stale partial file(s) of %s left by killed runs in %s.", removed, path.name, path.parent)
+        log.warning(
+            "Removed %d stale partial file(s) of %s left by killed runs in %s.",
+            removed,
+            path.name,
+            path.parent,
+        )
     return removed
 
 

@@ -57,14 +57,14 @@ def misspell(word: str, rng: np.random.Generator) -> str:
         if not vowels:
             return word
         i = int(rng.choice(vowels))
-        return word[:i] + "*" + word[i + 1:]
+        return word[:i] + "*" + word[i + 1 :]
 
     ways = [
         lambda: rng.choice([" ", ".", "-"]).item().join(word),
         lambda: "".join(LEET.get(c.lower(), c) if rng.random() < 0.7 else c for c in word),
-        lambda: word[:inner] + word[inner + 1:],
-        lambda: word[:inner] + word[inner + 1] + word[inner] + word[inner + 2:],
-        lambda: word[:inner] + word[inner] * int(rng.integers(2, 5)) + word[inner + 1:],
+        lambda: word[:inner] + word[inner + 1 :],
+        lambda: word[:inner] + word[inner + 1] + word[inner] + word[inner + 2 :],
+        lambda: word[:inner] + word[inner] * int(rng.integers(2, 5)) + word[inner + 1 :],
         mask_a_vowel,
     ]
     for way in rng.permutation(len(ways)):
@@ -74,14 +74,18 @@ def misspell(word: str, rng: np.random.Generator) -> str:
     return " ".join(word)
 
 
-def obfuscated_copies(frame: pd.DataFrame, label_columns: Sequence[str], share: float, seed: int) -> pd.DataFrame:
+def obfuscated_copies(
+    frame: pd.DataFrame, label_columns: Sequence[str], share: float, seed: int
+) -> pd.DataFrame:
     """Copies (same tags) of a seeded `share` of the tagged rows, each with its most indicative word
     misspelled wherever it occurs; rows without an indicative word are skipped and counted in the log."""
     tagged = frame[list(label_columns)].to_numpy().max(axis=1) > 0
     scores = indicative_words(frame["text"].tolist(), tagged)
     rng = np.random.default_rng(seed)
     candidates = np.flatnonzero(tagged)
-    chosen = rng.choice(candidates, size=round(share * len(candidates)), replace=False) if len(candidates) else []
+    chosen = (
+        rng.choice(candidates, size=round(share * len(candidates)), replace=False) if len(candidates) else []
+    )
     copies, skipped = [], 0
     for index in sorted(chosen):
         row = frame.iloc[index]
@@ -94,6 +98,10 @@ def obfuscated_copies(frame: pd.DataFrame, label_columns: Sequence[str], share: 
         copy = row.copy()
         copy["text"] = pattern.sub(lambda match: misspell(match.group(0), rng), row["text"])
         copies.append(copy)
-    log.info("Obfuscated copies: %d of %d tagged training rows (%d skipped: no indicative word)",
-             len(copies), len(candidates), skipped)
+    log.info(
+        "Obfuscated copies: %d of %d tagged training rows (%d skipped: no indicative word)",
+        len(copies),
+        len(candidates),
+        skipped,
+    )
     return pd.DataFrame(copies, columns=frame.columns)

@@ -44,10 +44,13 @@ class PadToLongest:
         attention_mask = torch.zeros((len(items), width), dtype=torch.long)
         for row, item in enumerate(items):
             ids = item["input_ids"]
-            input_ids[row, :len(ids)] = torch.as_tensor(ids)
-            attention_mask[row, :len(ids)] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask,
-                 "index": torch.tensor([item["index"] for item in items])}
+            input_ids[row, : len(ids)] = torch.as_tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "index": torch.tensor([item["index"] for item in items]),
+        }
         if "labels" in items[0]:
             batch["labels"] = torch.stack([item["labels"] for item in items])
         return batch
@@ -63,8 +66,9 @@ class LengthGroupedSampler(Sampler[int]):
     grouped `replicas` at a time: each rank's batch then comes from one group too.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, mega_batches: int = 50,
-                 replicas: int = 1):
+    def __init__(
+        self, lengths: np.ndarray, batch_size: int, seed: int = 0, mega_batches: int = 50, replicas: int = 1
+    ):
         self.lengths, self.seed, self.mega_batches = lengths, seed, mega_batches
         self.group_size = batch_size * replicas
         self.epoch = 0
@@ -77,14 +81,16 @@ class LengthGroupedSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1  # next epoch differs even where Lightning does not call set_epoch (inside DDP's wrapper)
+        self.epoch += (
+            1  # next epoch differs even where Lightning does not call set_epoch (inside DDP's wrapper)
+        )
         order = rng.permutation(len(self.lengths))
         mega = self.group_size * self.mega_batches
         groups = []
         for start in range(0, len(order), mega):
-            chunk = order[start:start + mega]
+            chunk = order[start : start + mega]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
-            groups.extend(chunk[i:i + self.group_size] for i in range(0, len(chunk), self.group_size))
+            groups.extend(chunk[i : i + self.group_size] for i in range(0, len(chunk), self.group_size))
         short = [groups.pop()] if len(groups[-1]) < self.group_size else []
         for group_number in rng.permutation(len(groups)):
             yield from groups[group_number].tolist()

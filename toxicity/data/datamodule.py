@@ -91,7 +91,9 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         if not 0 <= obfuscate_share <= 1:
-            raise ValueError(f"obfuscate_share is a share of the tagged training rows, from 0 to 1; got {obfuscate_share}.")
+            raise ValueError(
+                f"obfuscate_share is a share of the tagged training rows, from 0 to 1; got {obfuscate_share}."
+            )
         check_binarise_at(binarise_at)  # here, so a bad cut stops the run before a run folder is made
         self.save_hyperparameters()
         self.datasets: dict[str, TokenizedComments] = {}
@@ -109,8 +111,15 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         if self.frames:  # read and split once per run, whatever the stage
             return
         hp = self.hparams
-        splits = load_splits(hp.data_path, hp.text_column, hp.label_columns, hp.test_path, hp.val_path,
-                             TagRule(hp.label_from, hp.binarise_at), hp.separator)
+        splits = load_splits(
+            hp.data_path,
+            hp.text_column,
+            hp.label_columns,
+            hp.test_path,
+            hp.val_path,
+            TagRule(hp.label_from, hp.binarise_at),
+            hp.separator,
+        )
         if "val" in splits:  # given (val_path, or TweetEval's official val files): no split of train
             train, val = splits["train"], splits["val"]
         else:
@@ -130,8 +139,10 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         """The split's token ids: tokenized on first use, then kept for the rest of the run (every epoch)."""
         if split not in self.datasets:
             if split not in self.frames:
-                raise DataError(f"{self.hparams.data_path}: there is no {split} split (a test split needs "
-                                "Kaggle's test.csv + test_labels.csv, or --data.test_path).")
+                raise DataError(
+                    f"{self.hparams.data_path}: there is no {split} split (a test split needs "
+                    "Kaggle's test.csv + test_labels.csv, or --data.test_path)."
+                )
             frame, hp = self.frames[split], self.hparams
             ids = tokenize_texts(self.tokenizer, frame["text"].tolist(), hp.max_length, hp.truncation)
             self.datasets[split] = TokenizedComments(ids, frame[list(hp.label_columns)].to_numpy())
@@ -150,9 +161,17 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
             sampler = torch.utils.data.RandomSampler(dataset)
         else:
             sampler = SortedByLengthSampler(dataset.lengths)
-        collate = PadToLongest(self.tokenizer.pad_token_id or 0, hp.max_length if hp.pad_to_max_length else None)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
-                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0)
+        collate = PadToLongest(
+            self.tokenizer.pad_token_id or 0, hp.max_length if hp.pad_to_max_length else None
+        )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

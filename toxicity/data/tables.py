@@ -40,16 +40,28 @@ def read_table(source: TableSource | str | Path) -> pd.DataFrame:
     if not isinstance(source, TableSource):
         source = TableSource(Path(source))
     if not source.path.is_file():
-        raise DataError(f"{source}: file not found. Check the path (a folder with train.csv, a .zip, or a table).")
+        raise DataError(
+            f"{source}: file not found. Check the path (a folder with train.csv, a .zip, or a table)."
+        )
     try:
         frame = _read(source)
     except _DAMAGED as error:
         raise _damaged(source, error) from error
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as error:
-        raise DataError(f"{source}: cannot be read as a table ({_one_line(error)}). Give a CSV, TSV or Parquet file."
-                        f"{separator_hint(_header(source))}") from error
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        OSError,
+        ValueError,
+    ) as error:
+        raise DataError(
+            f"{source}: cannot be read as a table ({_one_line(error)}). Give a CSV, TSV or Parquet file."
+            f"{separator_hint(_header(source))}"
+        ) from error
     if frame.empty:
-        raise DataError(f"{source}: the file has no rows. Give a file with a header and at least one comment.")
+        raise DataError(
+            f"{source}: the file has no rows. Give a file with a header and at least one comment."
+        )
     return frame
 
 
@@ -61,8 +73,10 @@ _DAMAGED = (zlib.error, zipfile.BadZipFile, gzip.BadGzipFile, EOFError)
 def _damaged(source: TableSource, error: Exception) -> DataError:
     """The archive or compressed file is broken, not the table in it: the fix is a fresh copy, not an edit."""
     where = f"{source.path}: member '{source.member}' of the archive" if source.member else f"{source.path}"
-    return DataError(f"{where} is damaged ({type(error).__name__}: {_one_line(error)}). Download or copy it again "
-                     "(or unpack it elsewhere and give the unpacked table or folder).")
+    return DataError(
+        f"{where} is damaged ({type(error).__name__}: {_one_line(error)}). Download or copy it again "
+        "(or unpack it elsewhere and give the unpacked table or folder)."
+    )
 
 
 def _one_line(error: Exception) -> str:
@@ -92,8 +106,10 @@ def separator_hint(columns: Sequence[object]) -> str:
     Separators are not guessed: a comment may hold ';', so a guess could silently shift columns.
     """
     if len(columns) == 1 and ";" in str(columns[0]):
-        return (" This looks semicolon-separated (the header is one column holding ';'); save the file with "
-                "',' separators, as a .tsv, or as .parquet.")
+        return (
+            " This looks semicolon-separated (the header is one column holding ';'); save the file with "
+            "',' separators, as a .tsv, or as .parquet."
+        )
     return ""
 
 
@@ -105,20 +121,25 @@ def table_format(name: str) -> str:
     return "parquet" if name.endswith(".parquet") else "tsv" if name.endswith(".tsv") else "csv"
 
 
-def _read_handle(handle, name: str, compression: str | None, nrows: int | None = None,
-                 separator: str | None = None) -> pd.DataFrame:
+def _read_handle(
+    handle, name: str, compression: str | None, nrows: int | None = None, separator: str | None = None
+) -> pd.DataFrame:
     kind = table_format(name)
     if kind == "parquet":
         return pd.read_parquet(handle)
     sep = separator or ("\t" if kind == "tsv" else ",")
-    return pd.read_csv(handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""],
-                       nrows=nrows)
+    return pd.read_csv(
+        handle, sep=sep, compression=compression, keep_default_na=False, na_values=[""], nrows=nrows
+    )
 
 
 def is_table_file(path: str | Path) -> bool:
     name = Path(path).name.lower()
-    return Path(path).is_file() and any(ext in name for ext in (".csv", ".tsv", ".parquet")) \
+    return (
+        Path(path).is_file()
+        and any(ext in name for ext in (".csv", ".tsv", ".parquet"))
         and not (name.endswith(".zip") and _is_competition_zip(Path(path)))
+    )
 
 
 def _is_competition_zip(path: Path) -> bool:
@@ -126,7 +147,6 @@ def _is_competition_zip(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return any(member.startswith("train.csv") for member in archive.namelist())
-
 
 
 def table_columns(path: Path) -> list[str]:
@@ -138,10 +158,13 @@ def table_columns(path: Path) -> list[str]:
             import pyarrow.parquet as pq
 
             return pq.ParquetFile(path).schema_arrow.names
-        return pd.read_csv(path, sep="\t" if table_format(path.name) == "tsv" else ",", nrows=0).columns.tolist()
+        return pd.read_csv(
+            path, sep="\t" if table_format(path.name) == "tsv" else ",", nrows=0
+        ).columns.tolist()
     except Exception as error:  # pandas and pyarrow raise many kinds for a file that is not a table
-        raise DataError(f"{path}: cannot be read as a table ({error}). "
-                        "Give a CSV, TSV or Parquet file.") from error
+        raise DataError(
+            f"{path}: cannot be read as a table ({error}). Give a CSV, TSV or Parquet file."
+        ) from error
 
 
 def check_columns(path: Path, text_column: str, id_column: str | None) -> str | None:
@@ -150,8 +173,10 @@ def check_columns(path: Path, text_column: str, id_column: str | None) -> str | 
     id_column = id_column or ("id" if "id" in columns else None)
     missing = [c for c in (text_column, id_column) if c is not None and c not in columns]
     if missing:
-        raise DataError(f"{path}: no column(s) {missing}; it has {columns}. "
-                        "Name the text column with --text-column (and the id column with --id-column).")
+        raise DataError(
+            f"{path}: no column(s) {missing}; it has {columns}. "
+            "Name the text column with --text-column (and the id column with --id-column)."
+        )
     return id_column
 
 
@@ -163,8 +188,15 @@ def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.D
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
             yield batch.to_pandas()
         return
-    yield from pd.read_csv(path, sep="\t" if table_format(path.name) == "tsv" else ",", usecols=columns,
-                           dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows)
+    yield from pd.read_csv(
+        path,
+        sep="\t" if table_format(path.name) == "tsv" else ",",
+        usecols=columns,
+        dtype=str,
+        keep_default_na=False,
+        na_values=[""],
+        chunksize=chunk_rows,
+    )
 
 
 # ------------------------------------------------------------------------------------- TweetEval folders
@@ -191,8 +223,9 @@ def tweeteval_files(folder: Path, split: str) -> tuple[Path, Path] | None:
 
 def is_tweeteval_folder(folder: Path) -> bool:
     """A folder holding any TweetEval split file: it claims to be a task folder, so it is read as one."""
-    return folder.is_dir() and any(tweeteval_file(folder, split, kind) for split in TWEETEVAL_SPLITS
-                                   for kind in TWEETEVAL_KINDS)
+    return folder.is_dir() and any(
+        tweeteval_file(folder, split, kind) for split in TWEETEVAL_SPLITS for kind in TWEETEVAL_KINDS
+    )
 
 
 def require_tweeteval_split(folder: Path, split: str) -> tuple[Path, Path]:
@@ -201,11 +234,16 @@ def require_tweeteval_split(folder: Path, split: str) -> tuple[Path, Path]:
     missing = [f"{split}_{kind}.txt" for kind, path in files.items() if path is None]
     if missing:
         held = sorted(path.name for path in folder.iterdir() if path.is_file())
-        raise DataError(f"{folder}: this TweetEval folder has no {' and no '.join(missing)} (or .gz); it holds "
-                        f"{held}. Copy the task's complete folder (train, val and test text and labels files) "
-                        "from cardiffnlp/tweeteval" + ("." if split == "train" else
-                                                      f", or give the {split} rows as a labelled table "
-                                                      f"(fit: --data.{split}_path)."))
+        raise DataError(
+            f"{folder}: this TweetEval folder has no {' and no '.join(missing)} (or .gz); it holds "
+            f"{held}. Copy the task's complete folder (train, val and test text and labels files) "
+            "from cardiffnlp/tweeteval"
+            + (
+                "."
+                if split == "train"
+                else f", or give the {split} rows as a labelled table (fit: --data.{split}_path)."
+            )
+        )
     return files["text"], files["labels"]
 
 
@@ -230,8 +268,10 @@ def read_tweeteval(folder: Path, split: str) -> tuple[pd.DataFrame, str]:
     text_file, labels_file = require_tweeteval_split(folder, split)
     texts, labels = read_lines(text_file), read_lines(labels_file)
     if len(texts) != len(labels):
-        raise DataError(f"{text_file} has {len(texts)} lines but {labels_file} has {len(labels)}; "
-                        "they must line up one item per line.")
+        raise DataError(
+            f"{text_file} has {len(texts)} lines but {labels_file} has {len(labels)}; "
+            "they must line up one item per line."
+        )
     try:
         values = [int(label) for label in labels]
     except ValueError as error:

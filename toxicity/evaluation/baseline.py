@@ -48,12 +48,31 @@ class TfidfTagger:
 
     def __init__(self, tags: Sequence[str], max_features: int = 200_000, c: float = 4.0, seed: int = 42):
         self.tags, self.thresholds = list(tags), None
-        self.features = FeatureUnion([
-            ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=max_features,
-                                      strip_accents="unicode")),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1,
-                                      max_features=max_features, strip_accents="unicode")),
-        ])
+        self.features = FeatureUnion(
+            [
+                (
+                    "words",
+                    TfidfVectorizer(
+                        ngram_range=(1, 2),
+                        sublinear_tf=True,
+                        min_df=1,
+                        max_features=max_features,
+                        strip_accents="unicode",
+                    ),
+                ),
+                (
+                    "chars",
+                    TfidfVectorizer(
+                        analyzer="char_wb",
+                        ngram_range=(2, 5),
+                        sublinear_tf=True,
+                        min_df=1,
+                        max_features=max_features,
+                        strip_accents="unicode",
+                    ),
+                ),
+            ]
+        )
         self.c, self.seed = c, seed
         self.models: list[LogisticRegression | float] = []
 
@@ -65,14 +84,18 @@ class TfidfTagger:
             if column.min() == column.max():
                 self.models.append(float(column[0]))
                 continue
-            model = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000, random_state=self.seed)
+            model = LogisticRegression(
+                C=self.c, class_weight="balanced", max_iter=2000, random_state=self.seed
+            )
             self.models.append(model.fit(matrix, column))
         return self
 
     def predict_proba(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
         matrix = self.features.transform(list(texts))
-        columns = [np.full(matrix.shape[0], model) if isinstance(model, float) else model.predict_proba(matrix)[:, 1]
-                   for model in self.models]
+        columns = [
+            np.full(matrix.shape[0], model) if isinstance(model, float) else model.predict_proba(matrix)[:, 1]
+            for model in self.models
+        ]
         return np.stack(columns, axis=1).astype(np.float32)
 
 
@@ -83,7 +106,7 @@ class PeerTagger:
         try:
             from profanity_check import predict_prob
         except ImportError as error:
-            raise ValueError("The peer scorer needs alt-profanity-check: pip install -e \".[peer]\"") from error
+            raise ValueError('The peer scorer needs alt-profanity-check: pip install -e ".[peer]"') from error
         self.tags, self.thresholds, self._predict_prob = list(tags), None, predict_prob
 
     def fit(self, texts: Sequence[str], labels: np.ndarray) -> PeerTagger:
@@ -101,18 +124,27 @@ def evaluation_set(datamodule: ToxicCommentsDataModule, split: str, name: str) -
     tags = list(datamodule.hparams.label_columns)
     frame = datamodule.frames[split]
     kaggle = split == "test" and sorted(tags) == sorted(LABELS)
-    return EvalSet(f"{name}-{split}", f"{datamodule.hparams.data_path} ({split} split)", split, frame, tags,
-                   kaggle=kaggle)
+    return EvalSet(
+        f"{name}-{split}",
+        f"{datamodule.hparams.data_path} ({split} split)",
+        split,
+        frame,
+        tags,
+        kaggle=kaggle,
+    )
 
 
-def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, overwrite: bool = False,
-                 model: str = "tfidf") -> EvalResults:
+def run_baseline(
+    datamodule: ToxicCommentsDataModule, split: str, out: Path, overwrite: bool = False, model: str = "tfidf"
+) -> EvalResults:
     """Trains on the data module's train split, tunes thresholds on val, writes the report for `split`."""
     refuse_to_overwrite(out / "report.md", overwrite=overwrite)
     datamodule.setup("fit")
     if split not in datamodule.frames:
-        raise ValueError(f"{datamodule.hparams.data_path}: no {split} split (a test split needs Kaggle's test "
-                         "files, a TweetEval test file, or --test-path).")
+        raise ValueError(
+            f"{datamodule.hparams.data_path}: no {split} split (a test split needs Kaggle's test "
+            "files, a TweetEval test file, or --test-path)."
+        )
     tags = list(datamodule.hparams.label_columns)
     train = datamodule.frames["train"]
     started = time.perf_counter()
@@ -122,11 +154,16 @@ def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, ove
     started = time.perf_counter()
     validation = score(tagger, evaluation_set(datamodule, "val", name))
     score_seconds = time.perf_counter() - started
-    described = {"tfidf": f"TF-IDF + logistic regression (trained on {len(train)} rows; no checkpoint)",
-                 "peer": "alt-profanity-check (the peer; not trained here)"}[model]
+    described = {
+        "tfidf": f"TF-IDF + logistic regression (trained on {len(train)} rows; no checkpoint)",
+        "peer": "alt-profanity-check (the peer; not trained here)",
+    }[model]
     options = EvalOptions(ckpt_path=described, request=EvalRequest(split=split))
-    notes = [f"Trained in {train_seconds:.1f} s on {len(train)} rows of {datamodule.hparams.data_path}."
-             if model == "tfidf" else "The peer's one score is given to every tag."]
+    notes = [
+        f"Trained in {train_seconds:.1f} s on {len(train)} rows of {datamodule.hparams.data_path}."
+        if model == "tfidf"
+        else "The peer's one score is given to every tag."
+    ]
     if split == "val":
         scored, tuned = validation, tuned_on_validation(validation, options, datamodule.hparams.seed, notes)
     else:
@@ -135,13 +172,21 @@ def run_baseline(datamodule: ToxicCommentsDataModule, split: str, out: Path, ove
         scored = score(tagger, evaluation_set(datamodule, split, name))
         score_seconds = time.perf_counter() - started
         tuned = TunedThresholds.applied(
-            "tuned on validation", str(options.rule), thresholds,
-            f"rule `{options.rule}`, tuned on the {len(validation.probs)} validation rows.", scored.probs)
+            "tuned on validation",
+            str(options.rule),
+            thresholds,
+            f"rule `{options.rule}`, tuned on the {len(validation.probs)} validation rows.",
+            scored.probs,
+        )
     results = compute_results(scored, tuned, options, tags)
-    results.speed = {"train_examples_per_s": len(train) / train_seconds if model == "tfidf" else None,
-                     "score_comments_per_s": len(scored.data.texts) / score_seconds}
-    figures = {"roc_curves": plots.roc_curves(scored.labels, scored.probs, tags),
-               "precision_recall_curves": plots.precision_recall_curves(scored.labels, scored.probs, tags)}
+    results.speed = {
+        "train_examples_per_s": len(train) / train_seconds if model == "tfidf" else None,
+        "score_comments_per_s": len(scored.data.texts) / score_seconds,
+    }
+    figures = {
+        "roc_curves": plots.roc_curves(scored.labels, scored.probs, tags),
+        "precision_recall_curves": plots.precision_recall_curves(scored.labels, scored.probs, tags),
+    }
     for figure_name, figure in figures.items():
         plots.save_png(figure, out / f"{figure_name}.png")
     results.plots, results.notes = list(figures), notes

@@ -24,10 +24,30 @@ OVERALL_WEIGHT = 0.25
 BINARY_CUTOFF = 0.5
 
 IDENTITY_COLUMNS = (  # the identities annotated in Jigsaw Unintended Bias in Toxicity Classification (2019)
-    "male", "female", "transgender", "other_gender", "heterosexual", "homosexual_gay_or_lesbian", "bisexual",
-    "other_sexual_orientation", "christian", "jewish", "muslim", "hindu", "buddhist", "atheist",
-    "other_religion", "black", "white", "asian", "latino", "other_race_or_ethnicity", "physical_disability",
-    "intellectual_or_learning_disability", "psychiatric_or_mental_illness", "other_disability",
+    "male",
+    "female",
+    "transgender",
+    "other_gender",
+    "heterosexual",
+    "homosexual_gay_or_lesbian",
+    "bisexual",
+    "other_sexual_orientation",
+    "christian",
+    "jewish",
+    "muslim",
+    "hindu",
+    "buddhist",
+    "atheist",
+    "other_religion",
+    "black",
+    "white",
+    "asian",
+    "latino",
+    "other_race_or_ethnicity",
+    "physical_disability",
+    "intellectual_or_learning_disability",
+    "psychiatric_or_mental_illness",
+    "other_disability",
 )
 
 
@@ -52,7 +72,7 @@ def bnsp_auc(label: np.ndarray, score: np.ndarray, in_group: np.ndarray) -> floa
 
 def power_mean(values, p: float = POWER) -> float | None:
     values = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    return float(np.mean(values ** p) ** (1.0 / p)) if len(values) else None
+    return float(np.mean(values**p) ** (1.0 / p)) if len(values) else None
 
 
 def bias_report(labels, scores, identities: Mapping[str, np.ndarray]) -> dict:
@@ -66,14 +86,28 @@ def bias_report(labels, scores, identities: Mapping[str, np.ndarray]) -> dict:
         in_group = binarise(values)
         if not in_group.any():
             continue
-        per_identity[name] = {"rows": int(in_group.sum()), "positives": int((in_group & label).sum()),
-                              "subgroup_auc": subgroup_auc(label, score, in_group),
-                              "bpsn_auc": bpsn_auc(label, score, in_group),
-                              "bnsp_auc": bnsp_auc(label, score, in_group)}
+        per_identity[name] = {
+            "rows": int(in_group.sum()),
+            "positives": int((in_group & label).sum()),
+            "subgroup_auc": subgroup_auc(label, score, in_group),
+            "bpsn_auc": bpsn_auc(label, score, in_group),
+            "bnsp_auc": bnsp_auc(label, score, in_group),
+        }
     overall = roc_auc_or_none(label, score)
-    means = {kind: power_mean(row[kind] for row in per_identity.values())
-             for kind in ("subgroup_auc", "bpsn_auc", "bnsp_auc")}
+    means = {
+        kind: power_mean(row[kind] for row in per_identity.values())
+        for kind in ("subgroup_auc", "bpsn_auc", "bnsp_auc")
+    }
     defined = overall is not None and all(m is not None for m in means.values())
-    final = OVERALL_WEIGHT * overall + (1 - OVERALL_WEIGHT) * float(np.mean(list(means.values()))) if defined else None
-    return {"overall_auc": overall, "power": POWER, "power_means": means, "final_score": final,
-            "per_identity": per_identity}
+    final = (
+        OVERALL_WEIGHT * overall + (1 - OVERALL_WEIGHT) * float(np.mean(list(means.values())))
+        if defined
+        else None
+    )
+    return {
+        "overall_auc": overall,
+        "power": POWER,
+        "power_means": means,
+        "final_score": final,
+        "per_identity": per_identity,
+    }

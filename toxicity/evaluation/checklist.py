@@ -22,16 +22,45 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 INSULTS = ["idiot", "moron", "loser", "clown", "imbecile", "fool"]
-IDENTITIES = ["gay", "Muslim", "Jewish", "Black", "white", "Christian", "transgender", "Mexican", "deaf",
-              "lesbian", "Asian", "Latino"]
-NEGATED = ["I don't think you are an {w}.", "You are not an {w}, you made a fair point.",
-           "Nobody here thinks you are an {w}.", "I would never call you an {w}."]
-PLAIN = ["I think you are an {w}.", "You are an {w}, you made no point at all.", "Everybody here thinks you are an {w}.",
-         "You are such an {w}."]
-COUNTER = ["Calling someone an {w} is not okay.", "He called me an {w} and I reported it.",
-           "Please don't write things like \"you {w}\" on this page.", "Insults such as \"{w}\" are against the rules here."]
-NEUTRAL = ["I am a {i} person.", "My neighbour is {i}.", "{I} people live in my town.",
-           "The article is about {i} history.", "She wrote a book about being {i}."]
+IDENTITIES = [
+    "gay",
+    "Muslim",
+    "Jewish",
+    "Black",
+    "white",
+    "Christian",
+    "transgender",
+    "Mexican",
+    "deaf",
+    "lesbian",
+    "Asian",
+    "Latino",
+]
+NEGATED = [
+    "I don't think you are an {w}.",
+    "You are not an {w}, you made a fair point.",
+    "Nobody here thinks you are an {w}.",
+    "I would never call you an {w}.",
+]
+PLAIN = [
+    "I think you are an {w}.",
+    "You are an {w}, you made no point at all.",
+    "Everybody here thinks you are an {w}.",
+    "You are such an {w}.",
+]
+COUNTER = [
+    "Calling someone an {w} is not okay.",
+    "He called me an {w} and I reported it.",
+    'Please don\'t write things like "you {w}" on this page.',
+    'Insults such as "{w}" are against the rules here.',
+]
+NEUTRAL = [
+    "I am a {i} person.",
+    "My neighbour is {i}.",
+    "{I} people live in my town.",
+    "The article is about {i} history.",
+    "She wrote a book about being {i}.",
+]
 SPELLED = ["You are an {w}.", "Shut up, you {w}."]
 
 
@@ -43,13 +72,20 @@ def spelling_variants(word: str) -> list[str]:
     """Added spaces, leetspeak, a dropped letter, two letters swapped, a letter repeated."""
     leet = word.translate(str.maketrans({"i": "1", "o": "0", "e": "3", "a": "4", "s": "5"}))
     middle = len(word) // 2
-    return [" ".join(word), leet, word[:middle] + word[middle + 1:],
-            word[:middle - 1] + word[middle] + word[middle - 1] + word[middle + 1:],
-            word[:middle] + word[middle] * 3 + word[middle + 1:]]
+    return [
+        " ".join(word),
+        leet,
+        word[:middle] + word[middle + 1 :],
+        word[: middle - 1] + word[middle] + word[middle - 1] + word[middle + 1 :],
+        word[:middle] + word[middle] * 3 + word[middle + 1 :],
+    ]
 
 
-KEYBOARD_NEIGHBOUR = {row[k]: row[k + 1] if k + 1 < len(row) else row[k - 1]  # the key to the right
-                      for row in ("qwertyuiop", "asdfghjkl", "zxcvbnm") for k in range(len(row))}
+KEYBOARD_NEIGHBOUR = {
+    row[k]: row[k + 1] if k + 1 < len(row) else row[k - 1]  # the key to the right
+    for row in ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+    for k in range(len(row))
+}
 SYMBOL = {"i": "!", "a": "@", "s": "$", "o": "()", "l": "|", "e": "&", "u": "v", "c": "("}
 
 
@@ -58,8 +94,12 @@ def unseen_spelling_variants(word: str) -> list[str]:
     neighbouring key, a dot inserted in the middle."""
     symbol = next((i for i, c in enumerate(word) if c in SYMBOL), 0)
     middle = len(word) // 2
-    return ["_".join(word), word[:symbol] + SYMBOL.get(word[symbol], "#") + word[symbol + 1:],
-            word[:middle] + KEYBOARD_NEIGHBOUR[word[middle]] + word[middle + 1:], word[:middle] + "." + word[middle:]]
+    return [
+        "_".join(word),
+        word[:symbol] + SYMBOL.get(word[symbol], "#") + word[symbol + 1 :],
+        word[:middle] + KEYBOARD_NEIGHBOUR[word[middle]] + word[middle + 1 :],
+        word[:middle] + "." + word[middle:],
+    ]
 
 
 def suite() -> dict[str, list[tuple[str, int]]]:
@@ -67,22 +107,32 @@ def suite() -> dict[str, list[tuple[str, int]]]:
     cases: dict[str, list[tuple[str, int]]] = {
         "negation": [(_article(s, w), 0) for s in NEGATED for w in INSULTS]
         + [(_article(s, w), 1) for s in PLAIN for w in INSULTS],
-        "counter_speech": [(_article(s, w) if "an {w}" in s else s.format(w=w), 0) for s in COUNTER for w in INSULTS],
+        "counter_speech": [
+            (_article(s, w) if "an {w}" in s else s.format(w=w), 0) for s in COUNTER for w in INSULTS
+        ],
         "identity_neutral": [(s.format(i=i, I=i[0].upper() + i[1:]), 0) for s in NEUTRAL for i in IDENTITIES],
         "spelling": [(_article(s, v), 1) for s in SPELLED for w in INSULTS for v in spelling_variants(w)],
-        "spelling_unseen": [(_article(s, v), 1) for s in SPELLED for w in INSULTS for v in unseen_spelling_variants(w)],
+        "spelling_unseen": [
+            (_article(s, v), 1) for s in SPELLED for w in INSULTS for v in unseen_spelling_variants(w)
+        ],
     }
     return cases
 
 
-def capability_accuracy(predict_proba: Callable[[list[str]], np.ndarray], threshold: float = 0.5,
-                        cases: dict[str, Sequence[tuple[str, int]]] | None = None) -> dict[str, dict]:
+def capability_accuracy(
+    predict_proba: Callable[[list[str]], np.ndarray],
+    threshold: float = 0.5,
+    cases: dict[str, Sequence[tuple[str, int]]] | None = None,
+) -> dict[str, dict]:
     """Per capability: accuracy, and how many cases; a sentence is abusive when any tag reaches `threshold`."""
     cases = cases or suite()
     out = {}
     for capability, rows in cases.items():
         texts, expected = [text for text, _ in rows], np.array([label for _, label in rows])
         decided = (predict_proba(texts).max(axis=1) >= threshold).astype(int)
-        out[capability] = {"accuracy": float((decided == expected).mean()), "cases": len(rows),
-                           "failures": [text for text, ok in zip(texts, decided == expected) if not ok][:5]}
+        out[capability] = {
+            "accuracy": float((decided == expected).mean()),
+            "cases": len(rows),
+            "failures": [text for text, ok in zip(texts, decided == expected) if not ok][:5],
+        }
     return out

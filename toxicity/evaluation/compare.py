@@ -70,8 +70,10 @@ def starts_pretrained(init: dict) -> bool:
 def check_smoothing(weight: float) -> float:
     """A smoothing weight in [0, 1): at 1 the average never leaves the first point; outside, it diverges."""
     if not 0 <= weight < 1:  # NaN fails too
-        raise ValueError(f"--smoothing {weight}: give a weight from 0 (no smoothing) up to but not including 1 "
-                         "(TensorBoard's default is 0.6).")
+        raise ValueError(
+            f"--smoothing {weight}: give a weight from 0 (no smoothing) up to but not including 1 "
+            "(TensorBoard's default is 0.6)."
+        )
     return weight
 
 
@@ -84,9 +86,11 @@ def check_events_files(folder: Path) -> None:
     for path in sorted(folder.glob("events.out.tfevents.*")):
         problem = events_file_problem(path.read_bytes())
         if problem:
-            raise DataError(f"{path}: this TensorBoard events file is {problem}; the run was cut off while "
-                            "writing, or the file was copied in part. Copy the run folder again (or move the "
-                            "damaged file out of it, losing what it holds).")
+            raise DataError(
+                f"{path}: this TensorBoard events file is {problem}; the run was cut off while "
+                "writing, or the file was copied in part. Copy the run folder again (or move the "
+                "damaged file out of it, losing what it holds)."
+            )
 
 
 def events_file_problem(data: bytes) -> str | None:
@@ -97,8 +101,11 @@ def events_file_problem(data: bytes) -> str | None:
     while offset < len(data):
         if len(data) - offset < 12:
             return f"truncated (a partial record header at byte {offset})"
-        header = data[offset:offset + 8]
-        (length,), (header_crc,) = struct.unpack("<Q", header), struct.unpack("<I", data[offset + 8:offset + 12])
+        header = data[offset : offset + 8]
+        (length,), (header_crc,) = (
+            struct.unpack("<Q", header),
+            struct.unpack("<I", data[offset + 8 : offset + 12]),
+        )
         if masked_crc32c(header) != header_crc:
             return f"damaged (a bad record header at byte {offset})"
         end = offset + 12 + length + 4
@@ -128,16 +135,27 @@ def summarise(folder: Path, smoothing: float) -> RunSummary:
     check_events_files(folder)
     scalars = read_scalars(folder, prefix="")
     if "train_loss" not in scalars:
-        raise DataError(f"{folder}: no train_loss in its TensorBoard events; is it a finished toxicity.fit run?")
+        raise DataError(
+            f"{folder}: no train_loss in its TensorBoard events; is it a finished toxicity.fit run?"
+        )
     last = {tag: float(values[-1]) for tag, (_, values) in scalars.items()}
-    tags = sorted({tag.removeprefix("val_auroc_") for tag in last if tag.startswith("val_auroc_")} - {"mean"},
-                  key=lambda tag: list(last).index(f"val_auroc_{tag}"))
+    tags = sorted(
+        {tag.removeprefix("val_auroc_") for tag in last if tag.startswith("val_auroc_")} - {"mean"},
+        key=lambda tag: list(last).index(f"val_auroc_{tag}"),
+    )
     steps, loss = scalars["train_loss"]
     smoothed = smooth(loss, smoothing)
-    return RunSummary(describe(folder), folder, tags,
-                      {tag: last[f"val_f1_{tag}"] for tag in tags if f"val_f1_{tag}" in last},
-                      {tag: last[f"val_auroc_{tag}"] for tag in tags}, steps, loss, smoothed,
-                      {level: first_step_below(steps, smoothed, level) for level in LOSS_LEVELS})
+    return RunSummary(
+        describe(folder),
+        folder,
+        tags,
+        {tag: last[f"val_f1_{tag}"] for tag in tags if f"val_f1_{tag}" in last},
+        {tag: last[f"val_auroc_{tag}"] for tag in tags},
+        steps,
+        loss,
+        smoothed,
+        {level: first_step_below(steps, smoothed, level) for level in LOSS_LEVELS},
+    )
 
 
 def _cell(value: float | None) -> str:
@@ -148,8 +166,16 @@ def render(runs: Sequence[RunSummary], smoothing: float) -> str:
     tags = list(dict.fromkeys(tag for run in runs for tag in run.tags))
     header = "| tag | " + " | ".join(f"run {k}" for k in range(len(runs))) + " |"
     rule = "|---|" + "---|" * len(runs)
-    lines = ["# Runs compared", "", *[f"- run {k}: {run.name} (`{run.folder}`)" for k, run in enumerate(runs)], ""]
-    for title, field in (("F1 of the model's own decisions (validation)", "f1"), ("ROC AUC (validation)", "auroc")):
+    lines = [
+        "# Runs compared",
+        "",
+        *[f"- run {k}: {run.name} (`{run.folder}`)" for k, run in enumerate(runs)],
+        "",
+    ]
+    for title, field in (
+        ("F1 of the model's own decisions (validation)", "f1"),
+        ("ROC AUC (validation)", "auroc"),
+    ):
         lines += [f"## {title}", "", header, rule]
         for tag in [*tags, "mean"]:
             values = []
@@ -159,12 +185,19 @@ def render(runs: Sequence[RunSummary], smoothing: float) -> str:
                 values.append(np.mean(present) if tag == "mean" and present else table.get(tag))
             lines.append(f"| {tag} | " + " | ".join(_cell(v) for v in values) + " |")
         lines.append("")
-    lines += [f"## Training loss (smoothing {smoothing})", "", "| | " + " | ".join(f"run {k}" for k in range(len(runs)))
-              + " |", rule]
+    lines += [
+        f"## Training loss (smoothing {smoothing})",
+        "",
+        "| | " + " | ".join(f"run {k}" for k in range(len(runs))) + " |",
+        rule,
+    ]
     for level in LOSS_LEVELS:
         steps = [run.first_below[level] for run in runs]
-        lines.append(f"| first step below {level} | " + " | ".join("not reached" if s is None else str(s)
-                                                                    for s in steps) + " |")
+        lines.append(
+            f"| first step below {level} | "
+            + " | ".join("not reached" if s is None else str(s) for s in steps)
+            + " |"
+        )
     lines.append("| final smoothed loss | " + " | ".join(f"{run.smoothed[-1]:.4f}" for run in runs) + " |")
     lines += ["", "![training loss](training_loss.png)", ""]
     return "\n".join(lines)
@@ -174,7 +207,7 @@ def loss_figure(runs: Sequence[RunSummary]) -> Figure:
     figure = Figure(figsize=(8, 4.5))
     axes = figure.subplots()
     for k, run in enumerate(runs):
-        line, = axes.plot(run.loss_steps, run.smoothed, label=f"run {k}: {run.name.split(': ', 1)[-1]}")
+        (line,) = axes.plot(run.loss_steps, run.smoothed, label=f"run {k}: {run.name.split(': ', 1)[-1]}")
         axes.plot(run.loss_steps, run.loss, color=line.get_color(), alpha=0.2)
     for level in LOSS_LEVELS:
         axes.axhline(level, color="grey", linestyle=":", linewidth=1)
@@ -184,8 +217,9 @@ def loss_figure(runs: Sequence[RunSummary]) -> Figure:
     return figure
 
 
-def compare(folders: Sequence[str | Path], out: str | Path, smoothing: float = 0.6,
-            overwrite: bool = False) -> tuple[list[RunSummary], str]:
+def compare(
+    folders: Sequence[str | Path], out: str | Path, smoothing: float = 0.6, overwrite: bool = False
+) -> tuple[list[RunSummary], str]:
     check_smoothing(smoothing)
     out = Path(out)
     refuse_to_overwrite(out / "compare.md", overwrite=overwrite)

@@ -56,14 +56,14 @@ class EvalRequest:
 
 @dataclass
 class EvalSet:
-    name: str           # short, for folder names and TensorBoard tags, e.g. "jigsaw_sample-val"
-    source: str         # what was read, for the report
+    name: str  # short, for folder names and TensorBoard tags, e.g. "jigsaw_sample-val"
+    source: str  # what was read, for the report
     split: str
     frame: pd.DataFrame  # `text`, one 0/1 column per tag and per identity
     tags: list[str]
     identity_columns: list[str] = field(default_factory=list)
-    kaggle: bool = False           # Kaggle's scored test rows with all six tags: the competition score applies
-    checkpoint_val: bool = False   # the training run's own validation split
+    kaggle: bool = False  # Kaggle's scored test rows with all six tags: the competition score applies
+    checkpoint_val: bool = False  # the training run's own validation split
 
     @property
     def texts(self) -> list[str]:
@@ -85,16 +85,28 @@ def load_eval_set(request: EvalRequest, run: DataSettings, model_tags: Sequence[
     name = f"{short_name(data)}-{request.split}"
     if is_tweeteval_folder(data):  # a missing split is refused by name, not read as a Kaggle folder
         raw, source = read_tweeteval(data, request.split)
-        if not request.label_map and tweeteval_task(data) in model_tags:  # trained on this task: its label is the tag
+        if (
+            not request.label_map and tweeteval_task(data) in model_tags
+        ):  # trained on this task: its label is the tag
             request = replace(request, label_map={"label": tweeteval_task(data)})
-        frame, tags, identities = prepare_table(raw, source, "text", request, model_tags, request.split == "test")
+        frame, tags, identities = prepare_table(
+            raw, source, "text", request, model_tags, request.split == "test"
+        )
         return EvalSet(name, source, request.split, frame, tags, identities)
     if is_table_file(data):
         if request.split == "test" and is_training_data(data, run):
-            raise DataError(f"{data}: the checkpoint was trained on this table (its train and val rows), so it "
-                            "has no test rows. Give a held-out labelled table with --data, or use --split val.")
-        frame, tags, identities = prepare_table(read_table(data), str(data), request.text_column or run.text_column,
-                                                request, model_tags, request.split == "test")
+            raise DataError(
+                f"{data}: the checkpoint was trained on this table (its train and val rows), so it "
+                "has no test rows. Give a held-out labelled table with --data, or use --split val."
+            )
+        frame, tags, identities = prepare_table(
+            read_table(data),
+            str(data),
+            request.text_column or run.text_column,
+            request,
+            model_tags,
+            request.split == "test",
+        )
         if request.split == "val":
             _, frame = split_train_val(frame, tags, run.val_fraction, run.seed)
         return EvalSet(name, str(data), request.split, frame, tags, identities)
@@ -130,9 +142,17 @@ def checkpoint_val_split(run: DataSettings, tags: Sequence[str] | None = None) -
     data = existing_path(run.data_path, "the checkpoint's training data (data_path)")
     datamodule = ToxicCommentsDataModule(**run.datamodule_kwargs())
     datamodule.setup("validate")
-    source = f"{data}: validation split of the training run (val_fraction {run.val_fraction}, seed {run.seed})"
-    return EvalSet(f"{short_name(data)}-val", source, "val", datamodule.frames["val"], list(tags or run.label_columns),
-                   checkpoint_val=list(tags or run.label_columns) == list(run.label_columns))
+    source = (
+        f"{data}: validation split of the training run (val_fraction {run.val_fraction}, seed {run.seed})"
+    )
+    return EvalSet(
+        f"{short_name(data)}-val",
+        source,
+        "val",
+        datamodule.frames["val"],
+        list(tags or run.label_columns),
+        checkpoint_val=list(tags or run.label_columns) == list(run.label_columns),
+    )
 
 
 def default_data(run: DataSettings, split: str) -> Path:
@@ -145,8 +165,10 @@ def existing_path(path: str | None, what: str) -> Path:
     if path is None:
         raise DataError(f"The checkpoint does not record {what}; pass --data.")
     if not Path(path).exists():
-        raise DataError(f"{path}: {what} is not there (relative paths are read from the current folder, "
-                        f"{Path.cwd()}); give --data a folder or file that exists.")
+        raise DataError(
+            f"{path}: {what} is not there (relative paths are read from the current folder, "
+            f"{Path.cwd()}); give --data a folder or file that exists."
+        )
     return Path(path)
 
 
@@ -158,32 +180,59 @@ def short_name(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- Kaggle
-def kaggle_split(data: Path, request: EvalRequest, run: DataSettings, model_tags: Sequence[str],
-                 name: str) -> EvalSet:
+def kaggle_split(
+    data: Path, request: EvalRequest, run: DataSettings, model_tags: Sequence[str], name: str
+) -> EvalSet:
     if request.label_map:
-        raise DataError(f"{data}: --label-map renames columns of a single table or a TweetEval folder; "
-                        "a Kaggle folder's tag columns already carry the tag names.")
+        raise DataError(
+            f"{data}: --label-map renames columns of a single table or a TweetEval folder; "
+            "a Kaggle folder's tag columns already carry the tag names."
+        )
     text_column = request.text_column or run.text_column
     tags = list(request.tags or model_tags)
     if request.split == "val":
-        datamodule = ToxicCommentsDataModule(str(data), text_column=text_column, label_columns=tags,
-                                             val_fraction=run.val_fraction, seed=run.seed)
+        datamodule = ToxicCommentsDataModule(
+            str(data),
+            text_column=text_column,
+            label_columns=tags,
+            val_fraction=run.val_fraction,
+            seed=run.seed,
+        )
         datamodule.setup("validate")  # the same split a training run on this data would make
         frame = datamodule.frames["val"]
-        return EvalSet(name, f"{data}: seeded validation split (val_fraction {run.val_fraction}, seed {run.seed})",
-                       "val", frame, tags)
+        return EvalSet(
+            name,
+            f"{data}: seeded validation split (val_fraction {run.val_fraction}, seed {run.seed})",
+            "val",
+            frame,
+            tags,
+        )
     files = find_kaggle_files(data)
     if files.test is None:
-        raise DataError(f"{data}: no test.csv + test_labels.csv here. Use --split val, or give a labelled "
-                        "table as --data to evaluate all of it as a test set.")
+        raise DataError(
+            f"{data}: no test.csv + test_labels.csv here. Use --split val, or give a labelled "
+            "table as --data to evaluate all of it as a test set."
+        )
     frame = load_kaggle_test(files, text_column, tags)
-    return EvalSet(name, f"{files.test} + {files.test_labels} (rows scored by Kaggle)", "test", frame, tags,
-                   kaggle=sorted(tags) == sorted(LABELS))
+    return EvalSet(
+        name,
+        f"{files.test} + {files.test_labels} (rows scored by Kaggle)",
+        "test",
+        frame,
+        tags,
+        kaggle=sorted(tags) == sorted(LABELS),
+    )
 
 
 # ------------------------------------------------------------------------------------ tables and tweets
-def prepare_table(raw: pd.DataFrame, source: str, text_column: str, request: EvalRequest,
-                  model_tags: Sequence[str], allow_unscored: bool) -> tuple[pd.DataFrame, list[str], list[str]]:
+def prepare_table(
+    raw: pd.DataFrame,
+    source: str,
+    text_column: str,
+    request: EvalRequest,
+    model_tags: Sequence[str],
+    allow_unscored: bool,
+) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Renames by the label map, picks tags and identity columns, binarises them, validates the rows."""
     raw = rename_columns(raw, request.label_map, source)
     tags = choose_tags(raw.columns, request.tags, model_tags, source)
@@ -198,8 +247,10 @@ def prepare_table(raw: pd.DataFrame, source: str, text_column: str, request: Eva
 def check_label_map(label_map: dict[str, str], model_tags: Sequence[str]) -> None:
     for column, tag in label_map.items():
         if tag not in model_tags:
-            raise DataError(f"--label-map {column}={tag}: '{tag}' is not a tag of this model; "
-                            f"its tags are {list(model_tags)}.")
+            raise DataError(
+                f"--label-map {column}={tag}: '{tag}' is not a tag of this model; "
+                f"its tags are {list(model_tags)}."
+            )
     targets = list(label_map.values())
     repeated = sorted({tag for tag in targets if targets.count(tag) > 1})
     if repeated:
@@ -215,39 +266,52 @@ def check_tags(tags: Sequence[str] | None, model_tags: Sequence[str]) -> None:
 def rename_columns(raw: pd.DataFrame, label_map: dict[str, str], source: str) -> pd.DataFrame:
     missing = [column for column in label_map if column not in raw.columns]
     if missing:
-        raise DataError(f"{source}: --label-map names column(s) {missing}, which the data does not have; "
-                        f"its columns are {list(raw.columns)}.")
+        raise DataError(
+            f"{source}: --label-map names column(s) {missing}, which the data does not have; "
+            f"its columns are {list(raw.columns)}."
+        )
     clashes = [tag for column, tag in label_map.items() if tag in raw.columns and tag != column]
     if clashes:
-        raise DataError(f"{source}: already has column(s) {clashes}; --label-map cannot rename another column "
-                        "onto them. Map that column instead, or drop the mapping.")
+        raise DataError(
+            f"{source}: already has column(s) {clashes}; --label-map cannot rename another column "
+            "onto them. Map that column instead, or drop the mapping."
+        )
     return raw.rename(columns=label_map)
 
 
-def choose_tags(columns, requested: Sequence[str] | None, model_tags: Sequence[str], source: str) -> list[str]:
+def choose_tags(
+    columns, requested: Sequence[str] | None, model_tags: Sequence[str], source: str
+) -> list[str]:
     if requested:
         missing = [tag for tag in requested if tag not in columns]
         if missing:
-            raise DataError(f"{source}: no column for tag(s) {missing}; its columns are {list(columns)}. "
-                            "Map a column onto a tag with --label-map COLUMN=TAG, or leave the tag out of --tags.")
+            raise DataError(
+                f"{source}: no column for tag(s) {missing}; its columns are {list(columns)}. "
+                "Map a column onto a tag with --label-map COLUMN=TAG, or leave the tag out of --tags."
+            )
         return list(requested)
     tags = [tag for tag in model_tags if tag in columns]
     if not tags:
-        raise DataError(f"{source}: no column is named after a tag of this model {list(model_tags)}; its columns "
-                        f"are {list(columns)}. Map a 0/1 column onto a tag, e.g. --label-map label=toxic.")
+        raise DataError(
+            f"{source}: no column is named after a tag of this model {list(model_tags)}; its columns "
+            f"are {list(columns)}. Map a 0/1 column onto a tag, e.g. --label-map label=toxic."
+        )
     left_out = [tag for tag in model_tags if tag not in tags]
     if left_out:
         log.info("%s: tags %s are not in the data and are left out of the report.", source, left_out)
     return tags
 
 
-def choose_identity_columns(columns, requested: Sequence[str] | None, tags: Sequence[str], source: str) -> list[str]:
+def choose_identity_columns(
+    columns, requested: Sequence[str] | None, tags: Sequence[str], source: str
+) -> list[str]:
     if requested is None:
         return [column for column in IDENTITY_COLUMNS if column in columns and column not in tags]
     missing = [column for column in requested if column not in columns]
     if missing:
-        raise DataError(f"{source}: identity column(s) {missing} are not in the data; its columns are "
-                        f"{list(columns)}.")
+        raise DataError(
+            f"{source}: identity column(s) {missing} are not in the data; its columns are {list(columns)}."
+        )
     return list(requested)
 
 

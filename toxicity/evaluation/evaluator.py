@@ -53,7 +53,6 @@ from toxicity.inference.scorer import ToxicityClassifier, default_device
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class EvalOptions:
     ckpt_path: str
@@ -96,51 +95,71 @@ def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: 
         save_thresholds(thresholds_path(options.ckpt_path), thresholds)
         notes.append(f"Tuned thresholds written to {thresholds_path(options.ckpt_path)}.")
     else:
-        notes.append("Thresholds not saved: this is not the checkpoint's own validation split with all its tags.")
+        notes.append(
+            "Thresholds not saved: this is not the checkpoint's own validation split with all its tags."
+        )
     decisions = cross_fitted_decisions(scored.labels, scored.probs, options.rule, options.folds, seed)
-    description = (f"rule `{options.rule}`; the thresholds shown are tuned on all {len(scored.probs)} validation "
-                   f"rows; the scores are cross-fitted: up to {options.folds} folds stratified per tag, each decided "
-                   "with thresholds tuned on the other folds (a tag with fewer than 2 positives or negatives at "
-                   f"{DEFAULT_THRESHOLD}), so no row is scored with a threshold tuned on it.")
+    description = (
+        f"rule `{options.rule}`; the thresholds shown are tuned on all {len(scored.probs)} validation "
+        f"rows; the scores are cross-fitted: up to {options.folds} folds stratified per tag, each decided "
+        "with thresholds tuned on the other folds (a tag with fewer than 2 positives or negatives at "
+        f"{DEFAULT_THRESHOLD}), so no row is scored with a threshold tuned on it."
+    )
     return TunedThresholds("cross-fitted", str(options.rule), thresholds, description, decisions)
 
 
-def tuned_from_validation(scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: DataSettings,
-                          notes: list[str]) -> TunedThresholds | None:
+def tuned_from_validation(
+    scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: DataSettings, notes: list[str]
+) -> TunedThresholds | None:
     """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are none."""
     path = thresholds_path(options.ckpt_path)
     saved = read_thresholds(options.ckpt_path) or {}
-    rule, description = None, f"read from `{path}`, tuned on the validation split by an earlier --split val run."
+    rule, description = (
+        None,
+        f"read from `{path}`, tuned on the validation split by an earlier --split val run.",
+    )
     if not all(tag in saved for tag in scored.data.tags):
         try:
             validation = score(classifier, checkpoint_val_split(run))
         except DataError as error:
-            notes.append(f"No tuned thresholds: {path} is absent and the run's validation split cannot be "
-                         f"rebuilt ({error}). Run --split val with the training data first.")
+            notes.append(
+                f"No tuned thresholds: {path} is absent and the run's validation split cannot be "
+                f"rebuilt ({error}). Run --split val with the training data first."
+            )
             return None
         saved = tune_thresholds(validation.labels, validation.probs, validation.data.tags, options.rule)
         save_thresholds(path, saved)
         rule = str(options.rule)
         description = f"rule `{rule}`, tuned now on the run's validation split and saved to `{path}`."
-        notes.append(f"Thresholds tuned on the run's validation split (rule {options.rule}) and written to {path}.")
+        notes.append(
+            f"Thresholds tuned on the run's validation split (rule {options.rule}) and written to {path}."
+        )
     thresholds = {tag: saved[tag] for tag in scored.data.tags}
     return TunedThresholds.applied("tuned on validation", rule, thresholds, description, scored.probs)
 
 
 # ---------------------------------------------------------------------------------------------- results
-def compute_results(scored: Scored, tuned: TunedThresholds | None, options: EvalOptions,
-                    model_tags: list[str]) -> EvalResults:
+def compute_results(
+    scored: Scored, tuned: TunedThresholds | None, options: EvalOptions, model_tags: list[str]
+) -> EvalResults:
     data, labels, probs = scored.data, scored.labels, scored.probs
     at_default = apply_thresholds(probs, [DEFAULT_THRESHOLD] * len(data.tags))
     return EvalResults(
-        name=data.name, checkpoint=str(options.ckpt_path), data=data.source, split=data.split, rows=len(labels),
-        tags=data.tags, tags_left_out=[t for t in model_tags if t not in data.tags],
+        name=data.name,
+        checkpoint=str(options.ckpt_path),
+        data=data.source,
+        split=data.split,
+        rows=len(labels),
+        tags=data.tags,
+        tags_left_out=[t for t in model_tags if t not in data.tags],
         ranking=ranking_report(labels, probs, data.tags),
         calibration=calibration_report(labels, probs, data.tags, options.calibration_bins),
-        default_threshold=DEFAULT_THRESHOLD, default=decision_report(labels, at_default, data.tags),
+        default_threshold=DEFAULT_THRESHOLD,
+        default=decision_report(labels, at_default, data.tags),
         tuned=TunedScores(tuned, decision_report(labels, tuned.decisions, data.tags)) if tuned else None,
         kaggle=KaggleScore(kaggle_score(labels, probs), len(labels), len(data.tags)) if data.kaggle else None,
-        bias=bias_results(scored, options.bias_tag))
+        bias=bias_results(scored, options.bias_tag),
+    )
 
 
 def bias_results(scored: Scored, bias_tag: str) -> dict | None:
@@ -149,7 +168,9 @@ def bias_results(scored: Scored, bias_tag: str) -> dict | None:
     if not data.identity_columns:
         return None
     if bias_tag not in data.tags:
-        log.warning("No bias metrics: the data has identity columns but not the tag %r (--bias-tag).", bias_tag)
+        log.warning(
+            "No bias metrics: the data has identity columns but not the tag %r (--bias-tag).", bias_tag
+        )
         return None
     k = data.tags.index(bias_tag)
     identities = {c: data.frame[c].to_numpy() for c in data.identity_columns}
@@ -175,25 +196,34 @@ def token_lengths(tokenizer, texts: list[str]) -> np.ndarray:
     return np.array([len(row) for row in ids], dtype=np.int64)
 
 
-def make_figures(scored: Scored, results: EvalResults, classifier: ToxicityClassifier, log_dir: Path | None,
-                 notes: list[str]) -> dict[str, Figure]:
+def make_figures(
+    scored: Scored,
+    results: EvalResults,
+    classifier: ToxicityClassifier,
+    log_dir: Path | None,
+    notes: list[str],
+) -> dict[str, Figure]:
     labels, probs, tags = scored.labels, scored.probs, scored.data.tags
     figures = {
         "roc_curves": plots.roc_curves(labels, probs, tags),
         "precision_recall_curves": plots.precision_recall_curves(labels, probs, tags),
         "tag_frequencies": plots.tag_frequencies(labels, tags),
         "clean_vs_toxic": plots.clean_vs_toxic(labels),
-        "token_lengths": plots.token_lengths(token_lengths(classifier.tokenizer, scored.data.texts),
-                                             classifier.max_length),
-        "reliability_diagram": plots.reliability_diagram(labels, probs, tags, results.calibration.ece,
-                                                         results.calibration.bins),
+        "token_lengths": plots.token_lengths(
+            token_lengths(classifier.tokenizer, scored.data.texts), classifier.max_length
+        ),
+        "reliability_diagram": plots.reliability_diagram(
+            labels, probs, tags, results.calibration.ece, results.calibration.bins
+        ),
     }
     schedule = read_scalars(log_dir) if log_dir else {}
     if schedule:
         figures["learning_rate"] = plots.learning_rate_schedule(schedule)
     else:
-        notes.append("No learning-rate plot: " + (f"no 'lr-' scalars in {log_dir}." if log_dir else
-                                                  "no TensorBoard run folder to read it from."))
+        notes.append(
+            "No learning-rate plot: "
+            + (f"no 'lr-' scalars in {log_dir}." if log_dir else "no TensorBoard run folder to read it from.")
+        )
     return figures
 
 
@@ -236,5 +266,7 @@ def evaluate(options: EvalOptions) -> tuple[EvalResults, Path]:
     if log_dir:
         write_to_run(log_dir, f"evaluate/{data.name}", figures, headline_scalars(results), step)
     write_text_atomically(out / "metrics.json", json.dumps(results.to_json(), indent=2) + "\n")
-    write_text_atomically(out / "report.md", render(results))  # last: its presence means the report is complete
+    write_text_atomically(
+        out / "report.md", render(results)
+    )  # last: its presence means the report is complete
     return results, out

@@ -107,10 +107,15 @@ def ranking_report(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str]) 
 
     Macro is the mean over tags whose AUC is defined; micro pools every (row, tag) pair.
     """
-    per_tag = {tag: TagRanking(positives=int(y_true[:, k].sum()), true_prevalence=float(y_true[:, k].mean()),
-                               roc_auc=roc_auc_or_none(y_true[:, k], y_prob[:, k]),
-                               average_precision=average_precision_or_none(y_true[:, k], y_prob[:, k]))
-               for k, tag in enumerate(tags)}
+    per_tag = {
+        tag: TagRanking(
+            positives=int(y_true[:, k].sum()),
+            true_prevalence=float(y_true[:, k].mean()),
+            roc_auc=roc_auc_or_none(y_true[:, k], y_prob[:, k]),
+            average_precision=average_precision_or_none(y_true[:, k], y_prob[:, k]),
+        )
+        for k, tag in enumerate(tags)
+    }
     aucs = [row.roc_auc for row in per_tag.values()]
     return RankingReport(
         per_tag=per_tag,
@@ -145,19 +150,30 @@ def decision_report(y_true: np.ndarray, y_pred: np.ndarray, tags: Sequence[str])
     micro / macro / weighted / samples averages, subset accuracy and Hamming accuracy."""
     true, pred, labels = _sklearn_form(y_true, y_pred)
     precision, recall, f1, support = precision_recall_fscore_support(
-        true, pred, labels=labels, average=None, zero_division=ZERO_DIVISION)
-    per_tag = {tag: TagDecisions(float(precision[k]), float(recall[k]), float(f1[k]), int(support[k]),
-                                 float(y_pred[:, k].mean())) for k, tag in enumerate(tags)}
+        true, pred, labels=labels, average=None, zero_division=ZERO_DIVISION
+    )
+    per_tag = {
+        tag: TagDecisions(
+            float(precision[k]), float(recall[k]), float(f1[k]), int(support[k]), float(y_pred[:, k].mean())
+        )
+        for k, tag in enumerate(tags)
+    }
     averages = {}
     for average in AVERAGES:
         if average == "samples" and labels is not None:
             averages[average] = None  # one tag: a row's "set of tags" is that one decision
             continue
         zero = SAMPLES_ZERO_DIVISION if average == "samples" else ZERO_DIVISION
-        p, r, f, _ = precision_recall_fscore_support(true, pred, labels=labels, average=average, zero_division=zero)
+        p, r, f, _ = precision_recall_fscore_support(
+            true, pred, labels=labels, average=average, zero_division=zero
+        )
         averages[average] = Scores(float(p), float(r), float(f))
-    return DecisionReport(per_tag, averages, subset_accuracy=float(accuracy_score(true, pred)),
-                          hamming_accuracy=float(1.0 - hamming_loss(true, pred)))
+    return DecisionReport(
+        per_tag,
+        averages,
+        subset_accuracy=float(accuracy_score(true, pred)),
+        hamming_accuracy=float(1.0 - hamming_loss(true, pred)),
+    )
 
 
 # ---------------------------------------------------------------------------------------- calibration
@@ -168,7 +184,9 @@ def reliability_bins(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10):
     """
     prob_true, prob_pred = calibration_curve(y_true, y_prob, n_bins=n_bins, strategy="uniform")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    counts = np.bincount(np.searchsorted(edges[1:-1], y_prob), minlength=n_bins)  # calibration_curve's binning
+    counts = np.bincount(
+        np.searchsorted(edges[1:-1], y_prob), minlength=n_bins
+    )  # calibration_curve's binning
     return prob_true, prob_pred, counts[counts > 0]
 
 
@@ -178,7 +196,10 @@ def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: i
     return float(np.sum(counts / counts.sum() * np.abs(prob_true - prob_pred)))
 
 
-def calibration_report(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str],
-                       n_bins: int = 10) -> CalibrationReport:
-    return CalibrationReport(n_bins, {tag: expected_calibration_error(y_true[:, k], y_prob[:, k], n_bins)
-                                      for k, tag in enumerate(tags)})
+def calibration_report(
+    y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str], n_bins: int = 10
+) -> CalibrationReport:
+    return CalibrationReport(
+        n_bins,
+        {tag: expected_calibration_error(y_true[:, k], y_prob[:, k], n_bins) for k, tag in enumerate(tags)},
+    )

@@ -31,18 +31,25 @@ def render(results: EvalResults) -> str:
 
 def summary(results: EvalResults) -> str:
     ranking = results.ranking
-    lines = [f"# Evaluation: {results.name}", "",
-             f"- checkpoint: `{results.checkpoint}`",
-             f"- data: {results.data} (split **{results.split}**, {results.rows} rows)",
-             f"- tags scored: {', '.join(results.tags)}"]
+    lines = [
+        f"# Evaluation: {results.name}",
+        "",
+        f"- checkpoint: `{results.checkpoint}`",
+        f"- data: {results.data} (split **{results.split}**, {results.rows} rows)",
+        f"- tags scored: {', '.join(results.tags)}",
+    ]
     if results.tags_left_out:
         lines.append(f"- tags left out (no column in the data): {', '.join(results.tags_left_out)}")
-    lines.append(f"- mean ROC AUC (macro, over the tags with both classes: {ranking.tags_with_defined_auc}): "
-                 f"**{fmt(ranking.roc_auc_macro)}**; micro (all row × tag pairs): {fmt(ranking.roc_auc_micro)}")
+    lines.append(
+        f"- mean ROC AUC (macro, over the tags with both classes: {ranking.tags_with_defined_auc}): "
+        f"**{fmt(ranking.roc_auc_macro)}**; micro (all row × tag pairs): {fmt(ranking.roc_auc_micro)}"
+    )
     if results.kaggle:
         kaggle = results.kaggle
-        lines.append(f"- Kaggle score (mean column-wise ROC AUC over the {kaggle.tags} tags): **{fmt(kaggle.score)}** "
-                     f"on {kaggle.scored_rows} scored rows (test_labels rows that are not -1)")
+        lines.append(
+            f"- Kaggle score (mean column-wise ROC AUC over the {kaggle.tags} tags): **{fmt(kaggle.score)}** "
+            f"on {kaggle.scored_rows} scored rows (test_labels rows that are not -1)"
+        )
     tuned = results.tuned
     f1_tuned = f"; tuned ({tuned.thresholds.label}): **{fmt(tuned.report.macro_f1)}**" if tuned else ""
     lines.append(f"- macro F1 at 0.5: **{fmt(results.default.macro_f1)}**{f1_tuned}")
@@ -51,10 +58,25 @@ def summary(results: EvalResults) -> str:
 
 def ranking_table(results: EvalResults) -> str:
     ranking, eces = results.ranking.per_tag, results.calibration.ece
-    rows = [[tag, fmt(r.positives), fmt(r.true_prevalence), fmt(r.roc_auc), fmt(r.average_precision),
-             fmt(eces[tag])] for tag, r in ranking.items()]
-    header = ["tag", "positives (support)", "true prevalence", "ROC AUC", "average precision",
-              f"ECE ({results.calibration.bins} bins)"]
+    rows = [
+        [
+            tag,
+            fmt(r.positives),
+            fmt(r.true_prevalence),
+            fmt(r.roc_auc),
+            fmt(r.average_precision),
+            fmt(eces[tag]),
+        ]
+        for tag, r in ranking.items()
+    ]
+    header = [
+        "tag",
+        "positives (support)",
+        "true prevalence",
+        "ROC AUC",
+        "average precision",
+        f"ECE ({results.calibration.bins} bins)",
+    ]
     return "## Per tag, threshold-free\n\n" + table(header, rows)
 
 
@@ -68,10 +90,17 @@ def decision_table(results: EvalResults) -> str:
         row = [tag, fmt(d.precision), fmt(d.recall), fmt(d.f1), fmt(d.predicted_positive_rate)]
         if tuned:
             t = tuned.report.per_tag[tag]
-            row += [fmt(tuned.thresholds.thresholds[tag]), fmt(t.precision), fmt(t.recall), fmt(t.f1),
-                    fmt(t.predicted_positive_rate)]
+            row += [
+                fmt(tuned.thresholds.thresholds[tag]),
+                fmt(t.precision),
+                fmt(t.recall),
+                fmt(t.f1),
+                fmt(t.predicted_positive_rate),
+            ]
         rows.append(row)
-    title = "## Per tag at threshold 0.5" + (f" and at tuned thresholds ({tuned.thresholds.label})" if tuned else "")
+    title = "## Per tag at threshold 0.5" + (
+        f" and at tuned thresholds ({tuned.thresholds.label})" if tuned else ""
+    )
     intro = f"\n\nTuned thresholds: {tuned.thresholds.description}" if tuned else ""
     return title + intro + "\n\n" + table(header, rows)
 
@@ -86,24 +115,48 @@ def averages_table(results: EvalResults) -> str:
         row = [average]
         for _, report in reports:
             scores = report.averages[average]
-            row += [fmt(None if scores is None else getattr(scores, k)) for k in ("precision", "recall", "f1")]
+            row += [
+                fmt(None if scores is None else getattr(scores, k)) for k in ("precision", "recall", "f1")
+            ]
         rows.append(row)
     accuracy_header = ["accuracy"] + [label for label, _ in reports]
-    accuracy_rows = [["subset accuracy (all tags right)"] + [fmt(r.subset_accuracy) for _, r in reports],
-                     ["Hamming accuracy (share of row × tag decisions right)"] + [fmt(r.hamming_accuracy) for _, r in reports]]
+    accuracy_rows = [
+        ["subset accuracy (all tags right)"] + [fmt(r.subset_accuracy) for _, r in reports],
+        ["Hamming accuracy (share of row × tag decisions right)"]
+        + [fmt(r.hamming_accuracy) for _, r in reports],
+    ]
     return "## Averages\n\n" + table(header, rows) + "\n\n" + table(accuracy_header, accuracy_rows)
 
 
 def bias_section(bias: dict) -> str:
-    rows = [[name, fmt(r["rows"]), fmt(r["positives"]), fmt(r["subgroup_auc"]), fmt(r["bpsn_auc"]), fmt(r["bnsp_auc"])]
-            for name, r in bias["per_identity"].items()]
+    rows = [
+        [
+            name,
+            fmt(r["rows"]),
+            fmt(r["positives"]),
+            fmt(r["subgroup_auc"]),
+            fmt(r["bpsn_auc"]),
+            fmt(r["bnsp_auc"]),
+        ]
+        for name, r in bias["per_identity"].items()
+    ]
     means = bias["power_means"]
-    rows.append([f"power mean (p = {bias['power']:g})", "", "", fmt(means["subgroup_auc"]), fmt(means["bpsn_auc"]),
-                 fmt(means["bnsp_auc"])])
-    return (f"## Unintended bias (tag `{bias['tag']}`, Jigsaw 2019 metrics)\n\n"
-            f"Overall ROC AUC {fmt(bias['overall_auc'])}; final score (0.25 × overall + 0.25 × each power mean): "
-            f"**{fmt(bias['final_score'])}**. Labels and identities binarised at >= 0.5.\n\n"
-            + table(["identity", "rows", "positives", "subgroup AUC", "BPSN AUC", "BNSP AUC"], rows))
+    rows.append(
+        [
+            f"power mean (p = {bias['power']:g})",
+            "",
+            "",
+            fmt(means["subgroup_auc"]),
+            fmt(means["bpsn_auc"]),
+            fmt(means["bnsp_auc"]),
+        ]
+    )
+    return (
+        f"## Unintended bias (tag `{bias['tag']}`, Jigsaw 2019 metrics)\n\n"
+        f"Overall ROC AUC {fmt(bias['overall_auc'])}; final score (0.25 × overall + 0.25 × each power mean): "
+        f"**{fmt(bias['final_score'])}**. Labels and identities binarised at >= 0.5.\n\n"
+        + table(["identity", "rows", "positives", "subgroup AUC", "BPSN AUC", "BNSP AUC"], rows)
+    )
 
 
 def plots_section(results: EvalResults) -> str:
@@ -112,13 +165,19 @@ def plots_section(results: EvalResults) -> str:
 
 def notes_section(results: EvalResults) -> str:
     notes = [
-        ("ROC AUC and average precision of a tag with only one class in the rows are undefined: n/a here, "
-         "null in metrics.json, and left out of the macro means."),
-        ("Precision, recall and F1 use scikit-learn with zero_division=0 per tag and for the micro, macro and "
-         "weighted averages; the samples average uses zero_division=1, so a clean row predicted clean counts "
-         "as right."),
-        ("true prevalence = share of rows that have the tag; predicted-positive rate = share of rows the "
-         "model tags at that threshold."),
+        (
+            "ROC AUC and average precision of a tag with only one class in the rows are undefined: n/a here, "
+            "null in metrics.json, and left out of the macro means."
+        ),
+        (
+            "Precision, recall and F1 use scikit-learn with zero_division=0 per tag and for the micro, macro and "
+            "weighted averages; the samples average uses zero_division=1, so a clean row predicted clean counts "
+            "as right."
+        ),
+        (
+            "true prevalence = share of rows that have the tag; predicted-positive rate = share of rows the "
+            "model tags at that threshold."
+        ),
         *results.notes,
     ]
     return "## Notes\n\n" + "\n".join(f"- {note}" for note in notes)

@@ -22,8 +22,9 @@ class TunedThresholds:
     decisions: np.ndarray = field(repr=False)
 
     @classmethod
-    def applied(cls, label: str, rule: str | None, thresholds: dict[str, float], description: str,
-                probs: np.ndarray) -> TunedThresholds:
+    def applied(
+        cls, label: str, rule: str | None, thresholds: dict[str, float], description: str, probs: np.ndarray
+    ) -> TunedThresholds:
         """Thresholds applied as they are to `probs` (columns in the order of `thresholds`)."""
         return cls(label, rule, thresholds, description, apply_thresholds(probs, list(thresholds.values())))
 
@@ -68,15 +69,29 @@ class EvalResults:
         tuned = None
         if self.tuned:
             chosen = self.tuned.thresholds
-            tuned = {"label": chosen.label, "rule": chosen.rule, "thresholds": chosen.thresholds,
-                     "description": chosen.description, "report": asdict(self.tuned.report)}
+            tuned = {
+                "label": chosen.label,
+                "rule": chosen.rule,
+                "thresholds": chosen.thresholds,
+                "description": chosen.description,
+                "report": asdict(self.tuned.report),
+            }
         published = {
-            "name": self.name, "checkpoint": self.checkpoint, "data": self.data, "split": self.split,
-            "rows": self.rows, "tags": self.tags, "tags_left_out": self.tags_left_out,
-            "ranking": asdict(self.ranking), "calibration": asdict(self.calibration),
+            "name": self.name,
+            "checkpoint": self.checkpoint,
+            "data": self.data,
+            "split": self.split,
+            "rows": self.rows,
+            "tags": self.tags,
+            "tags_left_out": self.tags_left_out,
+            "ranking": asdict(self.ranking),
+            "calibration": asdict(self.calibration),
             "default": {"threshold": self.default_threshold, "report": asdict(self.default)},
-            "tuned": tuned, "kaggle": asdict(self.kaggle) if self.kaggle else None, "bias": self.bias,
-            "plots": self.plots, "notes": self.notes,
+            "tuned": tuned,
+            "kaggle": asdict(self.kaggle) if self.kaggle else None,
+            "bias": self.bias,
+            "plots": self.plots,
+            "notes": self.notes,
         }
         if self.speed is not None:
             published["speed"] = self.speed

@@ -27,8 +27,9 @@ def read_scalars(log_dir: str | Path, prefix: str = LR_PREFIX) -> dict[str, tupl
     return series
 
 
-def write_to_run(log_dir: str | Path, prefix: str, figures: Mapping[str, Figure], scalars: Mapping[str, float],
-                 step: int) -> None:
+def write_to_run(
+    log_dir: str | Path, prefix: str, figures: Mapping[str, Figure], scalars: Mapping[str, float], step: int
+) -> None:
     """Adds figures and scalars under `prefix/` to the run, as new event files beside the training ones."""
     from torch.utils.tensorboard import SummaryWriter
 
@@ -37,5 +38,10 @@ def write_to_run(log_dir: str | Path, prefix: str, figures: Mapping[str, Figure]
             writer.add_figure(f"{prefix}/{name}", figure, global_step=step, close=False)
         for name, value in scalars.items():
             writer.add_scalar(f"{prefix}/{name}", value, global_step=step)
-    log.info("Added %d figures and %d scalars under '%s/' to the TensorBoard run %s",
-             len(figures), len(scalars), prefix, log_dir)
+    log.info(
+        "Added %d figures and %d scalars under '%s/' to the TensorBoard run %s",
+        len(figures),
+        len(scalars),
+        prefix,
+        log_dir,
+    )

@@ -31,7 +31,7 @@ _BOUND = re.compile(r"^(precision|recall)\s*>=\s*([0-9]*\.?[0-9]+)$")
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    name: str                   # "f1", "macro_f1", "youden", "precision" or "recall"
+    name: str  # "f1", "macro_f1", "youden", "precision" or "recall"
     minimum: float | None = None  # the X of precision>=X / recall>=X
 
     def __str__(self) -> str:
@@ -48,8 +48,10 @@ def parse_rule(text: str) -> ThresholdRule:
     bound = _BOUND.match(text)
     if bound and 0.0 <= float(bound.group(2)) <= 1.0:
         return ThresholdRule(bound.group(1), float(bound.group(2)))
-    raise ValueError(f"Unknown threshold rule {text!r}: use f1, macro_f1, youden, precision>=X or recall>=X "
-                     "with X between 0 and 1 (e.g. precision>=0.9).")
+    raise ValueError(
+        f"Unknown threshold rule {text!r}: use f1, macro_f1, youden, precision>=X or recall>=X "
+        "with X between 0 and 1 (e.g. precision>=0.9)."
+    )
 
 
 def tune_threshold(y_true: np.ndarray, y_prob: np.ndarray, rule: ThresholdRule) -> float:
@@ -84,18 +86,27 @@ def macro_f1_threshold(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     true_pos, false_pos = np.cumsum(labels), np.cumsum(1 - labels)  # predicting the top k rows positive
     false_neg, true_neg = labels.sum() - true_pos, (1 - labels).sum() - false_pos
     f1_positive = 2 * true_pos / (2 * true_pos + false_pos + false_neg)
-    f1_negative = np.divide(2 * true_neg, 2 * true_neg + false_neg + false_pos,
-                            out=np.zeros_like(true_neg), where=(2 * true_neg + false_neg + false_pos) > 0)
+    f1_negative = np.divide(
+        2 * true_neg,
+        2 * true_neg + false_neg + false_pos,
+        out=np.zeros_like(true_neg),
+        where=(2 * true_neg + false_neg + false_pos) > 0,
+    )
     last_of_ties = np.r_[probs[1:] != probs[:-1], True]
     best = np.argmax(np.where(last_of_ties, f1_positive + f1_negative, -1.0))
     return float(probs[best])
 
 
-def tune_thresholds(y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str],
-                    rule: ThresholdRule) -> dict[str, float]:
+def tune_thresholds(
+    y_true: np.ndarray, y_prob: np.ndarray, tags: Sequence[str], rule: ThresholdRule
+) -> dict[str, float]:
     one_class = [tag for k, tag in enumerate(tags) if not has_both_classes(y_true[:, k])]
     if one_class:
-        log.warning("Tags with a single class in the tuning rows keep threshold %.1f: %s", DEFAULT_THRESHOLD, one_class)
+        log.warning(
+            "Tags with a single class in the tuning rows keep threshold %.1f: %s",
+            DEFAULT_THRESHOLD,
+            one_class,
+        )
     return {tag: tune_threshold(y_true[:, k], y_prob[:, k], rule) for k, tag in enumerate(tags)}
 
 
@@ -103,8 +114,9 @@ def apply_thresholds(y_prob: np.ndarray, thresholds: Sequence[float]) -> np.ndar
     return (y_prob >= np.asarray(thresholds, dtype=np.float64)).astype(np.int64)
 
 
-def cross_fitted_decisions(y_true: np.ndarray, y_prob: np.ndarray, rule: ThresholdRule,
-                           folds: int = 5, seed: int = 0) -> np.ndarray:
+def cross_fitted_decisions(
+    y_true: np.ndarray, y_prob: np.ndarray, rule: ThresholdRule, folds: int = 5, seed: int = 0
+) -> np.ndarray:
     """0/1 decisions where every row is decided by a threshold tuned without it.
 
     Per tag, rows are split into stratified folds (at most `folds`, at least one positive and one
@@ -117,7 +129,9 @@ def cross_fitted_decisions(y_true: np.ndarray, y_prob: np.ndarray, rule: Thresho
         if n_splits < 2:
             decisions[:, k] = probs >= DEFAULT_THRESHOLD
             continue
-        for tune_rows, held_out in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(probs, labels):
+        for tune_rows, held_out in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(
+            probs, labels
+        ):
             threshold = tune_threshold(labels[tune_rows], probs[tune_rows], rule)
             decisions[held_out, k] = probs[held_out] >= threshold
     return decisions

@@ -47,9 +47,11 @@ def encoder_checkpoint(ckpt_path: str | Path) -> TrainedCheckpoint:
     """
     checkpoint = TrainedCheckpoint.read(ckpt_path)
     if checkpoint.family != ENCODER:
-        raise ExportError(f"{ckpt_path}: a {checkpoint.family} checkpoint; export supports encoder checkpoints "
-                          "only. Score it with ToxicityClassifier.from_checkpoint or `python -m toxicity.predict`, "
-                          "or serve the checkpoint itself.")
+        raise ExportError(
+            f"{ckpt_path}: a {checkpoint.family} checkpoint; export supports encoder checkpoints "
+            "only. Score it with ToxicityClassifier.from_checkpoint or `python -m toxicity.predict`, "
+            "or serve the checkpoint itself."
+        )
     return checkpoint
 
 
@@ -74,6 +76,8 @@ def checked_difference(export: Path, exported: np.ndarray, expected: np.ndarray,
     """The largest difference from PyTorch's probabilities; raises ExportError above `tolerance`."""
     difference = max_abs_diff(exported, expected)
     if difference > tolerance:
-        raise ExportError(f"{export}: scores differ from PyTorch's by {difference:.1e} "
-                          f"(more than {tolerance}) on the sample texts; do not use this export.")
+        raise ExportError(
+            f"{export}: scores differ from PyTorch's by {difference:.1e} "
+            f"(more than {tolerance}) on the sample texts; do not use this export."
+        )
     return difference

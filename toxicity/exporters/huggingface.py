@@ -15,7 +15,6 @@ from toxicity.exporters.checks import SAMPLE_TEXTS, ExportError, checked_differe
 log = logging.getLogger(__name__)
 
 
-
 HF_TOLERANCE = 1e-5
 
 
@@ -33,12 +32,15 @@ def export_huggingface(ckpt_path: str | Path, out: str | Path, overwrite: bool =
     tagger = classifier.model
     _check_exportable_to_huggingface(ckpt_path, tagger)
     config = copy.deepcopy(tagger.encoder.config)
-    config.update({
-        "architectures": ["BertForSequenceClassification"], "problem_type": "multi_label_classification",
-        "id2label": dict(enumerate(classifier.labels)),
-        "label2id": {tag: k for k, tag in enumerate(classifier.labels)},
-        "classifier_dropout": tagger.hparams.dropout,
-    })
+    config.update(
+        {
+            "architectures": ["BertForSequenceClassification"],
+            "problem_type": "multi_label_classification",
+            "id2label": dict(enumerate(classifier.labels)),
+            "label2id": {tag: k for k, tag in enumerate(classifier.labels)},
+            "classifier_dropout": tagger.hparams.dropout,
+        }
+    )
     model = BertForSequenceClassification(config).eval()
     model.bert.load_state_dict(tagger.encoder.state_dict())
     model.classifier.load_state_dict(tagger.head.state_dict())
@@ -46,8 +48,11 @@ def export_huggingface(ckpt_path: str | Path, out: str | Path, overwrite: bool =
     classifier.tokenizer.model_max_length = classifier.max_length
     classifier.tokenizer.save_pretrained(out)
     pipeline_probs = pipeline_probabilities(out, SAMPLE_TEXTS, classifier.labels)
-    check = {"max_abs_diff": checked_difference(out, pipeline_probs, classifier.predict_proba(SAMPLE_TEXTS),
-                                                HF_TOLERANCE)}
+    check = {
+        "max_abs_diff": checked_difference(
+            out, pipeline_probs, classifier.predict_proba(SAMPLE_TEXTS), HF_TOLERANCE
+        )
+    }
     log.info("Hugging Face export in %s: %s", out, check)
     return check
 
@@ -59,11 +64,13 @@ def _check_exportable_to_huggingface(ckpt_path: str | Path, tagger) -> None:
             f"{ckpt_path}: pooling='{pooling}' with a '{model_type}' encoder has no exact stock "
             "transformers equivalent; only pooling='pooler' with a BERT encoder maps onto "
             "BertForSequenceClassification (see `python -m toxicity.export --help`). Export it with "
-            "--format onnx instead, or train with --model.pooling pooler.")
+            "--format onnx instead, or train with --model.pooling pooler."
+        )
     if tagger.hparams.get("truncation", "head") != "head":
         raise ExportError(
             f"{ckpt_path}: trained with --data.truncation {tagger.hparams.truncation}, which the transformers "
-            "pipeline cannot do (it keeps the head of a long text); export it with --format onnx instead.")
+            "pipeline cannot do (it keeps the head of a long text); export it with --format onnx instead."
+        )
 
 
 def pipeline_probabilities(folder: str | Path, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
@@ -72,5 +79,7 @@ def pipeline_probabilities(folder: str | Path, texts: Sequence[str], labels: Seq
 
     classify = pipeline("text-classification", model=str(folder), top_k=None, device="cpu")
     results = classify(list(texts), truncation=True)
-    return np.array([[{r["label"]: r["score"] for r in result}[tag] for tag in labels] for result in results],
-                    dtype=np.float32)
+    return np.array(
+        [[{r["label"]: r["score"] for r in result}[tag] for tag in labels] for result in results],
+        dtype=np.float32,
+    )

@@ -70,7 +70,6 @@ from toxicity.models.families import ENCODER
 log = logging.getLogger(__name__)
 
 
-
 ONNX_TOLERANCE = 1e-4
 
 
@@ -78,18 +77,23 @@ ONNX_TOLERANCE = 1e-4
 INT8_BATCH_TOLERANCE = 1e-6  # a text scored alone and with neighbours: float rounding only, never the batch
 
 
-INT8_TOLERANCE = 0.03        # largest score difference from PyTorch
+INT8_TOLERANCE = 0.03  # largest score difference from PyTorch
 
 
 INT8_FLIP_TOLERANCE = 0.005  # share of tag decisions (int8 at its thresholds vs torch at its own) that differ
 
 
-BATCH_CHECK_TEXTS = 64       # texts also scored one at a time for the batch check
+BATCH_CHECK_TEXTS = 64  # texts also scored one at a time for the batch check
 
 
 # ------------------------------------------------------------------------------------------------- ONNX
-def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, overwrite: bool = False,
-                rule: ThresholdRule = DEFAULT_RULE) -> dict:
+def export_onnx(
+    ckpt_path: str | Path,
+    out: str | Path,
+    int8: bool = False,
+    overwrite: bool = False,
+    rule: ThresholdRule = DEFAULT_RULE,
+) -> dict:
     """Writes model.onnx (and model.int8.onnx), the tokenizer and toxicity.json into `out`.
 
     Returns the parity checks against PyTorch: {"fp32_max_abs_diff": ...} and, with int8, those of
@@ -107,7 +111,9 @@ def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, over
     expected = classifier.predict_proba(SAMPLE_TEXTS)
     onnx_probs = OnnxToxicityClassifier.from_folder(out).predict_proba(SAMPLE_TEXTS)
     check = {"fp32_max_abs_diff": checked_difference(out / ONNX_FP32, onnx_probs, expected, ONNX_TOLERANCE)}
-    (out / ONNX_INT8).unlink(missing_ok=True)  # an earlier --int8 export of another model must not stay beside
+    (out / ONNX_INT8).unlink(
+        missing_ok=True
+    )  # an earlier --int8 export of another model must not stay beside
     if int8:
         check.update(export_int8(classifier, out, metadata, validation_rows(checkpoint), rule))
     log.info("ONNX export in %s: %s", out, check)
@@ -117,10 +123,16 @@ def export_onnx(ckpt_path: str | Path, out: str | Path, int8: bool = False, over
 def onnx_metadata(classifier: ToxicityClassifier, ckpt_path: str | Path) -> dict:
     """toxicity.json. The checkpoint by file name and SHA-256: an absolute path would tell every reader of
     the export where the exporter kept its files, and means nothing on another machine."""
-    return {"labels": classifier.labels, "max_length": classifier.max_length, "truncation": classifier.truncation,
-            "thresholds": classifier.thresholds, "checkpoint": Path(ckpt_path).resolve().name,
-            "checkpoint_sha256": sha256_of(ckpt_path), "family": ENCODER,
-            "backbone": classifier.model.hparams.get("backbone")}
+    return {
+        "labels": classifier.labels,
+        "max_length": classifier.max_length,
+        "truncation": classifier.truncation,
+        "thresholds": classifier.thresholds,
+        "checkpoint": Path(ckpt_path).resolve().name,
+        "checkpoint_sha256": sha256_of(ckpt_path),
+        "family": ENCODER,
+        "backbone": classifier.model.hparams.get("backbone"),
+    }
 
 
 def validation_rows(checkpoint: TrainedCheckpoint) -> EvalSet | None:
@@ -130,14 +142,19 @@ def validation_rows(checkpoint: TrainedCheckpoint) -> EvalSet | None:
     try:
         return checkpoint_val_split(checkpoint.data)
     except (DataError, OSError) as error:
-        log.warning("%s: cannot rebuild the run's validation rows (%s); int8 is checked on the demo comments "
-                    "and gets no tuned thresholds.", checkpoint.ckpt_path, error)
+        log.warning(
+            "%s: cannot rebuild the run's validation rows (%s); int8 is checked on the demo comments "
+            "and gets no tuned thresholds.",
+            checkpoint.ckpt_path,
+            error,
+        )
         return None
 
 
 # ------------------------------------------------------------------------------------------------- int8
-def export_int8(classifier: ToxicityClassifier, out: Path, metadata: dict, validation: EvalSet | None,
-                rule: ThresholdRule) -> dict:
+def export_int8(
+    classifier: ToxicityClassifier, out: Path, metadata: dict, validation: EvalSet | None, rule: ThresholdRule
+) -> dict:
     """Writes model.int8.onnx and its own tuned thresholds, after checking it against PyTorch.
 
     Raises ExportError (and removes model.int8.onnx) when a score depends on the batch, or differs from
@@ -146,12 +163,19 @@ def export_int8(classifier: ToxicityClassifier, out: Path, metadata: dict, valid
     texts = validation.texts if validation is not None else check_texts()
     INT8_QUANTIZER(out / ONNX_FP32, out / ONNX_INT8, CalibrationFeeds(classifier, texts))
     try:
-        parity = int8_parity(classifier, OnnxToxicityClassifier.from_folder(out, int8=True), texts, validation, rule)
+        parity = int8_parity(
+            classifier, OnnxToxicityClassifier.from_folder(out, int8=True), texts, validation, rule
+        )
     except ExportError:
         (out / ONNX_INT8).unlink()
         raise
-    metadata = {**metadata, "int8_method": INT8_QUANTIZER.__name__, "int8_thresholds": parity.pop("thresholds"),
-                "int8_threshold_rule": str(rule) if validation is not None else None, "int8_parity": parity}
+    metadata = {
+        **metadata,
+        "int8_method": INT8_QUANTIZER.__name__,
+        "int8_thresholds": parity.pop("thresholds"),
+        "int8_threshold_rule": str(rule) if validation is not None else None,
+        "int8_parity": parity,
+    }
     write_text_atomically(out / ONNX_METADATA, json.dumps(metadata, indent=2) + "\n")
     return parity
 
@@ -165,19 +189,29 @@ def check_texts() -> list[str]:
     return SAMPLE_TEXTS + pd.read_csv(DEMO_CSV, keep_default_na=False)["comment_text"].tolist()[:400]
 
 
-def int8_parity(reference: ToxicityClassifier, int8: OnnxToxicityClassifier, texts: list[str],
-                validation: EvalSet | None, rule: ThresholdRule) -> dict:
+def int8_parity(
+    reference: ToxicityClassifier,
+    int8: OnnxToxicityClassifier,
+    texts: list[str],
+    validation: EvalSet | None,
+    rule: ThresholdRule,
+) -> dict:
     """int8 against PyTorch on `texts`; raises ExportError beyond a tolerance. With labelled validation rows,
     also int8's own thresholds (tuned on its scores with `rule`) and the decisions they flip."""
     expected, probs = reference.predict_proba(texts), int8.predict_proba(texts)
     alone = np.concatenate([int8.predict_proba([text]) for text in texts[:BATCH_CHECK_TEXTS]])
-    parity = {"int8_texts_checked": len(texts),
-              "int8_batch_vs_alone_max_diff": max_abs_diff(alone, probs[:BATCH_CHECK_TEXTS]),
-              "int8_max_abs_diff": max_abs_diff(probs, expected), "thresholds": None}
+    parity = {
+        "int8_texts_checked": len(texts),
+        "int8_batch_vs_alone_max_diff": max_abs_diff(alone, probs[:BATCH_CHECK_TEXTS]),
+        "int8_max_abs_diff": max_abs_diff(probs, expected),
+        "thresholds": None,
+    }
     if validation is not None:
         parity["thresholds"] = tune_thresholds(validation.labels, probs, validation.tags, rule)
-        cutoffs = {"torch": reference.thresholds_for("tuned") if reference.thresholds else None,
-                   "int8": np.array([parity["thresholds"][tag] for tag in validation.tags])}
+        cutoffs = {
+            "torch": reference.thresholds_for("tuned") if reference.thresholds else None,
+            "int8": np.array([parity["thresholds"][tag] for tag in validation.tags]),
+        }
         if cutoffs["torch"] is not None:
             flipped = (expected >= cutoffs["torch"]) != (probs >= cutoffs["int8"])
             parity["int8_decisions_flipped_share"] = float(flipped.mean())
@@ -186,13 +220,21 @@ def int8_parity(reference: ToxicityClassifier, int8: OnnxToxicityClassifier, tex
 
 
 def refuse_int8_beyond_tolerance(int8: OnnxToxicityClassifier, parity: dict) -> None:
-    limits = {"int8_batch_vs_alone_max_diff": INT8_BATCH_TOLERANCE, "int8_max_abs_diff": INT8_TOLERANCE,
-              "int8_decisions_flipped_share": INT8_FLIP_TOLERANCE}
-    over = [f"{name.removeprefix('int8_').replace('_', ' ')} {parity[name]:.2e} (limit {limit:g})"
-            for name, limit in limits.items() if parity.get(name, 0.0) > limit]
+    limits = {
+        "int8_batch_vs_alone_max_diff": INT8_BATCH_TOLERANCE,
+        "int8_max_abs_diff": INT8_TOLERANCE,
+        "int8_decisions_flipped_share": INT8_FLIP_TOLERANCE,
+    }
+    over = [
+        f"{name.removeprefix('int8_').replace('_', ' ')} {parity[name]:.2e} (limit {limit:g})"
+        for name, limit in limits.items()
+        if parity.get(name, 0.0) > limit
+    ]
     if over:
-        raise ExportError(f"{ONNX_INT8}: int8 scores are too far from PyTorch's on {parity['int8_texts_checked']} "
-                          f"texts: {'; '.join(over)}. It was not kept; use {ONNX_FP32}, or export without --int8.")
+        raise ExportError(
+            f"{ONNX_INT8}: int8 scores are too far from PyTorch's on {parity['int8_texts_checked']} "
+            f"texts: {'; '.join(over)}. It was not kept; use {ONNX_FP32}, or export without --int8."
+        )
 
 
 def _write_onnx(classifier: ToxicityClassifier, path: Path) -> None:
@@ -205,12 +247,16 @@ def _write_onnx(classifier: ToxicityClassifier, path: Path) -> None:
         # Python-level shape checks in transformers; the parity check below is what guards the result
         warnings.simplefilter("ignore")
         # .eval() on the wrapper too: the exporter restores the wrapper's mode onto the whole tree afterwards
-        torch.onnx.export(ProbabilityModel(classifier.model.cpu()).eval(),
-                          (example["input_ids"], example["attention_mask"]), str(partial), dynamo=False,
-                          input_names=["input_ids", "attention_mask"], output_names=["probabilities"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes,
-                                        "probabilities": {0: "batch"}},
-                          opset_version=17)
+        torch.onnx.export(
+            ProbabilityModel(classifier.model.cpu()).eval(),
+            (example["input_ids"], example["attention_mask"]),
+            str(partial),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["probabilities"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "probabilities": {0: "batch"}},
+            opset_version=17,
+        )
 
 
 def quantize_dynamic_int8(fp32: Path, int8: Path, calibration: CalibrationFeeds | None = None) -> None:
@@ -228,16 +274,26 @@ def quantize_static_int8(fp32: Path, int8: Path, calibration: CalibrationFeeds |
     if calibration is None:
         raise ExportError("static int8 needs calibration texts.")
     with atomic_output(int8) as partial:
-        quantize_static(str(fp32), str(partial), calibration, quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["MatMul"], per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
-                        extra_options={"CalibPercentile": 99.99})
+        quantize_static(
+            str(fp32),
+            str(partial),
+            calibration,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.Percentile,
+            extra_options={"CalibPercentile": 99.99},
+        )
 
 
 QUANTIZERS = {"dynamic": quantize_dynamic_int8, "static": quantize_static_int8}
 
 
-INT8_QUANTIZER = quantize_dynamic_int8  # the one --int8 writes: the measured choice (see the module docstring)
+INT8_QUANTIZER = (
+    quantize_dynamic_int8  # the one --int8 writes: the measured choice (see the module docstring)
+)
 
 
 class CalibrationFeeds:
@@ -245,7 +301,7 @@ class CalibrationFeeds:
 
     def __init__(self, scorer, texts: Sequence[str], batch_size: int = 16):
         ids = tokenize_texts(scorer.tokenizer, list(texts), scorer.max_length, scorer.truncation)
-        batches = [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
+        batches = [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
         self._feeds = iter([self._feed(scorer, batch) for batch in batches])
 
     @staticmethod

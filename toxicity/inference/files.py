@@ -20,7 +20,6 @@ from toxicity.inference.scorer import BatchScorer, ScoredTexts
 log = logging.getLogger(__name__)
 
 
-
 DEFAULT_CHUNK_ROWS = 10_000  # rows the CLI reads from the input file at a time
 
 
@@ -50,10 +49,17 @@ class ScoringSummary:
         return self.rows / self.seconds if self.seconds > 0 else float("nan")
 
 
-def score_file(scorer: BatchScorer, input_path: str | Path, output_path: str | Path,
-               text_column: str = TEXT_COLUMN, id_column: str | None = None,
-               threshold: float | str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-               overwrite: bool = False, progress: bool = True) -> ScoringSummary:
+def score_file(
+    scorer: BatchScorer,
+    input_path: str | Path,
+    output_path: str | Path,
+    text_column: str = TEXT_COLUMN,
+    id_column: str | None = None,
+    threshold: float | str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ScoringSummary:
     """Scores every row of a table into a CSV (or TSV), `chunk_rows` rows at a time.
 
     Writes `id_column` (default: `id` when the file has one) first, then one probability column per tag,
@@ -71,29 +77,42 @@ def score_file(scorer: BatchScorer, input_path: str | Path, output_path: str | P
     rows = blank = unscored = 0
     first_unscored: tuple[int, str | None] | None = None  # (row number in the file, its error)
     started = time.perf_counter()
-    with atomic_output(output_path) as partial, \
-            tqdm(unit="comment", desc="scoring", disable=not progress) as bar:
+    with (
+        atomic_output(output_path) as partial,
+        tqdm(unit="comment", desc="scoring", disable=not progress) as bar,
+    ):
         pd.DataFrame(columns=header).to_csv(partial, sep=sep, index=False)
         for chunk in iter_table(input_path, [c for c in (id_column, text_column) if c], chunk_rows):
             texts, chunk_blank = clean_texts(chunk[text_column])
             scored = scorer.score(texts, progress=False)
-            score_table(scored, tags, cutoffs, chunk[id_column] if id_column else None) \
-                .to_csv(partial, sep=sep, index=False, header=False, mode="a")
+            score_table(scored, tags, cutoffs, chunk[id_column] if id_column else None).to_csv(
+                partial, sep=sep, index=False, header=False, mode="a"
+            )
             if scored.failed.size and first_unscored is None:
                 first_unscored = (rows + int(scored.failed[0]) + 1, scored.first_error)
             rows, blank, unscored = rows + len(texts), blank + chunk_blank, unscored + scored.failed.size
             bar.update(len(texts))
     if blank:
-        log.warning("%s: %d row(s) with a missing or blank '%s' were scored as empty strings.",
-                    input_path, blank, text_column)
+        log.warning(
+            "%s: %d row(s) with a missing or blank '%s' were scored as empty strings.",
+            input_path,
+            blank,
+            text_column,
+        )
     if unscored:
-        log.warning("%s: %d row(s) could not be scored and have empty scores in %s (the first is data row %d: %s).",
-                    input_path, unscored, output_path, *first_unscored)
+        log.warning(
+            "%s: %d row(s) could not be scored and have empty scores in %s (the first is data row %d: %s).",
+            input_path,
+            unscored,
+            output_path,
+            *first_unscored,
+        )
     return ScoringSummary(rows, blank, time.perf_counter() - started, unscored)
 
 
-def score_table(scored: ScoredTexts, tags: list[str], cutoffs: np.ndarray | None,
-                ids: pd.Series | None) -> pd.DataFrame:
+def score_table(
+    scored: ScoredTexts, tags: list[str], cutoffs: np.ndarray | None, ids: pd.Series | None
+) -> pd.DataFrame:
     """One chunk's output rows: ids, probabilities, then 0/1 decisions; empty cells where a text has no scores."""
     scores = pd.DataFrame(scored.probs, columns=tags)
     if cutoffs is not None:

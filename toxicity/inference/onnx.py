@@ -17,7 +17,11 @@ from toxicity.inference.scorer import BatchScorer
 INT8_TEXTS_PER_RUN = 1
 
 
-ONNX_FP32, ONNX_INT8, ONNX_METADATA = "model.onnx", "model.int8.onnx", "toxicity.json"  # an ONNX export folder
+ONNX_FP32, ONNX_INT8, ONNX_METADATA = (
+    "model.onnx",
+    "model.int8.onnx",
+    "toxicity.json",
+)  # an ONNX export folder
 
 
 def read_onnx_folder(folder: str | Path, int8: bool = False) -> tuple[Path, dict]:
@@ -25,8 +29,10 @@ def read_onnx_folder(folder: str | Path, int8: bool = False) -> tuple[Path, dict
     folder = Path(folder)
     model_file = folder / (ONNX_INT8 if int8 else ONNX_FP32)
     if not (folder / ONNX_METADATA).is_file() or not model_file.is_file():
-        raise CheckpointError(f"{folder}: no {ONNX_METADATA} and {model_file.name} in it. Export with "
-                              f"`python -m toxicity.export --format onnx{' --int8' if int8 else ''} --out {folder}`.")
+        raise CheckpointError(
+            f"{folder}: no {ONNX_METADATA} and {model_file.name} in it. Export with "
+            f"`python -m toxicity.export --format onnx{' --int8' if int8 else ''} --out {folder}`."
+        )
     return model_file, json.loads((folder / ONNX_METADATA).read_text())
 
 
@@ -37,14 +43,23 @@ class OnnxToxicityClassifier(BatchScorer):
     quantized model (written with --int8) and its own tuned thresholds (`int8_thresholds` in toxicity.json).
     """
 
-    def __init__(self, session, tokenizer, tags: Sequence[str], max_length: int = DEFAULT_MAX_LENGTH,
-                 thresholds: dict[str, float] | None = None, batch_size: int = 64, truncation: str = "head"):
+    def __init__(
+        self,
+        session,
+        tokenizer,
+        tags: Sequence[str],
+        max_length: int = DEFAULT_MAX_LENGTH,
+        thresholds: dict[str, float] | None = None,
+        batch_size: int = 64,
+        truncation: str = "head",
+    ):
         self.session = session
         super().__init__(tokenizer, tags, max_length, thresholds, batch_size, truncation)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, int8: bool = False, batch_size: int = 64,
-                    threads: int | None = None) -> OnnxToxicityClassifier:
+    def from_folder(
+        cls, folder: str | Path, int8: bool = False, batch_size: int = 64, threads: int | None = None
+    ) -> OnnxToxicityClassifier:
         import onnxruntime
         from transformers import AutoTokenizer
 
@@ -57,8 +72,15 @@ class OnnxToxicityClassifier(BatchScorer):
         thresholds = metadata.get("int8_thresholds") if int8 else metadata.get("thresholds")
         if int8 and metadata.get("int8_method") != "quantize_static_int8":  # older exports were dynamic too
             batch_size = INT8_TEXTS_PER_RUN
-        return cls(session, AutoTokenizer.from_pretrained(model_file.parent), metadata["labels"], metadata["max_length"],
-                   thresholds, batch_size, metadata.get("truncation", "head"))
+        return cls(
+            session,
+            AutoTokenizer.from_pretrained(model_file.parent),
+            metadata["labels"],
+            metadata["max_length"],
+            thresholds,
+            batch_size,
+            metadata.get("truncation", "head"),
+        )
 
     def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
         feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}

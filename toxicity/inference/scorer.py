@@ -48,8 +48,10 @@ def as_text_list(texts: str | Iterable[str]) -> list[str]:
         texts = [texts]
     elif isinstance(texts, (dict, pd.DataFrame)):
         kind = "dict" if isinstance(texts, dict) else "DataFrame"
-        raise TypeError(f"predict() got a {kind}; give a str, a list of str or a pandas Series "
-                        f"(e.g. list(d.values()) or df['comment_text']).")
+        raise TypeError(
+            f"predict() got a {kind}; give a str, a list of str or a pandas Series "
+            f"(e.g. list(d.values()) or df['comment_text'])."
+        )
     elif isinstance(texts, (bytes, bytearray)):
         raise TypeError("predict() got bytes; decode them first, e.g. data.decode('utf-8').")
     labels = texts.index if isinstance(texts, pd.Series) else None
@@ -58,15 +60,21 @@ def as_text_list(texts: str | Iterable[str]) -> list[str]:
     for position, text in enumerate(texts):
         if not isinstance(text, str):
             where = f"texts[{position}]" + (f" (index {labels[position]})" if labels is not None else "")
-            hint = " (a missing value)" if text is None or (isinstance(text, float) and math.isnan(text)) else ""
-            raise TypeError(f"{where} is {type(text).__name__}{hint}, not str; give strings only "
-                            "(an empty string is fine; decode bytes first).")
+            hint = (
+                " (a missing value)" if text is None or (isinstance(text, float) and math.isnan(text)) else ""
+            )
+            raise TypeError(
+                f"{where} is {type(text).__name__}{hint}, not str; give strings only "
+                "(an empty string is fine; decode bytes first)."
+            )
         if not text.isascii() and _LONE_SURROGATE.search(text):
             texts[position] = _LONE_SURROGATE.sub("\ufffd", text)
             cleaned += 1
     if cleaned:
-        log.warning("%d text(s) held lone surrogate characters (badly decoded bytes); replaced them with U+FFFD.",
-                    cleaned)
+        log.warning(
+            "%d text(s) held lone surrogate characters (badly decoded bytes); replaced them with U+FFFD.",
+            cleaned,
+        )
     return texts
 
 
@@ -86,9 +94,9 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
 # ----------------------------------------------------------------------------------------------- scoring
 @dataclass(frozen=True)
 class ScoredTexts:
-    probs: np.ndarray          # (n_texts, n_tags) float32; NaN rows for the texts that could not be scored
-    failed: np.ndarray         # positions of those texts, ascending
-    first_error: str | None    # the error of the first of them, one line
+    probs: np.ndarray  # (n_texts, n_tags) float32; NaN rows for the texts that could not be scored
+    failed: np.ndarray  # positions of those texts, ascending
+    first_error: str | None  # the error of the first of them, one line
 
 
 def _first_line(error: BaseException) -> str:
@@ -103,8 +111,15 @@ class BatchScorer:
     the order of the input.
     """
 
-    def __init__(self, tokenizer, tags: Sequence[str], max_length: int = DEFAULT_MAX_LENGTH,
-                 thresholds: dict[str, float] | None = None, batch_size: int = 64, truncation: str = "head"):
+    def __init__(
+        self,
+        tokenizer,
+        tags: Sequence[str],
+        max_length: int = DEFAULT_MAX_LENGTH,
+        thresholds: dict[str, float] | None = None,
+        batch_size: int = 64,
+        truncation: str = "head",
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.tokenizer = tokenizer
@@ -130,8 +145,13 @@ class BatchScorer:
         """
         scored = self.score(texts, progress)
         if scored.failed.size:
-            log.warning("%d of %d text(s) could not be scored and got NaN scores (the first is texts[%d]): %s",
-                        scored.failed.size, len(scored.probs), scored.failed[0], scored.first_error)
+            log.warning(
+                "%d of %d text(s) could not be scored and got NaN scores (the first is texts[%d]): %s",
+                scored.failed.size,
+                len(scored.probs),
+                scored.failed[0],
+                scored.first_error,
+            )
         return scored.probs
 
     def score(self, texts: str | Iterable[str], progress: bool | None = None) -> ScoredTexts:
@@ -146,9 +166,9 @@ class BatchScorer:
         show = len(texts) > 10 * self.batch_size if progress is None else progress
         with tqdm(total=len(texts), disable=not show, unit="comment", desc="scoring") as bar:
             for start in range(0, len(texts), CHUNK_SIZE):
-                chunk = texts[start:start + CHUNK_SIZE]
+                chunk = texts[start : start + CHUNK_SIZE]
                 chunk_errors: dict[int, str] = {}
-                probs[start:start + len(chunk)] = self._score_chunk(chunk, chunk_errors)
+                probs[start : start + len(chunk)] = self._score_chunk(chunk, chunk_errors)
                 errors.update({start + position: error for position, error in chunk_errors.items()})
                 bar.update(len(chunk))
         failed = np.array(sorted(errors), dtype=np.int64)
@@ -160,7 +180,7 @@ class BatchScorer:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         out = np.empty((len(ids), len(self.tags)), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             try:
                 out[rows] = self._score_batch(ids, rows)
             except Exception as error:  # noqa: BLE001 (any backend error: each text is retried alone below)
@@ -180,8 +200,9 @@ class BatchScorer:
             errors[row] = f"{type(error).__name__}: {_first_line(error)}"
             return np.full(len(self.tags), np.nan, dtype=np.float32)
 
-    def predict(self, texts: str | Iterable[str], threshold: float | str | None = None,
-                progress: bool | None = None) -> pd.DataFrame | dict[str, float]:
+    def predict(
+        self, texts: str | Iterable[str], threshold: float | str | None = None, progress: bool | None = None
+    ) -> pd.DataFrame | dict[str, float]:
         """Per-tag probabilities (or 0/1 with a threshold number or "tuned") for one text or many.
 
         One str gives {tag: value}; a list or iterable gives a DataFrame indexed 0..n-1; a pandas Series
@@ -201,8 +222,10 @@ class BatchScorer:
             if threshold != "tuned":
                 raise ValueError(f"threshold must be a number or 'tuned', got {threshold!r}.")
             if self.thresholds is None:
-                raise ValueError("No tuned thresholds for this checkpoint: run `python -m toxicity.evaluate` "
-                                 "on its validation split first, or pass a number such as threshold=0.5.")
+                raise ValueError(
+                    "No tuned thresholds for this checkpoint: run `python -m toxicity.evaluate` "
+                    "on its validation split first, or pass a number such as threshold=0.5."
+                )
             return np.array([self.thresholds.get(tag, 0.5) for tag in self.tags], dtype=np.float32)
         return np.full(len(self.tags), checked_threshold(threshold), dtype=np.float32)
 
@@ -210,27 +233,46 @@ class BatchScorer:
 class ToxicityClassifier(BatchScorer):
     """Scores comments with a trained model, in length-sorted batches padded per batch."""
 
-    def __init__(self, model, max_length: int = DEFAULT_MAX_LENGTH,
-                 thresholds: dict[str, float] | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        thresholds: dict[str, float] | None = None,
+        batch_size: int = 64,
+    ):
         self.model = model.eval()
-        super().__init__(model.tokenizer, model.labels, max_length, thresholds, batch_size,
-                         model.hparams.get("truncation", "head"))
+        super().__init__(
+            model.tokenizer,
+            model.labels,
+            max_length,
+            thresholds,
+            batch_size,
+            model.hparams.get("truncation", "head"),
+        )
 
     @classmethod
-    def from_checkpoint(cls, ckpt_path: str | Path, device: str | torch.device | None = None,
-                        batch_size: int = 64) -> ToxicityClassifier:
+    def from_checkpoint(
+        cls, ckpt_path: str | Path, device: str | torch.device | None = None, batch_size: int = 64
+    ) -> ToxicityClassifier:
         """Loads offline and safely: the checkpoint carries the model config, tokenizer, tags and max_length."""
         device = default_device(device)
         return cls.from_trained(TrainedCheckpoint.read(ckpt_path, map_location=device), device, batch_size)
 
     @classmethod
-    def from_trained(cls, checkpoint: TrainedCheckpoint, device: str | torch.device = "cpu",
-                     batch_size: int = 64) -> ToxicityClassifier:
+    def from_trained(
+        cls, checkpoint: TrainedCheckpoint, device: str | torch.device = "cpu", batch_size: int = 64
+    ) -> ToxicityClassifier:
         """From a checkpoint already read (no second read of a file that can be hundreds of MB)."""
         model = checkpoint.build_model().to(device)
         thresholds = checkpoint.thresholds()
-        log.info("Loaded %s: %s model, tags %s, max_length %d, %s.", checkpoint.ckpt_path, checkpoint.family,
-                 checkpoint.tags, checkpoint.max_length, "tuned thresholds" if thresholds else "no tuned thresholds")
+        log.info(
+            "Loaded %s: %s model, tags %s, max_length %d, %s.",
+            checkpoint.ckpt_path,
+            checkpoint.family,
+            checkpoint.tags,
+            checkpoint.max_length,
+            "tuned thresholds" if thresholds else "no tuned thresholds",
+        )
         return cls(model, checkpoint.max_length, thresholds, batch_size)
 
     @property

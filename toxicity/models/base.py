@@ -90,7 +90,10 @@ class TaggerModule(pl.LightningModule):
             f1.reset()
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"index": batch["index"], "probs": torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float())}
+        return {
+            "index": batch["index"],
+            "probs": torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float()),
+        }
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup
@@ -98,7 +101,8 @@ class TaggerModule(pl.LightningModule):
         optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.hparams.learning_rate)
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(self.hparams.warmup_fraction * total_steps), total_steps)
+            optimizer, int(self.hparams.warmup_fraction * total_steps), total_steps
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def parameter_groups(self) -> list[dict]:
@@ -113,9 +117,14 @@ class TaggerModule(pl.LightningModule):
             if not parameter.requires_grad:
                 continue
             depth, decays = encoder_depth(name, top), not name.endswith(no_decay)
-            group = groups.setdefault((depth, decays), {
-                "params": [], "weight_decay": self.hparams.weight_decay if decays else 0.0,
-                "lr": self.hparams.learning_rate * decay_rate ** (top - depth)})
+            group = groups.setdefault(
+                (depth, decays),
+                {
+                    "params": [],
+                    "weight_decay": self.hparams.weight_decay if decays else 0.0,
+                    "lr": self.hparams.learning_rate * decay_rate ** (top - depth),
+                },
+            )
             group["params"].append(parameter)
         return list(groups.values())
 

@@ -89,12 +89,16 @@ class ToxicCommentTagger(TaggerModule):
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}.")
         if pos_weight is not None and len(pos_weight) != len(labels):
             raise ValueError(f"pos_weight has {len(pos_weight)} values for {len(labels)} labels {labels}.")
-        self.encoder = build_encoder(backbone, pretrained, encoder_config).train()  # from_pretrained gives eval mode
+        self.encoder = build_encoder(
+            backbone, pretrained, encoder_config
+        ).train()  # from_pretrained gives eval mode
         self.hparams.encoder_config = self.encoder.config.to_dict()
         check_max_length(max_length, self.encoder, backbone)
         if pooling == "pooler" and getattr(self.encoder, "pooler", None) is None:
-            raise ValueError(f"pooling='pooler': the '{self.encoder.config.model_type}' encoder of {backbone} has no "
-                             "pooler layer; use --model.pooling mean (or cls).")
+            raise ValueError(
+                f"pooling='pooler': the '{self.encoder.config.model_type}' encoder of {backbone} has no "
+                "pooler layer; use --model.pooling mean (or cls)."
+            )
         if pooling != "pooler" and getattr(self.encoder, "pooler", None) is not None:
             self.encoder.pooler = None  # unused: DDP would fail on its parameters getting no gradient
         self.dropout = nn.Dropout(dropout)
@@ -105,8 +109,12 @@ class ToxicCommentTagger(TaggerModule):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        pooled = pool(output.last_hidden_state, attention_mask, getattr(output, "pooler_output", None),
-                      self.hparams.pooling)
+        pooled = pool(
+            output.last_hidden_state,
+            attention_mask,
+            getattr(output, "pooler_output", None),
+            self.hparams.pooling,
+        )
         return self.head(self.dropout(pooled))
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
@@ -118,8 +126,15 @@ class ToxicCommentTagger(TaggerModule):
         training = stage == "train"
         if not training:  # the encoder's decisions: probability >= 0.5
             getattr(self, f"{stage}_f1").update(probs.detach(), labels.long())
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=training, on_epoch=not training,
-                 batch_size=len(labels), sync_dist=not training)
+        self.log(
+            f"{stage}_loss",
+            loss,
+            prog_bar=True,
+            on_step=training,
+            on_epoch=not training,
+            batch_size=len(labels),
+            sync_dist=not training,
+        )
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -25,8 +25,12 @@ class PerTagAUROC(Metric):
 
     def compute(self) -> torch.Tensor:
         preds, target = dim_zero_cat(self.preds), dim_zero_cat(self.target)
-        values = [binary_auroc(preds[:, k], target[:, k]) if 0 < target[:, k].sum() < len(target)
-                  else torch.tensor(float("nan"), device=preds.device) for k in range(self.num_tags)]
+        values = [
+            binary_auroc(preds[:, k], target[:, k])
+            if 0 < target[:, k].sum() < len(target)
+            else torch.tensor(float("nan"), device=preds.device)
+            for k in range(self.num_tags)
+        ]
         return torch.stack(values)
 
 

@@ -10,8 +10,10 @@ def config_from_dict(config: dict):
     from transformers import CONFIG_MAPPING
 
     if names_custom_code(config):
-        raise ValueError("The model config names custom code (auto_map); toxicity never runs code from a "
-                         "config or checkpoint. Use a model that transformers supports natively.")
+        raise ValueError(
+            "The model config names custom code (auto_map); toxicity never runs code from a "
+            "config or checkpoint. Use a model that transformers supports natively."
+        )
     model_type = config.get("model_type")
     if model_type not in CONFIG_MAPPING:
         raise ValueError(f"The model config's model_type {model_type!r} is not one transformers knows.")
@@ -40,5 +42,7 @@ def check_max_length(max_length: int, encoder: nn.Module, backbone: str) -> None
     """Refuses a `max_length` beyond the encoder's position embeddings (scoring a long text would crash)."""
     limit = position_limit(encoder)
     if limit is not None and max_length > limit:
-        raise ValueError(f"max_length {max_length} is more than the {limit} positions the encoder of {backbone} "
-                         f"can embed; use --data.max_length {limit} or less.")
+        raise ValueError(
+            f"max_length {max_length} is more than the {limit} positions the encoder of {backbone} "
+            f"can embed; use --data.max_length {limit} or less."
+        )

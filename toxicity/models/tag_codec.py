@@ -19,7 +19,7 @@ class DecodedTags:
     """The 0/1 row read from a generated string, and what in it was not a clean tag list."""
 
     row: list[int]
-    unknown: list[str] = field(default_factory=list)   # words that are no tag (nor the none word)
+    unknown: list[str] = field(default_factory=list)  # words that are no tag (nor the none word)
     repeated: list[str] = field(default_factory=list)  # tags written more than once
 
     @property
@@ -34,8 +34,10 @@ class TagStringCodec:
         self.tags, self.none_word = list(tags), none_word
         bad = [tag for tag in [*self.tags, none_word] if not tag or any(c.isspace() for c in tag)]
         if bad or none_word in self.tags or len(set(self.tags)) != len(self.tags):
-            raise ValueError(f"Tag names must be distinct single words, other than the none word {none_word!r}; "
-                             f"got tags {self.tags}.")
+            raise ValueError(
+                f"Tag names must be distinct single words, other than the none word {none_word!r}; "
+                f"got tags {self.tags}."
+            )
 
     @property
     def words(self) -> list[str]:

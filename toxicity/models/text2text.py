@@ -41,21 +41,29 @@ Architecture = Literal["seq2seq", "bert2bert", "t5"]
 T5_SMALL_SHAPE = {"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8}
 
 
-def build_seq2seq(backbone: str, architecture: Architecture, pretrained: bool, model_config: dict | None,
-                  tokenizer):
+def build_seq2seq(
+    backbone: str, architecture: Architecture, pretrained: bool, model_config: dict | None, tokenizer
+):
     """The sequence-to-sequence model, with its special token ids set for generation and loss."""
     from transformers import AutoModelForSeq2SeqLM, EncoderDecoderModel, T5Config
 
-    if model_config is not None:  # a saved checkpoint, or a config given in full: random weights of that shape
+    if (
+        model_config is not None
+    ):  # a saved checkpoint, or a config given in full: random weights of that shape
         config = config_from_dict(model_config)
-        model = EncoderDecoderModel(config) if config.model_type == "encoder-decoder" \
+        model = (
+            EncoderDecoderModel(config)
+            if config.model_type == "encoder-decoder"
             else AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=False)
+        )
     elif architecture == "bert2bert":
         model = bert2bert(backbone, pretrained)
     elif architecture == "t5":
         model = AutoModelForSeq2SeqLM.from_config(T5Config(vocab_size=len(tokenizer), **T5_SMALL_SHAPE))
     elif pretrained:
-        model = AutoModelForSeq2SeqLM.from_pretrained(checked_backbone_path(backbone), trust_remote_code=False)
+        model = AutoModelForSeq2SeqLM.from_pretrained(
+            checked_backbone_path(backbone), trust_remote_code=False
+        )
     else:
         model = AutoModelForSeq2SeqLM.from_config(load_config(backbone), trust_remote_code=False)
     set_special_tokens(model.config, tokenizer)
@@ -68,7 +76,8 @@ def bert2bert(backbone: str, pretrained: bool):
     if pretrained:
         folder = checked_backbone_path(backbone)
         return EncoderDecoderModel.from_encoder_decoder_pretrained(
-            folder, folder, encoder_trust_remote_code=False, decoder_trust_remote_code=False)
+            folder, folder, encoder_trust_remote_code=False, decoder_trust_remote_code=False
+        )
     encoder = load_config(backbone)
     decoder = load_config(backbone, is_decoder=True, add_cross_attention=True)
     return EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
@@ -77,7 +86,9 @@ def bert2bert(backbone: str, pretrained: bool):
 def set_special_tokens(config, tokenizer) -> None:
     """End and padding ids from the tokenizer; the decoder starts from padding (T5's way) or from [CLS]
     (a BERT decoder, as in the BERT2BERT warm start)."""
-    config.eos_token_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    config.eos_token_id = (
+        tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    )
     config.pad_token_id = tokenizer.pad_token_id
     if config.model_type == "encoder-decoder":
         config.decoder_start_token_id = tokenizer.cls_token_id
@@ -99,8 +110,10 @@ class TagWordPieces:
         firsts = [pieces[0] for pieces in self.pieces.values()]
         if any(not pieces for pieces in self.pieces.values()) or len(set(firsts)) != len(firsts):
             clashing = [w for w, p in self.pieces.items() if not p or firsts.count(p[0]) > 1]
-            raise ValueError(f"Tag words {clashing} start with the same token under this tokenizer; the "
-                             "text-to-text tagger needs a distinct first token per tag. Rename the tags.")
+            raise ValueError(
+                f"Tag words {clashing} start with the same token under this tokenizer; the "
+                "text-to-text tagger needs a distinct first token per tag. Rename the tags."
+            )
         self.first_token_ids = [self.pieces[tag][0] for tag in codec.tags]
 
     def target_ids(self, row) -> list[int]:
@@ -123,7 +136,7 @@ class TagWordPieces:
         return words, starts
 
     def _word_at(self, ids: list[int], position: int) -> str | None:
-        matches = [w for w, p in self.pieces.items() if ids[position:position + len(p)] == p]
+        matches = [w for w, p in self.pieces.items() if ids[position : position + len(p)] == p]
         return max(matches, key=lambda w: len(self.pieces[w])) if matches else None
 
 
@@ -168,8 +181,11 @@ class TextToTextTagger(TaggerModule):
         self.hparams.model_config = self.seq2seq.config.to_dict()
         config = self.seq2seq.config
         self.pieces = TagWordPieces(self.codec, self.tokenizer, config.eos_token_id)
-        self.register_buffer("prefix_ids", torch.tensor(self.tokenizer(prefix, add_special_tokens=False)["input_ids"]),
-                             persistent=False)
+        self.register_buffer(
+            "prefix_ids",
+            torch.tensor(self.tokenizer(prefix, add_special_tokens=False)["input_ids"]),
+            persistent=False,
+        )
         self.end_tokens = len(special_tokens_around(self.tokenizer)[1])  # [SEP] or </s>, kept when cutting
         self.check_room(max_length, backbone)
         self.decoding_issues = {"unknown": 0, "repeated": 0}
@@ -181,8 +197,10 @@ class TextToTextTagger(TaggerModule):
         check_max_length(max_length, self.seq2seq.get_encoder(), backbone)
         fixed = len(self.prefix_ids) + len(special_tokens_around(self.tokenizer)[0]) + self.end_tokens
         if max_length <= fixed:
-            raise ValueError(f"max_length {max_length} leaves no room for the comment: the prefix and special "
-                             f"tokens take {fixed}; use --data.max_length {fixed + 1} or more.")
+            raise ValueError(
+                f"max_length {max_length} leaves no room for the comment: the prefix and special "
+                f"tokens take {fixed}; use --data.max_length {fixed + 1} or more."
+            )
 
     def with_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Inserts the prefix tokens after [CLS] (BERT-style tokenizers) or at the start (T5); the comment is
@@ -195,8 +213,9 @@ class TextToTextTagger(TaggerModule):
         mask = torch.cat([attention_mask[:, :cut], torch.ones_like(prefix), attention_mask[:, cut:]], dim=1)
         return ids, mask
 
-    def make_room_for_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                             front: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_room_for_prefix(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, front: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows (right-padded) cut to `max_length` minus the prefix, as the data module's truncation would
         have cut them at that length: the same head, or head and tail, with the special tokens kept."""
         room = self.hparams.max_length - len(self.prefix_ids)
@@ -204,10 +223,12 @@ class TextToTextTagger(TaggerModule):
             return input_ids, attention_mask
         lengths = attention_mask.sum(dim=1).tolist()
         rows = [self.cut_row(ids[:length].tolist(), room, front) for ids, length in zip(input_ids, lengths)]
-        ids = torch.full((len(rows), max(map(len, rows))), self.tokenizer.pad_token_id or 0, dtype=input_ids.dtype)
+        ids = torch.full(
+            (len(rows), max(map(len, rows))), self.tokenizer.pad_token_id or 0, dtype=input_ids.dtype
+        )
         mask = torch.zeros_like(ids, dtype=attention_mask.dtype)
         for k, row in enumerate(rows):
-            ids[k, :len(row)], mask[k, :len(row)] = torch.tensor(row, dtype=ids.dtype), 1
+            ids[k, : len(row)], mask[k, : len(row)] = torch.tensor(row, dtype=ids.dtype), 1
         return ids.to(input_ids.device), mask.to(attention_mask.device)
 
     def cut_row(self, ids: list[int], room: int, front: int) -> list[int]:
@@ -225,7 +246,7 @@ class TextToTextTagger(TaggerModule):
         rows = [self.pieces.target_ids(row) for row in labels.round().long().tolist()]
         targets = torch.full((len(rows), max(map(len, rows))), -100, dtype=torch.long)
         for k, row in enumerate(rows):
-            targets[k, :len(row)] = torch.tensor(row)
+            targets[k, : len(row)] = torch.tensor(row)
         return targets.to(labels.device)
 
     # ------------------------------------------------------------------------------------------- scoring
@@ -235,18 +256,27 @@ class TextToTextTagger(TaggerModule):
         return torch.logit(probs, eps=1e-6)
 
     @torch.no_grad()
-    def generate_tags(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      encoder_outputs=None) -> tuple[torch.Tensor, list]:
+    def generate_tags(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, encoder_outputs=None
+    ) -> tuple[torch.Tensor, list]:
         """(per-tag probabilities, decoded tags per row), from one greedy generation (`encoder_outputs`: the
         prefixed input already encoded, so evaluation runs the encoder once for its loss and generation)."""
         ids, mask = self.with_prefix(input_ids, attention_mask)
         config = self.seq2seq.config
         extra = {} if encoder_outputs is None else {"encoder_outputs": encoder_outputs}
         out = self.seq2seq.generate(
-            input_ids=ids, attention_mask=mask, **extra, max_new_tokens=self.hparams.max_target_length, do_sample=False,
-            num_beams=1, output_logits=True, return_dict_in_generate=True,
-            decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id,
-            pad_token_id=config.pad_token_id)
+            input_ids=ids,
+            attention_mask=mask,
+            **extra,
+            max_new_tokens=self.hparams.max_target_length,
+            do_sample=False,
+            num_beams=1,
+            output_logits=True,
+            return_dict_in_generate=True,
+            decoder_start_token_id=config.decoder_start_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+        )
         step_probs = torch.stack(out.logits, dim=1).float().softmax(-1)[:, :, self.pieces.first_token_ids]
         generated = out.sequences[:, 1:].tolist()  # after the decoder start token
         probs = torch.zeros(len(generated), len(self.labels), device=step_probs.device)
@@ -261,8 +291,12 @@ class TextToTextTagger(TaggerModule):
     # ------------------------------------------------------------------------------------------ training
     def _loss(self, batch: dict, encoder_outputs=None) -> torch.Tensor:
         ids, mask = self.with_prefix(batch["input_ids"], batch["attention_mask"])
-        return self.seq2seq(input_ids=ids, attention_mask=mask, encoder_outputs=encoder_outputs,
-                            labels=self.target_ids(batch["labels"])).loss
+        return self.seq2seq(
+            input_ids=ids,
+            attention_mask=mask,
+            encoder_outputs=encoder_outputs,
+            labels=self.target_ids(batch["labels"]),
+        ).loss
 
     def encode(self, batch: dict):
         ids, mask = self.with_prefix(batch["input_ids"], batch["attention_mask"])
@@ -270,7 +304,9 @@ class TextToTextTagger(TaggerModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["labels"]))
+        self.log(
+            "train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch["labels"])
+        )
         return loss
 
     def _evaluation_step(self, batch: dict, stage: str) -> None:
@@ -281,8 +317,15 @@ class TextToTextTagger(TaggerModule):
         decisions = torch.tensor([d.row for d in decoded], device=probs.device)  # the generated tags
         getattr(self, f"{stage}_f1").update(decisions, batch["labels"].long())
         self.count_decoding_issues(decoded)
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True,
-                 batch_size=len(batch["labels"]), sync_dist=True)
+        self.log(
+            f"{stage}_loss",
+            loss,
+            prog_bar=True,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(batch["labels"]),
+            sync_dist=True,
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, "val")

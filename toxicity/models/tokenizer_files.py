@@ -14,28 +14,50 @@ from toxicity.core.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 
-
 # The files a tokenizer's save_pretrained writes; nothing else (no code) is taken from a checkpoint.
-TOKENIZER_FILES = frozenset({
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
-    "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "sentencepiece.model",
-    "tokenizer.model", "spm.model", "bpe.codes", "chat_template.jinja", "chat_template.json"})
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+        "spiece.model",
+        "sentencepiece.bpe.model",
+        "sentencepiece.model",
+        "tokenizer.model",
+        "spm.model",
+        "bpe.codes",
+        "chat_template.jinja",
+        "chat_template.json",
+    }
+)
 
 
-MAX_TOKENIZER_BYTES = 50 * 1024 * 1024  # uncompressed, all files together (the largest hub tokenizers: ~20 MB)
+MAX_TOKENIZER_BYTES = (
+    50 * 1024 * 1024
+)  # uncompressed, all files together (the largest hub tokenizers: ~20 MB)
 
 
 def tokenizer_to_bytes(tokenizer) -> bytes:
     """The tokenizer's saved files as one zip, so a checkpoint carries its own tokenizer."""
     buffer = io.BytesIO()
-    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
         tokenizer.save_pretrained(folder)
         for file in Path(folder).iterdir():
             if file.name in TOKENIZER_FILES:
                 archive.write(file, file.name)
             else:
-                log.warning("Not saving %s with the tokenizer: a checkpoint carries only %s.", file.name,
-                            ", ".join(sorted(TOKENIZER_FILES)))
+                log.warning(
+                    "Not saving %s with the tokenizer: a checkpoint carries only %s.",
+                    file.name,
+                    ", ".join(sorted(TOKENIZER_FILES)),
+                )
     return buffer.getvalue()
 
 
@@ -53,9 +75,12 @@ def tokenizer_from_bytes(data: bytes, source: str = "the checkpoint"):
 
 def checked_tokenizer_files(data: bytes, source: str) -> dict[str, bytes]:
     """{file name: content} of the tokenizer zip; CheckpointError for anything a tokenizer never holds."""
+
     def refuse(problem: str) -> CheckpointError:
-        return CheckpointError(f"{source}: refused: its embedded tokenizer {problem}. A toxicity checkpoint "
-                               "never does; load checkpoints only from people you trust.")
+        return CheckpointError(
+            f"{source}: refused: its embedded tokenizer {problem}. A toxicity checkpoint "
+            "never does; load checkpoints only from people you trust."
+        )
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -64,8 +89,10 @@ def checked_tokenizer_files(data: bytes, source: str) -> dict[str, bytes]:
         raise refuse(f"is not a readable zip ({error})") from None
     for entry in entries:
         if entry.filename not in TOKENIZER_FILES:
-            raise refuse(f"holds {entry.filename!r}, which is not a tokenizer file "
-                         f"(allowed: {', '.join(sorted(TOKENIZER_FILES))})")
+            raise refuse(
+                f"holds {entry.filename!r}, which is not a tokenizer file "
+                f"(allowed: {', '.join(sorted(TOKENIZER_FILES))})"
+            )
     if len({entry.filename for entry in entries}) != len(entries):
         raise refuse("holds a file name twice")
     if sum(entry.file_size for entry in entries) > MAX_TOKENIZER_BYTES:

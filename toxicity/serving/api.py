@@ -22,7 +22,6 @@ from toxicity.serving.schemas import PredictRequest, Refused
 log = logging.getLogger(__name__)
 
 
-
 # ------------------------------------------------------------------------------------------- the model
 class ToxicityAPI(ls.LitAPI):
     """Runs in each inference worker: loads the classifier once and scores batches of requests."""
@@ -43,8 +42,9 @@ class ToxicityAPI(ls.LitAPI):
         if self.backend == "torch":
             self.classifier = ToxicityClassifier.from_checkpoint(self.source, device="cpu")
         else:
-            self.classifier = OnnxToxicityClassifier.from_folder(self.source, int8=self.backend == "onnx-int8",
-                                                                 threads=self.threads)
+            self.classifier = OnnxToxicityClassifier.from_folder(
+                self.source, int8=self.backend == "onnx-int8", threads=self.threads
+            )
 
     def decode_request(self, request: PredictRequest):
         return request
@@ -59,19 +59,19 @@ class ToxicityAPI(ls.LitAPI):
             scored = [self.score_alone(request) for request in requests]
         return scored if batched else scored[0]
 
-    def score(self, requests: list[PredictRequest]) -> list["Scored"]:
+    def score(self, requests: list[PredictRequest]) -> list[Scored]:
         probs = self.classifier.predict_proba([text for request in requests for text in request.texts])
         ends = np.cumsum([len(request.texts) for request in requests])[:-1]
         return [Scored(part, request.threshold) for part, request in zip(np.split(probs, ends), requests)]
 
-    def score_alone(self, request: PredictRequest) -> "Scored | Failed":
+    def score_alone(self, request: PredictRequest) -> Scored | Failed:
         try:
             return self.score([request])[0]
         except Exception:
             log.exception("scoring a request alone failed")
             return Failed(500, "scoring this request failed; see the server log")
 
-    def encode_response(self, scored: "Scored | Failed"):
+    def encode_response(self, scored: Scored | Failed):
         if isinstance(scored, Failed):
             return scored
         probs, threshold = scored
@@ -95,6 +95,7 @@ class Scored(NamedTuple):
 class Failed(NamedTuple):
     """A request that failed in a worker, answered alone: LitServe's batched loop fails a whole batch on any
     exception, so the worker returns this and the HTTP process turns it into the refusal."""
+
     status: int
     message: str
 

@@ -36,7 +36,6 @@ from toxicity.serving.schemas import (
 log = logging.getLogger(__name__)
 
 
-
 OPEN_PATHS = {"/", "/health"}  # reachable without the API key
 
 
@@ -53,16 +52,30 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
     """What /info reports, read in the main process (the workers load the model themselves)."""
     if ckpt:
         checkpoint = TrainedCheckpoint.read(ckpt)
-        return {"backend": "torch", "family": checkpoint.family, "backbone": checkpoint.hparams.get("backbone"),
-                "tags": checkpoint.tags, "max_length": checkpoint.max_length, "truncation": checkpoint.truncation,
-                "thresholds": checkpoint.thresholds(),
-                "file": Path(ckpt).name, "sha256": sha256(Path(ckpt))}
+        return {
+            "backend": "torch",
+            "family": checkpoint.family,
+            "backbone": checkpoint.hparams.get("backbone"),
+            "tags": checkpoint.tags,
+            "max_length": checkpoint.max_length,
+            "truncation": checkpoint.truncation,
+            "thresholds": checkpoint.thresholds(),
+            "file": Path(ckpt).name,
+            "sha256": sha256(Path(ckpt)),
+        }
     model_file, metadata = read_onnx_folder(onnx, int8)
-    return {"backend": "onnx-int8" if int8 else "onnx", "family": metadata.get("family", ENCODER),
-            "backbone": metadata.get("backbone"), "tags": metadata["labels"], "max_length": metadata["max_length"],
-            "truncation": metadata.get("truncation", "head"),
-            "thresholds": metadata.get("thresholds"), "file": model_file.name, "sha256": sha256(model_file),
-            "checkpoint": metadata.get("checkpoint") and Path(metadata["checkpoint"]).name}
+    return {
+        "backend": "onnx-int8" if int8 else "onnx",
+        "family": metadata.get("family", ENCODER),
+        "backbone": metadata.get("backbone"),
+        "tags": metadata["labels"],
+        "max_length": metadata["max_length"],
+        "truncation": metadata.get("truncation", "head"),
+        "thresholds": metadata.get("thresholds"),
+        "file": model_file.name,
+        "sha256": sha256(model_file),
+        "checkpoint": metadata.get("checkpoint") and Path(metadata["checkpoint"]).name,
+    }
 
 
 class Timeouts(NamedTuple):
@@ -71,28 +84,54 @@ class Timeouts(NamedTuple):
     shutdown: float = 5.0  # for requests in flight to finish when stopped
 
 
-def build_server(info: dict, source: str, workers: int = 1, threads: int | None = None, max_batch_size: int = 16,
-                 batch_timeout: float = 0.005, limits: Limits | None = None, max_body_bytes: int = 1_000_000,
-                 api_key: str | None = None, timeouts: Timeouts | None = None) -> "ToxicityServer":
+def build_server(
+    info: dict,
+    source: str,
+    workers: int = 1,
+    threads: int | None = None,
+    max_batch_size: int = 16,
+    batch_timeout: float = 0.005,
+    limits: Limits | None = None,
+    max_body_bytes: int = 1_000_000,
+    api_key: str | None = None,
+    timeouts: Timeouts | None = None,
+) -> ToxicityServer:
     PredictRequest.limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
     timeouts = timeouts or Timeouts()
     # one core is left to the HTTP process; spare cores are not worth the risk of oversubscription, where
     # torch's spinning threads slow down many times over when other processes want the cores too
     threads = threads or max(1, ((os.cpu_count() or 1) - 1) // workers)
-    api = ToxicityAPI(source, info["backend"], threads, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+    api = ToxicityAPI(
+        source, info["backend"], threads, max_batch_size=max_batch_size, batch_timeout=batch_timeout
+    )
     # no /docs, /redoc or /openapi.json: /docs loads its script from a CDN, and the routes are documented
-    server = ToxicityServer(api, accelerator="cpu", workers_per_device=workers, model_metadata=info,
-                            max_payload_size=max_body_bytes, disable_openapi_url=True)
+    server = ToxicityServer(
+        api,
+        accelerator="cpu",
+        workers_per_device=workers,
+        model_metadata=info,
+        max_payload_size=max_body_bytes,
+        disable_openapi_url=True,
+    )
     server.uvicorn_graceful_timeout = timeouts.shutdown
     app = server.app
-    for error, handler in ((Refused, refused), (RequestValidationError, invalid), (HTTPException, http_error),
-                           (Exception, internal_error)):
+    for error, handler in (
+        (Refused, refused),
+        (RequestValidationError, invalid),
+        (HTTPException, http_error),
+        (Exception, internal_error),
+    ):
         app.add_exception_handler(error, handler)
     app.state.max_body_bytes = max_body_bytes
-    app.router.routes = [route for route in app.router.routes  # LitServe's, replaced below
-                         if getattr(route, "path", None) not in {"/", "/predict"}]
+    app.router.routes = [
+        route
+        for route in app.router.routes  # LitServe's, replaced below
+        if getattr(route, "path", None) not in {"/", "/predict"}
+    ]
     page = (files("toxicity.serving") / "static" / "index.html").read_text(encoding="utf-8")
-    app.add_api_route("/", lambda: HTMLResponse(page, headers=PAGE_HEADERS), methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/", lambda: HTMLResponse(page, headers=PAGE_HEADERS), methods=["GET"], include_in_schema=False
+    )
     handler = RegularRequestHandler(api, server)
     app.add_api_route("/predict", predict_route(handler, timeouts.read), methods=["POST"])
     app.add_api_route(PERSPECTIVE_PATH, analyze_route(handler, info["tags"], timeouts.read), methods=["POST"])
@@ -120,12 +159,10 @@ class ToxicityServer(ls.LitServer):
 
 
 # the page loads nothing from elsewhere; its only requests go back to this server
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                                           "style-src 'unsafe-inline'; img-src data:"}
-
-
-
-
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:"
+}
 
 
 def predict_route(handler: RegularRequestHandler, read_timeout: float):
@@ -144,8 +181,11 @@ def early_413(max_body_bytes: int):
     async def refuse_large_bodies(request: Request, call_next):
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_body_bytes:
-            refusal = error(413, f"request body of {declared} bytes, over {max_body_bytes} bytes "
-                                 "(--max-body-bytes); send fewer or shorter texts")
+            refusal = error(
+                413,
+                f"request body of {declared} bytes, over {max_body_bytes} bytes "
+                "(--max-body-bytes); send fewer or shorter texts",
+            )
             refusal.headers["connection"] = "close"  # rather than wait for a body it will not read
             return refusal
         return await call_next(request)
@@ -160,8 +200,10 @@ def key_check(api_key: str):
         if request.url.path not in OPEN_PATHS:
             given = request.headers.get("x-api-key") or request.query_params.get("key") or ""
             if not hmac.compare_digest(given.encode(), expected):
-                return JSONResponse({"error": "missing or wrong API key; send it in the x-api-key header "
-                                              "or as ?key=..."}, status_code=401)
+                return JSONResponse(
+                    {"error": "missing or wrong API key; send it in the x-api-key header or as ?key=..."},
+                    status_code=401,
+                )
         return await call_next(request)
 
     return require_key
@@ -181,12 +223,13 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
     return error(400, validation_message(exc.errors(), usage))
 
 
-
-
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if exc.status_code == 413:  # LitServe's body limit (max_payload_size)
-        return error(413, f"request body over {request.app.state.max_body_bytes} bytes (--max-body-bytes); "
-                          "send fewer or shorter texts")
+        return error(
+            413,
+            f"request body over {request.app.state.max_body_bytes} bytes (--max-body-bytes); "
+            "send fewer or shorter texts",
+        )
     return error(exc.status_code, str(exc.detail))
 
 

@@ -46,17 +46,24 @@ class GuardedH11Protocol(H11Protocol):
     def head_too_slow(self) -> None:
         self.head_deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.send_raw(408, f"the request line and headers took over {self.head_timeout:g} s (--read-timeout)")
+            self.send_raw(
+                408, f"the request line and headers took over {self.head_timeout:g} s (--read-timeout)"
+            )
 
     def send_400_response(self, msg: str) -> None:
-        self.send_raw(400, f"invalid HTTP request: malformed, or its request line and headers are over "
-                           f"{self.config.h11_max_incomplete_event_size} bytes (--max-header-bytes)")
+        self.send_raw(
+            400,
+            f"invalid HTTP request: malformed, or its request line and headers are over "
+            f"{self.config.h11_max_incomplete_event_size} bytes (--max-header-bytes)",
+        )
 
     def send_raw(self, status: int, message: str) -> None:
         """A one-line JSON refusal written past h11, which cannot answer a request it has not read."""
         body = json.dumps({"error": message}).encode()
-        head = (f"HTTP/1.1 {status} {STATUS_REASONS[status]}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status} {STATUS_REASONS[status]}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
         self.transport.write(head.encode() + body)
         self.transport.close()
 

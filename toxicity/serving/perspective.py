@@ -12,8 +12,14 @@ PERSPECTIVE_PATH = "/v1alpha1/comments:analyze"
 
 
 # Perspective attribute names of the Jigsaw tags; a model's other tags are offered under their upper-cased name
-ATTRIBUTES = {"toxic": "TOXICITY", "severe_toxic": "SEVERE_TOXICITY", "obscene": "PROFANITY", "threat": "THREAT",
-              "insult": "INSULT", "identity_hate": "IDENTITY_ATTACK"}
+ATTRIBUTES = {
+    "toxic": "TOXICITY",
+    "severe_toxic": "SEVERE_TOXICITY",
+    "obscene": "PROFANITY",
+    "threat": "THREAT",
+    "insult": "INSULT",
+    "identity_hate": "IDENTITY_ATTACK",
+}
 
 
 def analyze_route(handler: RegularRequestHandler, tags: list[str], read_timeout: float):
@@ -40,8 +46,10 @@ def analyze_route(handler: RegularRequestHandler, tags: list[str], read_timeout:
             value = probabilities[attributes[name]]
             if options.scoreThreshold is None or value >= options.scoreThreshold:
                 score_ = {"value": value, "type": "PROBABILITY"}
-                scores[name] = {"spanScores": [{"begin": 0, "end": len(text), "score": score_}],
-                                "summaryScore": score_}
+                scores[name] = {
+                    "spanScores": [{"begin": 0, "end": len(text), "score": score_}],
+                    "summaryScore": score_,
+                }
         response = {"attributeScores": scores, "languages": ["en"], "detectedLanguages": ["en"]}
         if body.clientToken is not None:
             response["clientToken"] = body.clientToken

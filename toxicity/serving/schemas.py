@@ -87,11 +87,14 @@ def _check_text(text: str, usage: str) -> None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:
-            raise Refused(400, f"body has a lone surrogate ({text[error.start]!a}), which is not text; "
-                               f"send whole UTF-16 pairs; {usage}") from None
+            raise Refused(
+                400,
+                f"body has a lone surrogate ({text[error.start]!a}), which is not text; "
+                f"send whole UTF-16 pairs; {usage}",
+            ) from None
 
 
-def parse_body(raw: bytes, model: type["JsonBody"]) -> "JsonBody":
+def parse_body(raw: bytes, model: type[JsonBody]) -> JsonBody:
     try:
         return model.model_validate(read_json(raw, model.usage))
     except ValidationError as error:
@@ -117,8 +120,11 @@ class PredictRequest(JsonBody):
             return None
         if value == "tuned":
             if not cls.limits.tuned:
-                raise Refused(400, "this model has no tuned thresholds (run `python -m toxicity.evaluate` on its "
-                                   "validation split); give a number such as 0.5")
+                raise Refused(
+                    400,
+                    "this model has no tuned thresholds (run `python -m toxicity.evaluate` on its "
+                    "validation split); give a number such as 0.5",
+                )
             return value
         try:
             return checked_threshold(value)
@@ -128,8 +134,11 @@ class PredictRequest(JsonBody):
     @model_validator(mode="after")
     def _within_limits(self):
         if len(self.texts) > self.limits.max_texts:
-            raise Refused(413, f"{len(self.texts)} texts in one request, over the limit of {self.limits.max_texts} "
-                               "(--max-texts); send them in several requests")
+            raise Refused(
+                413,
+                f"{len(self.texts)} texts in one request, over the limit of {self.limits.max_texts} "
+                "(--max-texts); send them in several requests",
+            )
         for position, text in enumerate(self.texts):
             check_length(text, f"texts[{position}]")
         return self
@@ -138,8 +147,11 @@ class PredictRequest(JsonBody):
 def check_length(text: str, where: str) -> None:
     limit = PredictRequest.limits.max_chars
     if len(text) > limit:
-        raise Refused(413, f"{where} has {len(text)} characters, over the limit of {limit} (--max-chars); "
-                           "send a shorter text or split it")
+        raise Refused(
+            413,
+            f"{where} has {len(text)} characters, over the limit of {limit} (--max-chars); "
+            "send a shorter text or split it",
+        )
 
 
 class Comment(BaseModel):
