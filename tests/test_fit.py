@@ -118,6 +118,22 @@ def test_a_real_file_at_the_link_path_is_never_replaced(tmp_path, comments_csv):
     assert older.read_bytes() == b"a model from an older toxicity" and not older.is_symlink()
 
 
+def refusal_of_fit(args: list[str]) -> str:
+    """The one `error:` line of `python -m toxicity.fit ARGS`, run as a user would; asserts exit 2, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "toxicity.fit", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    return errors[0]
+
+
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
@@ -128,18 +144,8 @@ def test_a_real_file_at_the_link_path_is_never_replaced(tmp_path, comments_csv):
 def test_bad_data_is_one_line_exit_2_and_no_run_folder(tmp_path, rows, message):
     data = tmp_path / "comments.csv"
     data.write_text(rows)
-    result = subprocess.run(
-        [sys.executable, "-m", "toxicity.fit", *fit_args(tmp_path, data, "--data.label_columns", "[toxic]")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0] and str(data) in errors[0], result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+    error = refusal_of_fit(fit_args(tmp_path, data, "--data.label_columns", "[toxic]"))
+    assert message in error and str(data) in error
     assert not (tmp_path / "logs").exists()
 
 
@@ -267,18 +273,8 @@ def test_a_run_without_validation_says_why_it_has_no_best_model(tmp_path, commen
 def test_tag_rules_that_give_no_positives_are_refused_with_exit_2(tmp_path, rows, extra, message):
     data = tmp_path / "comments.csv"
     data.write_text(rows)
-    result = subprocess.run(
-        [sys.executable, "-m", "toxicity.fit", *fit_args(tmp_path, data, *extra)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
-    assert "Traceback" not in result.stderr and not (tmp_path / "logs").exists()
+    assert message in refusal_of_fit(fit_args(tmp_path, data, *extra))
+    assert not (tmp_path / "logs").exists()
 
 
 def test_a_max_length_beyond_the_encoders_positions_is_one_line_and_exit_2(tmp_path, comments_csv, capsys):

@@ -1,22 +1,13 @@
-"""The classical baseline (TF-IDF + one logistic regression per tag) and the peer, alt-profanity-check.
+"""`python -m toxicity.baseline`: the classical baseline (TF-IDF + logistic regression) or the peer,
+alt-profanity-check, trained and scored on the same rows as a checkpoint, with the same report.
 
     python -m toxicity.baseline --data ../shared/data/jigsaw_sample                       # Kaggle test rows
     python -m toxicity.baseline --data ../shared/data/jigsaw_sample --model peer          # the peer, same rows
     python -m toxicity.baseline --data ../shared/data/tweeteval_offensive --split test
-    python -m toxicity.baseline --data davidson.csv.gz --text-column tweet --label-columns hate offensive \\
+    python -m toxicity.baseline --data davidson.csv.gz --text-column tweet --label-columns hate offensive \
         --label-from 'class:0=hate+offensive,1=offensive'
 
-Features: word 1-2 grams and character 2-5 grams (within word boundaries), sublinear TF, each capped
-at --max-features. One L2-regularised logistic regression per tag, class-balanced (rare tags such as
-`threat` have a handful of positives). It is trained on the training split that `python -m
-toxicity.fit` would make with the same data settings (the data module builds it, same seed), its
-thresholds are tuned on that validation split, and it is scored by the same report as a checkpoint,
-so neural and classical models are compared on identical rows. Nothing is saved but the report: it
-retrains in seconds, and a pickled model would be a file that runs code when loaded.
-
-`--model peer` scores with alt-profanity-check (`pip install -e ".[peer]"`), a linear model trained by
-its authors on far more data: one offensiveness probability per comment, given to every tag; no
-training of ours, thresholds tuned on the same validation split. It is there for the comparison only.
+The models and the run: toxicity.evaluation.baseline.
 """
 
 from __future__ import annotations

@@ -2,11 +2,7 @@
 
     python -m toxicity.compare lightning_logs/toxic-comments/version_0 lightning_logs/toxic-comments/version_1
 
-For each run (a TensorBoard run folder written by `python -m toxicity.fit`): per-tag F1 of the model's
-own decisions (the encoder at probability 0.5, the text-to-text model's generated tags: the reference
-notebook's table) and per-tag ROC AUC, both on the validation split as logged by the final validation
-of the best checkpoint; and the training-loss curves of all runs on one plot, with the first step at
-which each run's smoothed loss fell below 0.1 and 0.06. Writes compare.md and training_loss.png to --out.
+The work is done by toxicity.evaluation.compare.
 """
 
 from __future__ import annotations

@@ -7,11 +7,7 @@
 Writes report.md, metrics.json and PNG plots to --out (default reports/<data>-<split>), prints the
 report, and adds the figures and headline scores to the training run's TensorBoard folder.
 
-Thresholds: --split val tunes one threshold per tag on the validation rows (rule --threshold-rule) and
-writes them next to the checkpoint (toxicity.checkpoint.thresholds_path), where ToxicityClassifier finds
-them. The tuned column of a validation report is cross-fitted (each fold decided with thresholds tuned
-on the other folds), so it is not scored on the rows it was tuned on. --split test applies the saved
-thresholds (tuning them on the run's validation split first if there are none yet).
+The work is done by toxicity.evaluation.evaluator.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Comments in, padded token batches out.
-
-CSV → validated frame (text + 0/1 tag columns) → split → balance and augment (train only, optional)
-→ token ids (once) → length-grouped batches padded per batch. Each arrow is one function below.
-"""
+"""ToxicCommentsDataModule: the data pipeline of `toxicity.fit`, in order (see toxicity.data)."""
 
 from __future__ import annotations
 

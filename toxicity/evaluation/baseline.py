@@ -1,11 +1,5 @@
 """The classical baseline (TF-IDF + one logistic regression per tag) and the peer, alt-profanity-check.
 
-    python -m toxicity.baseline --data ../shared/data/jigsaw_sample                       # Kaggle test rows
-    python -m toxicity.baseline --data ../shared/data/jigsaw_sample --model peer          # the peer, same rows
-    python -m toxicity.baseline --data ../shared/data/tweeteval_offensive --split test
-    python -m toxicity.baseline --data davidson.csv.gz --text-column tweet --label-columns hate offensive \\
-        --label-from 'class:0=hate+offensive,1=offensive'
-
 Features: word 1-2 grams and character 2-5 grams (within word boundaries), sublinear TF, each capped
 at --max-features. One L2-regularised logistic regression per tag, class-balanced (rare tags such as
 `threat` have a handful of positives). It is trained on the training split that `python -m

@@ -1,6 +1,4 @@
-"""`python -m toxicity.compare`: finished runs side by side, from what they logged.
-
-    python -m toxicity.compare lightning_logs/toxic-comments/version_0 lightning_logs/toxic-comments/version_1
+"""Finished training runs side by side, from what they logged to TensorBoard (`python -m toxicity.compare`).
 
 For each run (a TensorBoard run folder written by `python -m toxicity.fit`): per-tag F1 of the model's
 own decisions (the encoder at probability 0.5, the text-to-text model's generated tags: the reference

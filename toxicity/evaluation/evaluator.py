@@ -1,11 +1,5 @@
-"""`python -m toxicity.evaluate`: score a checkpoint on labelled data and write a report.
-
-    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt                 # the run's own val split
-    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt --split test    # Kaggle test rows
-    python -m toxicity.evaluate --ckpt ... --data tweets.csv --split test --label-map label=toxic
-
-Writes report.md, metrics.json and PNG plots to --out (default reports/<data>-<split>), prints the
-report, and adds the figures and headline scores to the training run's TensorBoard folder.
+"""One evaluation of a checkpoint on labelled rows: score, tune or apply thresholds, compute the typed
+results, draw the figures, write report.md, metrics.json and the plots (`python -m toxicity.evaluate`).
 
 Thresholds: --split val tunes one threshold per tag on the validation rows (rule --threshold-rule) and
 writes them next to the checkpoint (toxicity.checkpoint.thresholds_path), where ToxicityClassifier finds

@@ -1,4 +1,21 @@
-"""A checkpoint as a Hugging Face BertForSequenceClassification folder, checked against PyTorch through the pipeline."""
+"""A checkpoint as a Hugging Face BertForSequenceClassification folder, checked through the pipeline.
+
+Hugging Face (pooling="pooler" with a BERT encoder only): a folder that
+`AutoModelForSequenceClassification.from_pretrained` loads as BertForSequenceClassification with
+problem_type="multi_label_classification", so `pipeline("text-classification", model=folder,
+top_k=None, truncation=True)` applies the sigmoid itself and returns our probabilities (checked to 1e-5
+after writing). The tokenizer is saved with model_max_length = the checkpoint's max_length, so
+`truncation=True` cuts texts where ToxicityClassifier does.
+
+Why only pooling="pooler": a stock BertForSequenceClassification computes
+classifier(dropout(pooler(hidden)[CLS])), where the pooler is dense + tanh. That is exactly our
+encoder → pooler_output → dropout → head, so the weights copy over unchanged. Our other poolings have no
+stock equivalent: `mean` (masked mean of all tokens) is not computed by any BERT head, and `cls` (the raw
+first hidden state) always goes through the pooler's tanh in BertForSequenceClassification. Faking them
+(a custom architecture needing trust_remote_code, or a near-identity pooler) would either not load with
+plain transformers offline or give scores that only approximately match, so those checkpoints raise
+ExportError; export them to ONNX, or train with --model.pooling pooler when a Hub-style folder is needed.
+"""
 
 from __future__ import annotations
 

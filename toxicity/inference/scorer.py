@@ -1,4 +1,5 @@
-"""Scoring comments: ToxicityClassifier (PyTorch) and OnnxToxicityClassifier (onnxruntime).
+"""Scoring comments: the batching loop every backend shares (BatchScorer) and ToxicityClassifier (PyTorch);
+OnnxToxicityClassifier (onnxruntime) is in toxicity.inference.onnx.
 
     clf = ToxicityClassifier.from_checkpoint("checkpoints/best-checkpoint.ckpt")
     clf.predict(["you are an idiot", "thanks for the fix"])   # DataFrame of per-tag probabilities

@@ -1,4 +1,7 @@
-"""ToxicCommentTagger: a Hugging Face encoder, dropout and a linear head with one logit per tag."""
+"""TaggerModule: what both model families share (tags, the tokenizer carried in the checkpoint, per-tag
+AUROC and F1 logged per epoch, AdamW with linear warmup and decay, layer-wise learning rates), and the
+checkpoint keys it writes.
+"""
 
 from __future__ import annotations
 
