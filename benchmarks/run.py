@@ -188,7 +188,8 @@ def write_splits(unit: Split3, folder: Path) -> dict[str, Path]:
 
 
 def fit_arguments(unit: Split3, folder: Path, epochs: int, seed: int) -> list[str]:
-    """`python -m toxicity.fit` arguments for the default recipe on the unit's rows, writing under `folder`."""
+    """`python -m toxicity.fit` arguments for the default recipe on the unit's rows, writing under
+    `folder`."""
     paths = write_splits(unit, folder / "data")
     return [
         "--config",
@@ -221,7 +222,8 @@ def fit_arguments(unit: Split3, folder: Path, epochs: int, seed: int) -> list[st
 
 
 def neural(unit: Split3, folder: Path, epochs: int, seed: int) -> dict:
-    """The default recipe through `python -m toxicity.fit` on the unit's rows; its probabilities on val/test."""
+    """The default recipe through `python -m toxicity.fit` on the unit's rows; its probabilities on
+    val/test."""
     from toxicity.inference.scorer import ToxicityClassifier
 
     command = [sys.executable, "-m", "toxicity.fit", *fit_arguments(unit, folder, epochs, seed)]
@@ -332,8 +334,10 @@ def markdown(results: dict) -> str:
         f"# Quality benchmark{' (--quick)' if results['quick'] else ''}, {results['date']}",
         "",
         (
-            f"{env['cpu']}, {env['cores']} cores; torch {env['torch']}, Lightning {env['pytorch_lightning']}, "
-            f"transformers {env['transformers']}, scikit-learn {env['scikit-learn']}. Command: `{results['command']}`."
+            f"{env['cpu']}, {env['cores']} cores; torch {env['torch']}, "
+            f"Lightning {env['pytorch_lightning']}, "
+            f"transformers {env['transformers']}, scikit-learn {env['scikit-learn']}. "
+            f"Command: `{results['command']}`."
         ),
         "",
         (
@@ -451,7 +455,8 @@ def main(argv: list[str] | None = None) -> dict:
             results["datasets"][unit.name] = {}
             for model in models:
                 print(
-                    f"{unit.name}: {model} ({len(unit.train)} train / {len(unit.val)} val / {len(unit.test)} test)",
+                    f"{unit.name}: {model} ({len(unit.train)} train / {len(unit.val)} val / "
+                    f"{len(unit.test)} test)",
                     flush=True,
                 )
                 try:
@@ -471,7 +476,8 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))
     print(
-        f"{results['minutes']:.1f} minutes. Wrote {args.out / stem}.json and .md; skipped: {skipped or 'nothing'}"
+        f"{results['minutes']:.1f} minutes. Wrote {args.out / stem}.json and .md; "
+        f"skipped: {skipped or 'nothing'}"
     )
     bad = missing_figures(results)
     if bad:

@@ -7,8 +7,9 @@ each batching setting (--max-batch-size N vs 1), one server (1 worker) answers 1
 clients, each sending one short comment per request on a keep-alive connection for --duration seconds
 (after a 1 s warm-up): throughput and p50/p95/p99 latency. Then, on the batched torch server: its memory
 (PSS summed over its processes; its inference worker's RSS and peak RSS) at start, once warm, and after
---requests more requests; then --malformed bad requests (bad JSON, wrong types, limits, wrong routes), counting 5xx answers, and
-whether the server still answers. The clients run in this process, on the same CPUs as the server.
+--requests more requests; then --malformed bad requests (bad JSON, wrong types, limits, wrong routes),
+counting 5xx answers, and whether the server still answers. The clients run in this process, on the same
+CPUs as the server.
 Writes benchmarks/results/serve_load.json and .md.
 """
 
@@ -274,7 +275,10 @@ def markdown(results: dict) -> str:
         "",
     ]
     lines += [
-        "| server memory, torch, batching on | PSS of all processes, MB | worker RSS, MB | worker peak RSS, MB |",
+        (
+            "| server memory, torch, batching on | PSS of all processes, MB | worker RSS, MB "
+            "| worker peak RSS, MB |"
+        ),
         "|---|---:|---:|---:|",
     ]
     lines += [

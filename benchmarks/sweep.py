@@ -212,8 +212,8 @@ def run_jobs(jobs: list[tuple], args, argv: list[str]) -> list[dict]:
                 results.append(future.result())
                 latest = results[-1]
                 print(
-                    f"{time.time() - started:6.0f}s {latest['dataset']} {latest['variant']} seed {latest['seed']}: "
-                    f"{headline(latest)}",
+                    f"{time.time() - started:6.0f}s {latest['dataset']} {latest['variant']} "
+                    f"seed {latest['seed']}: {headline(latest)}",
                     flush=True,
                 )
             except RuntimeError as error:

@@ -16,7 +16,8 @@ def comments_csv(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A best checkpoint of the tiny encoder trained on `make_comments()` (train, val and data in its folder)."""
+    """A best checkpoint of the tiny encoder trained on `make_comments()` (train, val and data in its
+    folder)."""
     from toxicity.fit import main
 
     folder = tmp_path_factory.mktemp("tiny_run")

@@ -105,7 +105,7 @@ def test_an_older_checkpoint_still_loads(tiny_checkpoint, tmp_path):
     )
 
 
-# ------------------------------------------------------------------------ checkpoints written by older versions
+# ------------------------------------------------------------------- checkpoints written by older versions
 LEGACY = ROOT / "tests" / "fixtures" / "legacy"
 FAMILIES = ["encoder", "text2text"]
 

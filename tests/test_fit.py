@@ -119,7 +119,8 @@ def test_a_real_file_at_the_link_path_is_never_replaced(tmp_path, comments_csv):
 
 
 def refusal_of_fit(args: list[str]) -> str:
-    """The one `error:` line of `python -m toxicity.fit ARGS`, run as a user would; asserts exit 2, no traceback."""
+    """The one `error:` line of `python -m toxicity.fit ARGS`, run as a user would; asserts exit 2, no
+    traceback."""
     result = subprocess.run(
         [sys.executable, "-m", "toxicity.fit", *args],
         cwd=ROOT,

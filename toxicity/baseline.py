@@ -1,8 +1,8 @@
 """`python -m toxicity.baseline`: the classical baseline (TF-IDF + logistic regression) or the peer,
 alt-profanity-check, trained and scored on the same rows as a checkpoint, with the same report.
 
-    python -m toxicity.baseline --data ../shared/data/jigsaw_sample                       # Kaggle test rows
-    python -m toxicity.baseline --data ../shared/data/jigsaw_sample --model peer          # the peer, same rows
+    python -m toxicity.baseline --data ../shared/data/jigsaw_sample                 # Kaggle test rows
+    python -m toxicity.baseline --data ../shared/data/jigsaw_sample --model peer    # the peer, same rows
     python -m toxicity.baseline --data ../shared/data/tweeteval_offensive --split test
     python -m toxicity.baseline --data davidson.csv.gz --text-column tweet --label-columns hate offensive \
         --label-from 'class:0=hate+offensive,1=offensive'

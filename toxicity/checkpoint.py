@@ -51,8 +51,8 @@ def load_safely(ckpt_path: str | Path, map_location="cpu") -> dict:
         reason = named[0].split(" which is not allowed")[0].rstrip(".")
         raise CheckpointError(
             f"{ckpt_path}: refused: it holds pickled Python objects beyond tensors, numbers and strings, "
-            f"which could run code when loaded ({reason}). A toxicity checkpoint never does; load checkpoints "
-            "only from people you trust, and never with an unrestricted torch.load."
+            f"which could run code when loaded ({reason}). A toxicity checkpoint never does; "
+            "load checkpoints only from people you trust, and never with an unrestricted torch.load."
         ) from None
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
         raise CheckpointError(f"{ckpt_path}: not a PyTorch checkpoint ({_last_words(error)}).") from error
@@ -233,7 +233,8 @@ class TrainedCheckpoint:
             stored_shape = tuple(getattr(stored[name], "shape", ()))
             if stored_shape != tuple(tensor.shape):
                 raise CheckpointError(
-                    f"{self.ckpt_path}: refused: its model config makes {name!r} of shape {tuple(tensor.shape)}, "
+                    f"{self.ckpt_path}: refused: its model config makes {name!r} "
+                    f"of shape {tuple(tensor.shape)}, "
                     f"but the stored weight is {stored_shape}; the file is damaged or was edited."
                 )
 

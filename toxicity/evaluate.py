@@ -1,7 +1,7 @@
 """`python -m toxicity.evaluate`: score a checkpoint on labelled data and write a report.
 
-    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt                 # the run's own val split
-    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt --split test    # Kaggle test rows
+    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt  # the run's own val split
+    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt --split test  # Kaggle test rows
     python -m toxicity.evaluate --ckpt ... --data tweets.csv --split test --label-map label=toxic
 
 Writes report.md, metrics.json and PNG plots to --out (default reports/<data>-<split>), prints the

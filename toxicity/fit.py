@@ -3,7 +3,8 @@
     python -m toxicity.fit                                   # the embedded demo, a few minutes on a CPU
     python -m toxicity.fit --config experiments/cpu_minilm.yaml --data.data_path /data/jigsaw
     python -m toxicity.fit --print_config                    # every option with its default
-    python -m toxicity.fit --config ... --ckpt_path lightning_logs/toxic-comments/version_N/checkpoints/last.ckpt
+    python -m toxicity.fit --config ... \\
+        --ckpt_path lightning_logs/toxic-comments/version_N/checkpoints/last.ckpt
 
 Each run has a folder of its own, lightning_logs/toxic-comments/version_N/, holding its TensorBoard
 events, the resolved config.yaml and checkpoints/: best.ckpt (lowest val_loss; weights, tokenizer and
@@ -188,7 +189,9 @@ def refuse_moved_class_paths(args: Sequence[str]) -> None:
 
 def make_cli(args=None) -> ToxicityCLI:
     return ToxicityCLI(
-        TaggerModule,  # a family: toxicity.models.encoder.ToxicCommentTagger (default) or toxicity.models.text2text.TextToTextTagger
+        # a family: toxicity.models.encoder.ToxicCommentTagger (default) or
+        # toxicity.models.text2text.TextToTextTagger
+        TaggerModule,
         ToxicCommentsDataModule,
         subclass_mode_model=True,
         run=False,
@@ -222,16 +225,17 @@ def auroc_summary(metrics: dict[str, float], labels: list[str]) -> str:
 
 
 def no_best_checkpoint_reason(trainer) -> str:
-    """Why a finished fit left no best checkpoint: the best one is chosen on val_loss, so validation must run."""
+    """Why a finished fit left no best checkpoint: the best one is chosen on val_loss, so validation must
+    run."""
     if trainer.global_step == 0:
         return (
             "No checkpoint was saved and no link made: no training step ran (check --trainer.max_steps, "
             "max_epochs and limit_train_batches)."
         )
     return (
-        "No best checkpoint was saved and no link made: validation never ran, so there is no val_loss to choose "
-        "by (check --trainer.limit_val_batches, check_val_every_n_epoch and max_epochs). The latest training "
-        f"state is {trainer.log_dir}/checkpoints/last.ckpt."
+        "No best checkpoint was saved and no link made: validation never ran, so there is no val_loss "
+        "to choose by (check --trainer.limit_val_batches, check_val_every_n_epoch and max_epochs). "
+        f"The latest training state is {trainer.log_dir}/checkpoints/last.ckpt."
     )
 
 

@@ -1,4 +1,5 @@
-"""`python -m toxicity.predict`: score every comment of a table file (the classes are in toxicity.inference.scorer).
+"""`python -m toxicity.predict`: score every comment of a table file (the classes are in
+toxicity.inference.scorer).
 
     python -m toxicity.predict --ckpt checkpoints/best-checkpoint.ckpt --input comments.csv \\
         --text-column comment_text --output scores.csv [--id-column id] [--threshold 0.5|tuned]

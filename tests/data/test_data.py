@@ -128,7 +128,8 @@ def test_semicolon_separated_csv_that_pandas_cannot_parse_gets_the_hint_too(tmp_
 
 
 def damage(archive, member, garbage):
-    """Overwrites bytes in the middle of `member`'s compressed data with `garbage` (the headers stay valid)."""
+    """Overwrites bytes in the middle of `member`'s compressed data with `garbage` (the headers stay
+    valid)."""
     with zipfile.ZipFile(archive) as z:
         info = z.getinfo(member)
     data = bytearray(archive.read_bytes())
@@ -141,7 +142,8 @@ def damage(archive, member, garbage):
     archive.write_bytes(bytes(data))
 
 
-# With this zlib, the first garbage still inflates (zipfile.BadZipFile: bad CRC-32), the second does not (zlib.error)
+# With this zlib, the first garbage still inflates (zipfile.BadZipFile: bad CRC-32), the second does not
+# (zlib.error)
 @pytest.mark.parametrize("garbage", [bytes(range(64)), bytes(range(255, 191, -1))])
 def test_damaged_zip_member_names_the_archive_and_member(tmp_path, garbage):
     archive = tmp_path / "competition.zip"

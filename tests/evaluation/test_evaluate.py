@@ -1,4 +1,5 @@
-"""`python -m toxicity.evaluate`: which rows are evaluated, the CLI end to end on the tiny checkpoint, errors."""
+"""`python -m toxicity.evaluate`: which rows are evaluated, the CLI end to end on the tiny checkpoint,
+errors."""
 
 import gzip
 import json

@@ -328,7 +328,8 @@ def test_a_threshold_that_is_not_a_probability_is_refused(classifier, threshold)
 
 
 def random_texts(rng, count: int) -> list:
-    """Random bytes and random Unicode: emoji, zero-width and direction marks, controls, surrogates, long runs."""
+    """Random bytes and random Unicode: emoji, zero-width and direction marks, controls, surrogates, long
+    runs."""
     pools = [
         "\U0001f600\U0001f4a9\U0001f921",
         "\u200b\u200c\u200d\ufeff",
@@ -366,7 +367,7 @@ def test_fuzz_finite_scores_or_the_one_clear_error(classifier):
                 classifier.predict(["ok", text])
 
 
-# ------------------------------------------------------------------- one bad text fails only itself (issue 16.6)
+# -------------------------------------------------------------- one bad text fails only itself (issue 16.6)
 LONG_TEXT = "a much longer comment that keeps going " * 40  # max_length tokens; every short text is under 20
 
 

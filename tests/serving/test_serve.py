@@ -360,7 +360,8 @@ def test_the_http_process_answers_a_failed_request_with_its_status():
 
 # ------------------------------------------------------------------------------- connections and time
 def raw_exchange(server: Server, data: bytes, wait: float = 10) -> bytes:
-    """Sends `data` as is on a fresh connection; what came back until the server closed it or `wait` ran out."""
+    """Sends `data` as is on a fresh connection; what came back until the server closed it or `wait` ran
+    out."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as sock:
         sock.sendall(data)
         return read_until_closed(sock)

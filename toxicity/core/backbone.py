@@ -32,7 +32,8 @@ def shipped_folder() -> Path | None:
 
 @functools.cache
 def verify_shipped_weights(folder: str) -> None:
-    """Raises BackboneError unless `folder`'s weights file has the official SHA-256 (checked once a process)."""
+    """Raises BackboneError unless `folder`'s weights file has the official SHA-256 (checked once a
+    process)."""
     weights = Path(folder) / WEIGHTS_FILE
     digest = hashlib.sha256()
     try:

@@ -91,7 +91,8 @@ def warn_overlapping_texts(
 def warn_one_class_tags(
     splits: dict[str, pd.DataFrame], label_columns: Sequence[str], source: object
 ) -> None:
-    """Warns for each tag with no positive (or no negative) row in a split: it cannot be learned or scored there."""
+    """Warns for each tag with no positive (or no negative) row in a split: it cannot be learned or scored
+    there."""
     for name, frame in splits.items():
         for tag in label_columns:
             positives = int(frame[tag].sum())

@@ -36,7 +36,8 @@ class TableSource:
 
 
 def read_table(source: TableSource | str | Path) -> pd.DataFrame:
-    """Reads CSV, TSV (optionally .gz/.zip/.bz2/.xz compressed) or Parquet into a frame of at least one row."""
+    """Reads CSV, TSV (optionally .gz/.zip/.bz2/.xz compressed) or Parquet into a frame of at least one
+    row."""
     if not isinstance(source, TableSource):
         source = TableSource(Path(source))
     if not source.path.is_file():

@@ -43,7 +43,8 @@ def tokenize_texts(
 
 
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
-    """The special tokens a tokenizer puts before and after a text ([CLS] / [SEP] for BERT, </s> after for T5)."""
+    """The special tokens a tokenizer puts before and after a text ([CLS] / [SEP] for BERT, </s> after for
+    T5)."""
     plain = tokenizer("hello", add_special_tokens=False)["input_ids"]
     full = tokenizer("hello")["input_ids"]
     start = next(k for k in range(len(full)) if full[k : k + len(plain)] == plain)

@@ -141,7 +141,8 @@ class TagRule:
 
 
 def parse_label_from(spec: str, tags: Sequence[str]) -> tuple[str, dict[str, list[str]]]:
-    """'COLUMN:VALUE=TAG+TAG,VALUE=TAG' as (column, {value: [tags]}), every tag one of `tags`, no value twice."""
+    """'COLUMN:VALUE=TAG+TAG,VALUE=TAG' as (column, {value: [tags]}), every tag one of `tags`, no value
+    twice."""
     column, sep, rules = spec.partition(":")
     mapping: dict[str, list[str]] = {}
     repeated = []
@@ -244,7 +245,8 @@ def _plain(value: object) -> object:
 
 
 def check_binarise_at(cut: float | None) -> None:
-    """A cut in (0, 1]: tags are shares in [0, 1] made 1 at >= cut, so 0 tags every row and > 1 (or NaN) none."""
+    """A cut in (0, 1]: tags are shares in [0, 1] made 1 at >= cut, so 0 tags every row and > 1 (or NaN)
+    none."""
     if cut is not None and not 0 < cut <= 1:  # NaN fails both comparisons
         raise DataError(
             f"--data.binarise_at {cut}: give a cut above 0 and at most 1 (e.g. 0.5); fractional tags "

@@ -124,7 +124,8 @@ def capability_accuracy(
     threshold: float = 0.5,
     cases: dict[str, Sequence[tuple[str, int]]] | None = None,
 ) -> dict[str, dict]:
-    """Per capability: accuracy, and how many cases; a sentence is abusive when any tag reaches `threshold`."""
+    """Per capability: accuracy, and how many cases; a sentence is abusive when any tag reaches
+    `threshold`."""
     cases = cases or suite()
     out = {}
     for capability, rows in cases.items():

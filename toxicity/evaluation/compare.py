@@ -56,7 +56,8 @@ def describe(folder: Path) -> str:
 
 
 def starts_pretrained(init: dict) -> bool:
-    """Whether the model started from pretrained weights, as toxicity.models.encoder / toxicity.models.text2text build it.
+    """Whether the model started from pretrained weights, as toxicity.models.encoder /
+    toxicity.models.text2text build it.
 
     `pretrained` alone does not say: the `t5` architecture and a model given by its config (`encoder_config`,
     `model_config`: the tiny test models) always start from random weights, whatever `pretrained` says.
@@ -92,7 +93,8 @@ def check_events_files(folder: Path) -> None:
 
 
 def events_file_problem(data: bytes) -> str | None:
-    """None for whole records to the end (TFRecord framing: length, its CRC, data, data CRC), else what is wrong."""
+    """None for whole records to the end (TFRecord framing: length, its CRC, data, data CRC), else what is
+    wrong."""
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
     offset = 0
@@ -108,7 +110,10 @@ def events_file_problem(data: bytes) -> str | None:
             return f"damaged (a bad record header at byte {offset})"
         end = offset + 12 + length + 4
         if end > len(data):
-            return f"truncated (the record at byte {offset} needs {end - offset} bytes; {len(data) - offset} are left)"
+            return (
+                f"truncated (the record at byte {offset} needs {end - offset} bytes; "
+                f"{len(data) - offset} are left)"
+            )
         offset = end
     return None
 

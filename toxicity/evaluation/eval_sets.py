@@ -122,7 +122,8 @@ def is_run_data(request: EvalRequest, run: DataSettings) -> bool:
 
 
 def is_training_data(data: Path, run: DataSettings) -> bool:
-    """Whether `data` is the run's training table: its data_path, or the train.csv inside its Kaggle folder."""
+    """Whether `data` is the run's training table: its data_path, or the train.csv inside its Kaggle
+    folder."""
     if run.data_path is None:
         return False
     training = Path(run.data_path)
@@ -316,7 +317,8 @@ def choose_identity_columns(
 
 
 def binarise_fractional_tags(raw: pd.DataFrame, tags: Sequence[str], source: str) -> pd.DataFrame:
-    """A tag column of fractions in [0, 1] (annotator shares) becomes 0/1 at >= 0.5; others are left to validation."""
+    """A tag column of fractions in [0, 1] (annotator shares) becomes 0/1 at >= 0.5; others are left to
+    validation."""
     raw = raw.copy()
     for tag in tags:
         values = pd.to_numeric(raw[tag], errors="coerce")

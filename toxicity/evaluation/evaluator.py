@@ -82,7 +82,8 @@ def score(classifier: ToxicityClassifier, data: EvalSet) -> Scored:
 
 # ------------------------------------------------------------------------------------------- thresholds
 def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: list[str]) -> TunedThresholds:
-    """Thresholds tuned on all validation rows (saved when it is the run's own split); cross-fitted decisions."""
+    """Thresholds tuned on all validation rows (saved when it is the run's own split); cross-fitted
+    decisions."""
     tags = scored.data.tags
     thresholds = tune_thresholds(scored.labels, scored.probs, tags, options.rule)
     if scored.data.checkpoint_val:
@@ -105,7 +106,8 @@ def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: 
 def tuned_from_validation(
     scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: DataSettings, notes: list[str]
 ) -> TunedThresholds | None:
-    """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are none."""
+    """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are
+    none."""
     path = thresholds_path(options.ckpt_path)
     saved = read_thresholds(options.ckpt_path) or {}
     rule, description = (

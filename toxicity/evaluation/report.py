@@ -170,9 +170,9 @@ def notes_section(results: EvalResults) -> str:
             "null in metrics.json, and left out of the macro means."
         ),
         (
-            "Precision, recall and F1 use scikit-learn with zero_division=0 per tag and for the micro, macro and "
-            "weighted averages; the samples average uses zero_division=1, so a clean row predicted clean counts "
-            "as right."
+            "Precision, recall and F1 use scikit-learn with zero_division=0 per tag and for the micro, "
+            "macro and weighted averages; the samples average uses zero_division=1, so a clean row "
+            "predicted clean counts as right."
         ),
         (
             "true prevalence = share of rows that have the tag; predicted-positive rate = share of rows the "

@@ -85,8 +85,9 @@ def _check_exportable_to_huggingface(ckpt_path: str | Path, tagger) -> None:
         )
     if tagger.hparams.get("truncation", "head") != "head":
         raise ExportError(
-            f"{ckpt_path}: trained with --data.truncation {tagger.hparams.truncation}, which the transformers "
-            "pipeline cannot do (it keeps the head of a long text); export it with --format onnx instead."
+            f"{ckpt_path}: trained with --data.truncation {tagger.hparams.truncation}, "
+            "which the transformers pipeline cannot do (it keeps the head of a long text); "
+            "export it with --format onnx instead."
         )
 
 

@@ -113,7 +113,8 @@ def score_file(
 def score_table(
     scored: ScoredTexts, tags: list[str], cutoffs: np.ndarray | None, ids: pd.Series | None
 ) -> pd.DataFrame:
-    """One chunk's output rows: ids, probabilities, then 0/1 decisions; empty cells where a text has no scores."""
+    """One chunk's output rows: ids, probabilities, then 0/1 decisions; empty cells where a text has no
+    scores."""
     scores = pd.DataFrame(scored.probs, columns=tags)
     if cutoffs is not None:
         decisions = pd.DataFrame(scored.probs >= cutoffs, columns=[f"{t}_pred" for t in tags]).astype("Int64")

@@ -1,4 +1,5 @@
-"""OnnxToxicityClassifier: the same scoring through onnxruntime, from a folder written by `toxicity.export --format onnx`."""
+"""OnnxToxicityClassifier: the same scoring through onnxruntime, from a folder written by
+`toxicity.export --format onnx`."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ class OnnxToxicityClassifier(BatchScorer):
         if threads:
             options.intra_op_num_threads = threads
         session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-        # int8 scores differ from fp32's a little: torch's thresholds would flip decisions, so int8 has its own
+        # int8 scores differ from fp32's a little: torch's thresholds would flip decisions,
+        # so int8 has its own
         thresholds = metadata.get("int8_thresholds") if int8 else metadata.get("thresholds")
         if int8 and metadata.get("int8_method") != "quantize_static_int8":  # older exports were dynamic too
             batch_size = INT8_TEXTS_PER_RUN

@@ -5,7 +5,8 @@ OnnxToxicityClassifier (onnxruntime) is in toxicity.inference.onnx.
     clf.predict(["you are an idiot", "thanks for the fix"])   # DataFrame of per-tag probabilities
     clf.predict("thanks!")                                   # {tag: probability}
     clf.predict(texts, threshold="tuned")                    # 0/1 with the thresholds tuned on validation
-    df[clf.tags] = clf.predict(df.text)                      # a Series keeps its index: scores stay on their rows
+    df[clf.tags] = clf.predict(df.text)                      # a Series keeps its index: scores stay on
+                                                             # their rows
 
 Texts are tokenized a chunk at a time, sorted by length and padded per batch, so memory stays flat for
 any number of texts and little time goes to padding; results come back in the order of the input.
@@ -255,7 +256,8 @@ class ToxicityClassifier(BatchScorer):
     def from_checkpoint(
         cls, ckpt_path: str | Path, device: str | torch.device | None = None, batch_size: int = 64
     ) -> ToxicityClassifier:
-        """Loads offline and safely: the checkpoint carries the model config, tokenizer, tags and max_length."""
+        """Loads offline and safely: the checkpoint carries the model config, tokenizer, tags and
+        max_length."""
         device = default_device(device)
         return cls.from_trained(TrainedCheckpoint.read(ckpt_path, map_location=device), device, batch_size)
 

@@ -142,7 +142,8 @@ class TaggerModule(pl.LightningModule):
 
     def _run_folder_from_checkpoints(self) -> str | None:
         """The TensorBoard run, relative to the folder the checkpoint is written to (usually `..`): an
-        absolute path would tell whoever receives the file where it was trained, and be wrong on their disk."""
+        absolute path would tell whoever receives the file where it was trained, and be wrong on their
+        disk."""
         callback = self._trainer.checkpoint_callback if self._trainer is not None else None
         if not self.trainer.log_dir or callback is None or not getattr(callback, "dirpath", None):
             return None

@@ -2,8 +2,9 @@
 
 Input: `toxic comment classification: <comment>` (the prefix is inserted at the token level, so the
 data module and the scorers are shared with the encoder family). Target: the names of the row's tags in
-schema order joined by spaces, or `not_toxic` (toxicity.models.tag_codec.TagStringCodec). Training is teacher-forced
-cross-entropy on the target tokens; AdamW with linear warmup and decay, as the encoder tagger.
+schema order joined by spaces, or `not_toxic` (toxicity.models.tag_codec.TagStringCodec). Training is
+teacher-forced cross-entropy on the target tokens; AdamW with linear warmup and decay, as the encoder
+tagger.
 
 Backbones (`architecture`):
 - `seq2seq`: any pretrained sequence-to-sequence model by name, e.g. `t5-small` (needs the hub).
@@ -193,7 +194,8 @@ class TextToTextTagger(TaggerModule):
 
     # ------------------------------------------------------------------------------------------- inputs
     def check_room(self, max_length: int, backbone: str) -> None:
-        """Refuses a max_length beyond the encoder's positions, or too short to hold the prefix and a comment."""
+        """Refuses a max_length beyond the encoder's positions, or too short to hold the prefix and a
+        comment."""
         check_max_length(max_length, self.seq2seq.get_encoder(), backbone)
         fixed = len(self.prefix_ids) + len(special_tokens_around(self.tokenizer)[0]) + self.end_tokens
         if max_length <= fixed:
@@ -204,7 +206,8 @@ class TextToTextTagger(TaggerModule):
 
     def with_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Inserts the prefix tokens after [CLS] (BERT-style tokenizers) or at the start (T5); the comment is
-        cut first where needed, so that the prefixed input still fits `max_length` (the encoder's positions)."""
+        cut first where needed, so that the prefixed input still fits `max_length` (the encoder's
+        positions)."""
         cls = self.tokenizer.cls_token_id
         cut = 1 if cls is not None and input_ids.shape[1] and bool((input_ids[:, 0] == cls).all()) else 0
         input_ids, attention_mask = self.make_room_for_prefix(input_ids, attention_mask, cut)
@@ -251,7 +254,8 @@ class TextToTextTagger(TaggerModule):
 
     # ------------------------------------------------------------------------------------------- scoring
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Per-tag logits (log-odds of the per-tag probability), so every scorer applies a sigmoid as usual."""
+        """Per-tag logits (log-odds of the per-tag probability), so every scorer applies a sigmoid as
+        usual."""
         probs, _ = self.generate_tags(input_ids, attention_mask)
         return torch.logit(probs, eps=1e-6)
 

@@ -1,4 +1,5 @@
-"""The tokenizer a checkpoint carries: saved as one zip, read back only when it holds tokenizer files and nothing that runs code."""
+"""The tokenizer a checkpoint carries: saved as one zip, read back only when it holds tokenizer files and
+nothing that runs code."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""The HTTP server: request schemas, the LitServe API, the Perspective routes, app assembly and auth, the page."""
+"""The HTTP server: request schemas, the LitServe API, the Perspective routes, app assembly and auth, the
+page."""

@@ -1,4 +1,5 @@
-"""Connection-level protection under uvicorn: a deadline for request heads, and API keys redacted from logs."""
+"""Connection-level protection under uvicorn: a deadline for request heads, and API keys redacted from
+logs."""
 
 from __future__ import annotations
 

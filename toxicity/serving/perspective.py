@@ -11,7 +11,8 @@ from toxicity.serving.schemas import AnalyzeRequest, PredictRequest, Refused, ch
 PERSPECTIVE_PATH = "/v1alpha1/comments:analyze"
 
 
-# Perspective attribute names of the Jigsaw tags; a model's other tags are offered under their upper-cased name
+# Perspective attribute names of the Jigsaw tags; a model's other tags are offered under their
+# upper-cased name
 ATTRIBUTES = {
     "toxic": "TOXICITY",
     "severe_toxic": "SEVERE_TOXICITY",

@@ -1,5 +1,5 @@
-"""Request bodies: parsed strictly (no duplicate keys, bounded depth, no lone surrogates), validated, and refused
-with one JSON line in the HTTP process, before a request reaches a worker."""
+"""Request bodies: parsed strictly (no duplicate keys, bounded depth, no lone surrogates), validated, and
+refused with one JSON line in the HTTP process, before a request reaches a worker."""
 
 from __future__ import annotations
 
