@@ -2,7 +2,7 @@
 
     python benchmarks/int8_parity.py [--ckpt checkpoints/best-checkpoint.ckpt] [--n 300] [--name int8_parity]
 
-Candidates (toxicity.export.QUANTIZERS): `dynamic` (int8 activations, scales picked per batch: the old
+Candidates (toxicity.exporters.onnx.QUANTIZERS): `dynamic` (int8 activations, scales picked per batch: the old
 --int8), `dynamic` scored one text per run (batch-independent by construction, slower), `weights`
 (int8 MatMul weights, float activations) and `static` (int8 MatMul activations with scales calibrated on
 the tuning rows). Tuning rows: the first half of the demo comments (toxicity/data/demo); measured rows: the
@@ -145,7 +145,7 @@ def markdown(results: dict) -> str:
     summary = (
         f"Command: `{results['command']}`; {results['texts_measured']} texts measured, thresholds tuned "
         f"on {results['tuning_rows']} rows; {results['threads']} threads; 1-min load average "
-        f"{results['load_average_1min']:.1f} (other engineers' tests shared the cores: read the ratios, "
+        f"{results['load_average_1min']:.1f} (other work on the machine shows here: read the ratios, "
         "not absolutes). Flips are counted over texts x 6 tags."
     )
     lines = [
