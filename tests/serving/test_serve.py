@@ -273,26 +273,47 @@ def test_bad_predict_requests_get_one_line_4xx(server, body, status, says):
     )
 
 
-def test_bad_perspective_requests_and_other_routes(server):
-    for body, says in [
-        ({"comment": {"text": "hi"}}, "requestedAttributes is empty; ask for at least one of TOXICITY"),
+ANALYZE = "/v1alpha1/comments:analyze"
+PERSPECTIVE_ERROR = "type.googleapis.com/google.commentanalyzer.v1alpha1.Error"
+
+
+@pytest.mark.parametrize(
+    "body, error_type, says",
+    [
+        # Perspective's error types and messages (conversationai/perspectiveapi, 2-api/limits.md)
+        (b"", "COMMENT_EMPTY", "Comment must be non-empty."),
+        ({"comment": {"text": ""}, "requestedAttributes": {"TOXICITY": {}}}, "COMMENT_EMPTY", "non-empty"),
+        (
+            {"comment": {"text": "x" * 301}, "requestedAttributes": {"TOXICITY": {}}},
+            "COMMENT_TOO_LONG",
+            "Comment text too long: comment.text has 301 characters, over the limit of 300",
+        ),
+        ({"comment": {"text": "hi"}}, "NO_REQUESTED_ATTRIBUTES", "Missing requested_attributes; ask for"),
+        (
+            {"comment": {"text": "hi"}, "languages": ["fr"], "requestedAttributes": {"INSULT": {}}},
+            "LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE",
+            "Attribute INSULT does not support request languages: fr",
+        ),
         (
             {"comment": {"text": "hi"}, "requestedAttributes": {"SPAM": {}, "TOXICITY": {}}},
-            "no attribute SPAM; it has TOXICITY, SEVERE_TOXICITY, PROFANITY, THREAT, INSULT, IDENTITY_ATTACK",
+            "INVALID_REQUEST",
+            "Unknown requested attribute: SPAM (this model has TOXICITY, SEVERE_TOXICITY, PROFANITY",
         ),
+        ({"comment": {}, "requestedAttributes": {"TOXICITY": {}}}, "INVALID_REQUEST", "comment.text: Field"),
         (
-            {"comment": {"text": "hi"}, "languages": ["fr"], "requestedAttributes": {"TOXICITY": {}}},
-            "English only",
+            {"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {"scoreType": "RAW"}}},
+            None,
+            "scoreType",
         ),
-        ({"comment": {}, "requestedAttributes": {"TOXICITY": {}}}, "comment.text: Field required"),
-        ({"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {"scoreType": "RAW"}}}, "scoreType"),
         (
             {"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}}, "clientToken": "\udc00"},
+            None,
             "lone surrogate",
         ),
-        ({"comment": {"text": "hi"}, "requestedAttributes": {"\ud83d": {}}}, "lone surrogate"),
+        ({"comment": {"text": "hi"}, "requestedAttributes": {"\ud83d": {}}}, None, "lone surrogate"),
         (
             b'{"comment": {"text": "hi"}, "comment": {"text": "ho"}, "requestedAttributes": {}}',
+            None,
             'key "comment" given twice',
         ),
         (
@@ -301,18 +322,34 @@ def test_bad_perspective_requests_and_other_routes(server):
                 "requestedAttributes": {"TOXICITY": {}},
                 "languages": json.loads("[" * 40 + '"en"' + "]" * 40),
             },
+            None,
             "nests deeper than 32 levels",
         ),
-    ]:
-        status, answer = server.call("/v1alpha1/comments:analyze", body)
-        assert status == 400 and says in answer["error"] and set(answer) == {"error"}, answer
-    status, answer = server.call(
-        "/v1alpha1/comments:analyze",
-        {"comment": {"text": "x" * 301}, "requestedAttributes": {"TOXICITY": {}}},
-    )
-    assert status == 413 and "comment.text has 301 characters" in answer["error"]
+    ],
+)
+def test_bad_perspective_requests_get_googles_error_object(server, body, error_type, says):
+    status, answer = server.call(ANALYZE, body)
+    assert status == 400 and set(answer) == {"error"}, answer
+    error = answer["error"]
+    assert error["code"] == 400 and error["status"] == "INVALID_ARGUMENT"
+    assert says in error["message"] and "\n" not in error["message"]
+    detail = {"@type": PERSPECTIVE_ERROR, "errorType": error_type or "INVALID_REQUEST"}
+    if error_type == "LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE":
+        detail["attribute"] = "INSULT"
+    assert error["details"] == [detail]
+
+
+def test_other_routes_and_suggestscore(server):
     assert server.call("/nowhere") == (404, {"error": "Not Found"})
     assert server.call("/predict")[0] == 405  # GET
+    assert server.call("/v1alpha1/comments:nothing", {}) == (
+        404,
+        {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}},
+    )
+    status, answer = server.call("/v1alpha1/comments:suggestscore", {"comment": {"text": "hi"}})
+    assert status == 501 and answer["error"]["status"] == "UNIMPLEMENTED"
+    status, answer = server.call("/$discovery/rest?version=v1")
+    assert status == 404 and answer["error"]["status"] == "NOT_FOUND"
     assert server.call("/health") == (200, "ok")  # still up
 
 
@@ -448,7 +485,6 @@ def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp
         assert keyed.call("/predict", body)[0] == 401
         assert keyed.call("/predict", body, {"x-api-key": "wrong"})[0] == 401
         assert keyed.call("/info")[0] == 401
-        assert keyed.call("/v1alpha1/comments:analyze", {})[0] == 401
         assert "API key" in keyed.call("/predict", body)[1]["error"]
         assert keyed.call("/health")[0] == 200 and keyed.call("/")[0] == 200
         status, answer = keyed.call("/predict", body, {"x-api-key": "s3cret"})
@@ -464,6 +500,8 @@ def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp
         )
         np.testing.assert_allclose([list(row.values()) for row in answer["probabilities"]], direct, atol=0.05)
         assert info["model"]["file"].endswith(".onnx") and "/" not in info["model"]["file"]
+        check_perspective_key(keyed, "s3cret")
+        check_google_api_client(keyed, "s3cret", answer["probabilities"][0]["toxic"])
 
         with (
             socket.create_connection(("127.0.0.1", keyed.port)),
@@ -485,6 +523,49 @@ def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp
     with pytest.raises(SystemExit):
         main(["--ckpt", str(tmp_path / "absent.ckpt")])
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def check_perspective_key(keyed: Server, key: str):
+    """Perspective's answers to a missing and a wrong key, and PyPerspective's key check: an empty POST whose
+    `error.details[0].reason` is API_KEY_INVALID for a wrong key, and has no reason for a right one."""
+    assert keyed.call(ANALYZE, {}) == (
+        403,
+        {
+            "error": {
+                "code": 403,
+                "message": "The request is missing a valid API key.",
+                "status": "PERMISSION_DENIED",
+            }
+        },
+    )
+    for wrong in ("wrong", ""):  # requests sends key="" as ?key=
+        status, answer = keyed.call(f"{ANALYZE}?key={wrong}", b"")
+        assert status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT"
+        assert answer["error"]["message"] == "API key not valid. Please pass a valid API key."
+        assert answer["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    status, answer = keyed.call(f"{ANALYZE}?key={key}", b"")
+    assert status == 400 and "reason" not in answer["error"]["details"][0]
+    assert answer["error"]["details"][0]["errorType"] == "COMMENT_EMPTY"
+
+
+def check_google_api_client(keyed: Server, key: str, toxic: float):
+    """Google's own client, built from our discovery document (open without the key, as Google's is)."""
+    from googleapiclient import discovery
+    from googleapiclient.errors import HttpError
+
+    url = keyed.url + "/$discovery/rest?version=v1alpha1"
+    status, document = keyed.call("/$discovery/rest?version=v1alpha1")
+    assert status == 200 and document["rootUrl"] == keyed.url + "/"
+    client = discovery.build(
+        "commentanalyzer", "v1alpha1", developerKey=key, discoveryServiceUrl=url, static_discovery=False
+    )
+    body = {"comment": {"text": "you idiot"}, "requestedAttributes": {"TOXICITY": {}}, "clientToken": "t"}
+    response = client.comments().analyze(body=body).execute()
+    assert response["clientToken"] == "t"
+    assert response["attributeScores"]["TOXICITY"]["summaryScore"]["value"] == pytest.approx(toxic, abs=1e-5)
+    with pytest.raises(HttpError) as refusal:
+        client.comments().suggestscore(body={"comment": {"text": "you idiot"}}).execute()
+    assert refusal.value.resp.status == 501 and "not implemented" in refusal.value.reason
 
 
 # ---------------------------------------------------------------------------------------------- stopping
@@ -588,8 +669,10 @@ def test_a_model_with_other_tags_serves_them(tmp_path):
             "/v1alpha1/comments:analyze",
             {"comment": {"text": "you idiot"}, "requestedAttributes": {"TOXICITY": {}}},
         )
+        assert status == 400
         assert (
-            status == 400 and body["error"] == "this model has no attribute TOXICITY; it has INSULT, MENACE"
+            body["error"]["message"]
+            == "Unknown requested attribute: TOXICITY (this model has INSULT, MENACE)"
         )
     finally:
         other.stop()

@@ -22,7 +22,21 @@ from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.inference.onnx import read_onnx_folder
 from toxicity.models.families import ENCODER
 from toxicity.serving.api import ToxicityAPI, read_body, score
-from toxicity.serving.perspective import PERSPECTIVE_PATH, analyze_route
+from toxicity.serving.discovery import DISCOVERY_PATH
+from toxicity.serving.google_errors import (
+    INVALID_KEY,
+    MISSING_KEY,
+    google_error,
+    invalid_key_detail,
+    speaks_google,
+)
+from toxicity.serving.perspective import (
+    PERSPECTIVE_PATH,
+    SUGGEST_PATH,
+    analyze_route,
+    discovery,
+    suggest_score,
+)
 from toxicity.serving.schemas import (
     ANALYZE_USAGE,
     PREDICT_USAGE,
@@ -36,7 +50,7 @@ from toxicity.serving.schemas import (
 log = logging.getLogger(__name__)
 
 
-OPEN_PATHS = {"/", "/health"}  # reachable without the API key
+OPEN_PATHS = {"/", "/health", DISCOVERY_PATH}  # reachable without the API key
 
 
 # ----------------------------------------------------------------------------------------- the server
@@ -135,6 +149,8 @@ def build_server(
     handler = RegularRequestHandler(api, server)
     app.add_api_route("/predict", predict_route(handler, timeouts.read), methods=["POST"])
     app.add_api_route(PERSPECTIVE_PATH, analyze_route(handler, info["tags"], timeouts.read), methods=["POST"])
+    app.add_api_route(SUGGEST_PATH, suggest_score, methods=["POST"])
+    app.add_api_route(DISCOVERY_PATH, discovery, methods=["GET"])
     if api_key:
         app.middleware("http")(key_check(api_key))
     app.middleware("http")(early_413(max_body_bytes))  # added last: runs first, before the key check
@@ -182,6 +198,7 @@ def early_413(max_body_bytes: int):
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_body_bytes:
             refusal = error(
+                request,
                 413,
                 f"request body of {declared} bytes, over {max_body_bytes} bytes "
                 "(--max-body-bytes); send fewer or shorter texts",
@@ -198,41 +215,52 @@ def key_check(api_key: str):
 
     async def require_key(request: Request, call_next):
         if request.url.path not in OPEN_PATHS:
-            given = request.headers.get("x-api-key") or request.query_params.get("key") or ""
-            if not hmac.compare_digest(given.encode(), expected):
-                return JSONResponse(
-                    {"error": "missing or wrong API key; send it in the x-api-key header or as ?key=..."},
-                    status_code=401,
-                )
+            given = request.headers.get("x-api-key") or request.query_params.get("key")
+            if not hmac.compare_digest((given or "").encode(), expected):
+                return key_refusal(request, given)
         return await call_next(request)
 
     return require_key
 
 
+def key_refusal(request: Request, given: str | None) -> JSONResponse:
+    """401 on our routes; on Google's, what Google answers: 403 for no key, 400 for a wrong (or empty) one,
+    with the detail whose `reason` clients such as PyPerspective check."""
+    if not speaks_google(request.url.path):
+        return error(request, 401, "missing or wrong API key; send it in the x-api-key header or as ?key=...")
+    if given is None:
+        return error(request, 403, MISSING_KEY)
+    return error(request, 400, INVALID_KEY, invalid_key_detail())
+
+
 # ------------------------------------------------------------------------------- errors as one JSON line
-def error(status: int, message: str) -> JSONResponse:
+def error(request: Request, status: int, message: str, detail: dict | None = None) -> JSONResponse:
+    """`{"error": message}`, or on the Perspective routes Google's error object."""
+    if speaks_google(request.url.path):
+        return JSONResponse(google_error(status, message, detail), status_code=status)
     return JSONResponse({"error": message}, status_code=status)
 
 
 async def refused(request: Request, exc: Refused) -> JSONResponse:
-    return error(exc.status, str(exc))
+    return error(request, exc.status, str(exc), exc.detail)
 
 
 async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     usage = ANALYZE_USAGE if request.url.path == PERSPECTIVE_PATH else PREDICT_USAGE
-    return error(400, validation_message(exc.errors(), usage))
+    return error(request, 400, validation_message(exc.errors(), usage))
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if exc.status_code == 413:  # LitServe's body limit (max_payload_size)
         return error(
+            request,
             413,
             f"request body over {request.app.state.max_body_bytes} bytes (--max-body-bytes); "
             "send fewer or shorter texts",
         )
-    return error(exc.status_code, str(exc.detail))
+    return error(request, exc.status_code, str(exc.detail))
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("error serving %s", request.url.path)
-    return error(500, "internal error; see the server log")
+    return error(request, 500, "internal error; see the server log")

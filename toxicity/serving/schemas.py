@@ -25,11 +25,12 @@ ANALYZE_USAGE = 'send JSON like {"comment": {"text": "a comment"}, "requestedAtt
 
 
 class Refused(Exception):
-    """A request refused with `status` and a one-line reason (raised in the HTTP process only)."""
+    """A request refused with `status` and a one-line reason (raised in the HTTP process only); `detail`:
+    the Google error detail the Perspective routes answer with."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, detail: dict | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.detail = status, detail
 
 
 class Limits(NamedTuple):
