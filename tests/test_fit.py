@@ -118,10 +118,9 @@ def test_a_real_file_at_the_link_path_is_never_replaced(tmp_path, comments_csv):
     assert older.read_bytes() == b"a model from an older toxicity" and not older.is_symlink()
 
 
-def refusal_of_fit(args: list[str]) -> str:
-    """The one `error:` line of `python -m toxicity.fit ARGS`, run as a user would; asserts exit 2, no
-    traceback."""
-    result = subprocess.run(
+def fit_in_subprocess(args: list[str]) -> subprocess.CompletedProcess:
+    """`python -m toxicity.fit ARGS` run as a user would, from the repository root."""
+    return subprocess.run(
         [sys.executable, "-m", "toxicity.fit", *args],
         cwd=ROOT,
         capture_output=True,
@@ -129,6 +128,11 @@ def refusal_of_fit(args: list[str]) -> str:
         timeout=300,
         check=False,
     )
+
+
+def refusal_of_fit(args: list[str]) -> str:
+    """The one `error:` line of `python -m toxicity.fit ARGS`; asserts exit 2 and no traceback."""
+    result = fit_in_subprocess(args)
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -169,13 +173,9 @@ def test_bad_data_is_one_line_exit_2_and_no_run_folder(tmp_path, rows, message):
     ],
 )
 def test_every_recipe_parses_with_its_settings(recipe, expected):
-    out = subprocess.run(
-        [sys.executable, "-m", "toxicity.fit", "--config", f"experiments/{recipe}.yaml", "--print_config"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    printed = fit_in_subprocess(["--config", f"experiments/{recipe}.yaml", "--print_config"])
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    out = printed.stdout
     for setting in expected + [
         "monitor: val_loss",
         "name: toxic-comments",
@@ -187,13 +187,7 @@ def test_every_recipe_parses_with_its_settings(recipe, expected):
 
 
 def test_cli_rejects_unknown_options():
-    result = subprocess.run(
-        [sys.executable, "-m", "toxicity.fit", "--model.no_such_option", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = fit_in_subprocess(["--model.no_such_option", "1"])
     assert result.returncode != 0 and "no_such_option" in result.stderr
 
 
@@ -210,14 +204,7 @@ def test_ddp_two_cpu_processes_train_and_checkpoint(tmp_path, comments_csv):
         "--trainer.max_epochs",
         "1",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "toxicity.fit", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = fit_in_subprocess(list(args))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world_size: 2" in result.stderr or "MEMBER: 2/2" in result.stderr + result.stdout
     run = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints"
