@@ -199,11 +199,11 @@ def int8_auroc_change(onnx_folder: str, data: Path) -> dict:
 
     fp32 = OnnxToxicityClassifier.from_folder(onnx_folder)
     int8 = OnnxToxicityClassifier.from_folder(onnx_folder, int8=True)
-    test = load_kaggle_test(find_kaggle_files(data / "jigsaw_sample"), "comment_text", fp32.labels)
-    texts, truth = test["text"].tolist(), test[fp32.labels].to_numpy()
+    test = load_kaggle_test(find_kaggle_files(data / "jigsaw_sample"), "comment_text", fp32.tags)
+    texts, truth = test["text"].tolist(), test[fp32.tags].to_numpy()
     probs = {"fp32": fp32.predict_proba(texts), "int8": int8.predict_proba(texts)}
     per_tag = {}
-    for k, tag in enumerate(fp32.labels):
+    for k, tag in enumerate(fp32.tags):
         if 0 < truth[:, k].sum() < len(truth):
             aurocs = {kind: float(roc_auc_score(truth[:, k], p[:, k])) for kind, p in probs.items()}
             per_tag[tag] = {

@@ -75,7 +75,7 @@ class Scored:
 
 
 def score(classifier: ToxicityClassifier, data: EvalSet) -> Scored:
-    columns = [classifier.labels.index(tag) for tag in data.tags]
+    columns = [classifier.tags.index(tag) for tag in data.tags]
     log.info("Scoring %d texts of %s", len(data.frame), data.name)
     return Scored(data, classifier.predict_proba(data.texts)[:, columns])
 

@@ -53,8 +53,8 @@ def export_huggingface(ckpt_path: str | Path, out: str | Path, overwrite: bool =
         {
             "architectures": ["BertForSequenceClassification"],
             "problem_type": "multi_label_classification",
-            "id2label": dict(enumerate(classifier.labels)),
-            "label2id": {tag: k for k, tag in enumerate(classifier.labels)},
+            "id2label": dict(enumerate(classifier.tags)),
+            "label2id": {tag: k for k, tag in enumerate(classifier.tags)},
             "classifier_dropout": tagger.hparams.dropout,
         }
     )
@@ -64,7 +64,7 @@ def export_huggingface(ckpt_path: str | Path, out: str | Path, overwrite: bool =
     model.save_pretrained(out)
     classifier.tokenizer.model_max_length = classifier.max_length
     classifier.tokenizer.save_pretrained(out)
-    pipeline_probs = pipeline_probabilities(out, SAMPLE_TEXTS, classifier.labels)
+    pipeline_probs = pipeline_probabilities(out, SAMPLE_TEXTS, classifier.tags)
     check = {
         "max_abs_diff": checked_difference(
             out, pipeline_probs, classifier.predict_proba(SAMPLE_TEXTS), HF_TOLERANCE

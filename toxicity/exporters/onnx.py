@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ import torch
 from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.core.errors import DataError
 from toxicity.core.files import atomic_output, refuse_to_overwrite, write_text_atomically
-from toxicity.data.batching import PadToLongest
 from toxicity.data.tokenize import tokenize_texts
 from toxicity.evaluation.eval_sets import EvalSet
 from toxicity.evaluation.thresholds import DEFAULT_RULE, ThresholdRule, tune_thresholds
@@ -103,7 +101,7 @@ def onnx_metadata(classifier: ToxicityClassifier, ckpt_path: str | Path) -> dict
     """toxicity.json. The checkpoint by file name and SHA-256: an absolute path would tell every reader of
     the export where the exporter kept its files, and means nothing on another machine."""
     return {
-        "labels": classifier.labels,
+        "labels": classifier.tags,
         "max_length": classifier.max_length,
         "truncation": classifier.truncation,
         "thresholds": classifier.thresholds,
@@ -140,7 +138,7 @@ def export_int8(
     PyTorch's, or flips decisions, beyond the INT8_* tolerances; model.onnx stays valid either way.
     """
     texts = validation.texts if validation is not None else check_texts()
-    INT8_QUANTIZER(out / ONNX_FP32, out / ONNX_INT8, CalibrationFeeds(classifier, texts))
+    quantize_int8(out / ONNX_FP32, out / ONNX_INT8)
     try:
         parity = int8_parity(
             classifier, OnnxToxicityClassifier.from_folder(out, int8=True), texts, validation, rule
@@ -150,7 +148,7 @@ def export_int8(
         raise
     metadata = {
         **metadata,
-        "int8_method": INT8_QUANTIZER.__name__,
+        "int8_method": "dynamic, one text per run",
         "int8_thresholds": parity.pop("thresholds"),
         "int8_threshold_rule": str(rule) if validation is not None else None,
         "int8_parity": parity,
@@ -238,57 +236,10 @@ def _write_onnx(classifier: ToxicityClassifier, path: Path) -> None:
         )
 
 
-def quantize_dynamic_int8(fp32: Path, int8: Path, calibration: CalibrationFeeds | None = None) -> None:
-    """int8 weights and activations, activation scales picked per run: a score depends on the batch."""
+def quantize_int8(fp32: Path, int8: Path) -> None:
+    """int8 weights (per channel) and activations, activation scales picked per run: scored one text per
+    run (OnnxToxicityClassifier), a text's score depends on that text alone."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with atomic_output(int8) as partial:
         quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
-
-
-def quantize_static_int8(fp32: Path, int8: Path, calibration: CalibrationFeeds | None = None) -> None:
-    """int8 weights and activations of the MatMuls, activation scales fixed by calibration on real texts."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    if calibration is None:
-        raise ExportError("static int8 needs calibration texts.")
-    with atomic_output(int8) as partial:
-        quantize_static(
-            str(fp32),
-            str(partial),
-            calibration,
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.Percentile,
-            extra_options={"CalibPercentile": 99.99},
-        )
-
-
-QUANTIZERS = {"dynamic": quantize_dynamic_int8, "static": quantize_static_int8}
-
-
-INT8_QUANTIZER = (
-    quantize_dynamic_int8  # the one --int8 writes: the measured choice (see the module docstring)
-)
-
-
-class CalibrationFeeds:
-    """onnxruntime's CalibrationDataReader over texts: padded batches of input_ids and attention_mask."""
-
-    def __init__(self, scorer, texts: Sequence[str], batch_size: int = 16):
-        ids = tokenize_texts(scorer.tokenizer, list(texts), scorer.max_length, scorer.truncation)
-        batches = [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
-        self._feeds = iter([self._feed(scorer, batch) for batch in batches])
-
-    @staticmethod
-    def _feed(scorer, rows: list[list[int]]) -> dict[str, np.ndarray]:
-        # one width for all: the percentile calibrator stacks every batch's activations into one array
-        collate = PadToLongest(scorer.collate.pad_token_id, pad_to=scorer.max_length)
-        batch = collate([{"input_ids": row, "index": k} for k, row in enumerate(rows)])
-        return {"input_ids": batch["input_ids"].numpy(), "attention_mask": batch["attention_mask"].numpy()}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)

@@ -72,7 +72,7 @@ class OnnxToxicityClassifier(BatchScorer):
         # int8 scores differ from fp32's a little: torch's thresholds would flip decisions,
         # so int8 has its own
         thresholds = metadata.get("int8_thresholds") if int8 else metadata.get("thresholds")
-        if int8 and metadata.get("int8_method") != "quantize_static_int8":  # older exports were dynamic too
+        if int8:
             batch_size = INT8_TEXTS_PER_RUN
         return cls(
             session,

@@ -132,11 +132,6 @@ class BatchScorer:
         self.batch_size = batch_size
         self.collate = PadToLongest(tokenizer.pad_token_id or 0)
 
-    @property
-    def labels(self) -> list[str]:
-        """The tag names (the older name of `tags`)."""
-        return self.tags
-
     def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
         raise NotImplementedError
 
