@@ -6,6 +6,7 @@
 Routes:
     POST /predict                       {"texts": [...], "threshold": 0.5 | "tuned" (optional)}
     POST /v1alpha1/comments:analyze     the Perspective API's request and response shape
+    POST /v1alpha1/comments:suggestscore  Perspective's feedback, stored in --feedback-db
     GET  /health                        "ok" once every worker has loaded its model (no key needed)
     GET  /info                          {"model": tags, backbone, max_length, thresholds, sha256, ...}
     GET  /                              the try-it page (toxicity/serving/static/index.html; no key needed)
@@ -35,6 +36,7 @@ import litserve as ls
 from toxicity.core.cli import fail, run_tool
 from toxicity.serving.app import Timeouts, build_server, model_info
 from toxicity.serving.connections import guarded_h11, logging_config
+from toxicity.serving.feedback_store import DEFAULT_FEEDBACK_DB, FeedbackStore
 from toxicity.serving.processes import stop_on_signals
 from toxicity.serving.schemas import Limits
 
@@ -95,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-chars", type=int, default=5000, help="characters in one text")
     parser.add_argument("--max-body-bytes", type=int, default=1_000_000, help="bytes in one request body")
     parser.add_argument(
+        "--drop-unsupported-attributes",
+        action="store_true",
+        help="comments:analyze leaves out the attributes it cannot score (not in the model, or not in the "
+        "comment's language) instead of refusing, as if every request said dropUnsupportedAttributes",
+    )
+    parser.add_argument(
         "--api-key-env",
         metavar="NAME",
         help="require the API key held in this environment variable (never on the command line)",
@@ -128,6 +136,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=5.0,
         help="seconds requests in flight may take to finish once stopped (default 5)",
+    )
+    parser.add_argument(
+        "--feedback-db",
+        default=DEFAULT_FEEDBACK_DB,
+        metavar="PATH_OR_URL",
+        help="where comments:suggestscore stores suggestions: a SQLite file (default ./"
+        f"{DEFAULT_FEEDBACK_DB}, created by the first one) or a SQLAlchemy URL such as "
+        "postgresql+psycopg://user@host/db for several servers",
+    )
+    parser.add_argument(
+        "--feedback-hash-comments",
+        action="store_true",
+        help="store only the sha256 of each suggested comment, not its text (such rows cannot be exported)",
     )
     parser.add_argument(
         "--log-level",
@@ -172,6 +193,8 @@ def prepare(options: argparse.Namespace) -> ls.LitServer:
                 f"export {options.api_key_env}=<key> first, or leave out --api-key-env"
             )
     info = model_info(options.ckpt, options.onnx, options.int8)
+    feedback = FeedbackStore(options.feedback_db, options.feedback_hash_comments)
+    feedback.prepare()
     timeouts = Timeouts(options.read_timeout, options.keep_alive, options.shutdown_timeout)
     return build_server(
         info,
@@ -184,6 +207,8 @@ def prepare(options: argparse.Namespace) -> ls.LitServer:
         options.max_body_bytes,
         api_key,
         timeouts,
+        feedback,
+        options.drop_unsupported_attributes,
     )
 
 

@@ -23,6 +23,8 @@ from toxicity.inference.onnx import read_onnx_folder
 from toxicity.models.families import ENCODER
 from toxicity.serving.api import ToxicityAPI, read_body, score
 from toxicity.serving.discovery import DISCOVERY_PATH
+from toxicity.serving.feedback import suggest_route
+from toxicity.serving.feedback_store import DEFAULT_FEEDBACK_DB, FeedbackStore
 from toxicity.serving.google_errors import (
     INVALID_KEY,
     MISSING_KEY,
@@ -35,7 +37,6 @@ from toxicity.serving.perspective import (
     SUGGEST_PATH,
     analyze_route,
     discovery,
-    suggest_score,
 )
 from toxicity.serving.schemas import (
     ANALYZE_USAGE,
@@ -109,6 +110,8 @@ def build_server(
     max_body_bytes: int = 1_000_000,
     api_key: str | None = None,
     timeouts: Timeouts | None = None,
+    feedback: FeedbackStore | None = None,
+    drop_unsupported_attributes: bool = False,
 ) -> ToxicityServer:
     PredictRequest.limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
     timeouts = timeouts or Timeouts()
@@ -148,8 +151,12 @@ def build_server(
     )
     handler = RegularRequestHandler(api, server)
     app.add_api_route("/predict", predict_route(handler, timeouts.read), methods=["POST"])
-    app.add_api_route(PERSPECTIVE_PATH, analyze_route(handler, info["tags"], timeouts.read), methods=["POST"])
-    app.add_api_route(SUGGEST_PATH, suggest_score, methods=["POST"])
+    analyze = analyze_route(handler, info["tags"], timeouts.read, drop_unsupported_attributes)
+    app.add_api_route(PERSPECTIVE_PATH, analyze, methods=["POST"])
+    feedback = feedback or FeedbackStore(DEFAULT_FEEDBACK_DB)
+    app.add_api_route(
+        SUGGEST_PATH, suggest_route(feedback, info["tags"], info["sha256"], timeouts.read), methods=["POST"]
+    )
     app.add_api_route(DISCOVERY_PATH, discovery, methods=["GET"])
     if api_key:
         app.middleware("http")(key_check(api_key))
@@ -215,7 +222,11 @@ def key_check(api_key: str):
 
     async def require_key(request: Request, call_next):
         if request.url.path not in OPEN_PATHS:
-            given = request.headers.get("x-api-key") or request.query_params.get("key")
+            given = (  # x-goog-api-key: where Google's client libraries may put it
+                request.headers.get("x-api-key")
+                or request.headers.get("x-goog-api-key")
+                or request.query_params.get("key")
+            )
             if not hmac.compare_digest((given or "").encode(), expected):
                 return key_refusal(request, given)
         return await call_next(request)
@@ -225,11 +236,13 @@ def key_check(api_key: str):
 
 def key_refusal(request: Request, given: str | None) -> JSONResponse:
     """401 on our routes; on Google's, what Google answers: 403 for no key, 400 for a wrong (or empty) one,
-    with the detail whose `reason` clients such as PyPerspective check."""
+    with the detail whose `reason` clients such as PyPerspective check. Google's 403 has no details, and
+    PyPerspective then fails with a KeyError; ours adds the API_KEY_INVALID detail, so that it says
+    "Invalid Auth Key Provided!" instead."""
     if not speaks_google(request.url.path):
         return error(request, 401, "missing or wrong API key; send it in the x-api-key header or as ?key=...")
     if given is None:
-        return error(request, 403, MISSING_KEY)
+        return error(request, 403, MISSING_KEY, invalid_key_detail())
     return error(request, 400, INVALID_KEY, invalid_key_detail())
 
 

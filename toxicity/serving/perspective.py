@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import Request
 from litserve.server import RegularRequestHandler
 
+from toxicity.serving import languages
 from toxicity.serving.api import read_body, score
 from toxicity.serving.discovery import VERSION, discovery_document
 from toxicity.serving.google_errors import (
@@ -16,6 +17,7 @@ from toxicity.serving.google_errors import (
     perspective_detail,
 )
 from toxicity.serving.schemas import AnalyzeRequest, PredictRequest, Refused, check_length, parse_body
+from toxicity.serving.text import Comment, read_comment, sentence_spans, utf16_offsets
 
 PERSPECTIVE_PATH = "/v1alpha1/comments:analyze"
 SUGGEST_PATH = "/v1alpha1/comments:suggestscore"
@@ -31,11 +33,17 @@ ATTRIBUTES = {
     "insult": "INSULT",
     "identity_hate": "IDENTITY_ATTACK",
 }
+SCORED = {"en"}  # the languages the model scores (ISO 639-1)
 
 
-def analyze_route(handler: RegularRequestHandler, tags: list[str], read_timeout: float):
-    """POST /v1alpha1/comments:analyze: scores go through the same workers and batches as /predict."""
+def analyze_route(
+    handler: RegularRequestHandler, tags: list[str], read_timeout: float, drop_unsupported: bool = False
+):
+    """POST /v1alpha1/comments:analyze: the comment, and with `spanAnnotations` each of its sentences, are
+    scored in one request to the workers, in the same batches as /predict. `drop_unsupported`: as if every
+    request said `dropUnsupportedAttributes: true` (--drop-unsupported-attributes)."""
     attributes = {ATTRIBUTES.get(tag, tag.upper()): position for position, tag in enumerate(tags)}
+    languages.load()
 
     async def analyze(request: Request) -> dict:
         raw = await read_body(request, read_timeout)
@@ -43,19 +51,30 @@ def analyze_route(handler: RegularRequestHandler, tags: list[str], read_timeout:
             raise empty_comment()
         body = parse_body(raw, AnalyzeRequest)
         check_request(body, attributes)
-        text = body.comment.text
-        result = await score(handler, PredictRequest(texts=[text]))
-        probabilities = list(result["probabilities"][0].values())
+        comment = read_comment(body.comment.text, body.comment.type == "HTML")
+        if not comment.text.strip():
+            raise empty_comment()
+        likely = languages.likely_languages(comment.text)
+        drop = drop_unsupported or body.dropUnsupportedAttributes
+        requested = supported_attributes(body, attributes, drop)
+        scored_as, unsupported = language_of(body, likely)
+        if unsupported and not drop:
+            attribute = next(iter(requested or body.requestedAttributes))
+            raise Refused(
+                400,
+                f"Attribute {attribute} does not support request languages: {', '.join(unsupported)} "
+                f"({'asked for' if body.languages else 'detected'}; this model scores English only; send "
+                'languages: ["en"] to score it as English, or dropUnsupportedAttributes: true)',
+                perspective_detail(LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE, attribute=attribute),
+            )
         scores = {}
-        for name, options in body.requestedAttributes.items():
-            value = probabilities[attributes[name]]
-            if options.scoreThreshold is None or value >= options.scoreThreshold:
-                score_ = {"value": value, "type": "PROBABILITY"}
-                scores[name] = {
-                    "spanScores": [{"begin": 0, "end": len(text), "score": score_}],
-                    "summaryScore": score_,
-                }
-        response = {"attributeScores": scores, "languages": ["en"], "detectedLanguages": ["en"]}
+        if requested and not unsupported:
+            scores = await attribute_scores(handler, body, comment, requested, attributes)
+        response = {
+            "attributeScores": scores,
+            "languages": scored_as,
+            "detectedLanguages": languages.detected(likely),
+        }
         if body.clientToken is not None:
             response["clientToken"] = body.clientToken
         return response
@@ -63,27 +82,80 @@ def analyze_route(handler: RegularRequestHandler, tags: list[str], read_timeout:
     return analyze
 
 
+async def attribute_scores(
+    handler: RegularRequestHandler,
+    body: AnalyzeRequest,
+    comment: Comment,
+    requested: list[str],
+    attributes: dict[str, int],
+) -> dict:
+    """The summary and span scores of the requested attributes; the comment and its sentences go to the
+    workers as the texts of one request, so that they are scored in one batch."""
+    spans = sentence_spans(comment.text, max(1, PredictRequest.limits.max_texts - 1))
+    by_sentence = body.spanAnnotations and len(spans) > 1
+    texts = [comment.text] + ([comment.text[begin:end] for begin, end in spans] if by_sentence else [])
+    # built without validation: the comment was checked, and its sentences are no longer than it
+    result = await score(handler, PredictRequest.model_construct(texts=texts, threshold=None))
+    rows = [list(row.values()) for row in result["probabilities"]]
+    utf16 = utf16_offsets(comment.source)
+    if body.spanAnnotations:  # each sentence's range in the comment as sent, in UTF-16 code units
+        ranges = [comment.source_range(begin, end) for begin, end in spans]
+        ranges = [(utf16(begin), utf16(end)) for begin, end in ranges]
+    else:
+        ranges = [(0, utf16(len(comment.source)))]
+    span_rows = rows[1:] if by_sentence else rows[:1] * len(ranges)
+    scores = {}
+    for name in requested:
+        options, column = body.requestedAttributes[name], attributes[name]
+        value = rows[0][column]
+        if options.scoreThreshold is None or value >= options.scoreThreshold:
+            scores[name] = {
+                "spanScores": [
+                    {"begin": begin, "end": end, "score": probability(row[column])}
+                    for (begin, end), row in zip(ranges, span_rows)
+                ],
+                "summaryScore": probability(value),
+            }
+    return scores
+
+
+def probability(value: float) -> dict:
+    return {"value": value, "type": "PROBABILITY"}
+
+
 def check_request(body: AnalyzeRequest, attributes: dict[str, int]) -> None:
-    """Refuses, in Perspective's words and error types, what the model cannot answer."""
-    requested, offered = body.requestedAttributes, ", ".join(attributes)
-    if not requested:
+    """Refuses, in Perspective's words and error types, a request with nothing to score."""
+    if not body.requestedAttributes:
         raise Refused(
             400,
-            f"Missing requested_attributes; ask for at least one of {offered}",
+            f"Missing requested_attributes; ask for at least one of {', '.join(attributes)}",
             perspective_detail(NO_REQUESTED_ATTRIBUTES),
         )
-    unknown = [name for name in requested if name not in attributes]
-    if unknown:
-        raise Refused(400, f"Unknown requested attribute: {', '.join(unknown)} (this model has {offered})")
-    if body.languages and "en" not in {language.lower().split("-")[0] for language in body.languages}:
-        attribute = next(iter(requested))
+    check_comment(body.comment.text)
+
+
+def supported_attributes(body: AnalyzeRequest, attributes: dict[str, int], drop: bool) -> list[str]:
+    """The requested attributes the model has; one it lacks is refused, or left out with `drop`."""
+    requested = [name for name in body.requestedAttributes if name in attributes]
+    unknown = [name for name in body.requestedAttributes if name not in attributes]
+    if unknown and not drop:
         raise Refused(
             400,
-            f"Attribute {attribute} does not support request languages: {', '.join(body.languages)} "
-            "(this model scores English only; ask for ['en'])",
-            perspective_detail(LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE, attribute=attribute),
+            f"Unknown requested attribute: {', '.join(unknown)} (this model has {', '.join(attributes)}; "
+            "or send dropUnsupportedAttributes: true to leave it out)",
         )
-    check_comment(body.comment.text)
+    return requested
+
+
+def language_of(body: AnalyzeRequest, likely: list[tuple[str, float]]) -> tuple[list[str], list[str]]:
+    """The languages the comment is scored as (Perspective's `languages`: those asked for, else those
+    detected), and those of them the model does not score. A comment sent without `languages` is scored
+    as English unless the detector is sure it is not (see toxicity.serving.languages)."""
+    if body.languages:
+        return body.languages, [code for code in body.languages if languages.primary(code) not in SCORED]
+    if languages.surely_not("en", likely):
+        return [likely[0][0]], [likely[0][0]]
+    return ["en"], []
 
 
 def check_comment(text: str) -> None:
@@ -100,11 +172,6 @@ def check_comment(text: str) -> None:
 
 def empty_comment() -> Refused:
     return Refused(400, "Comment must be non-empty.", perspective_detail(COMMENT_EMPTY))
-
-
-async def suggest_score(request: Request) -> dict:
-    """Listed in the discovery document, so a client calling it gets Google's UNIMPLEMENTED, not a 404."""
-    raise Refused(501, "comments:suggestscore is not implemented by this server yet")
 
 
 async def discovery(request: Request) -> dict:
