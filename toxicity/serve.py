@@ -208,7 +208,7 @@ def prepare(options: argparse.Namespace) -> ls.LitServer:
         api_key,
         timeouts,
         feedback,
-        options.drop_unsupported_attributes,
+        drop_unsupported_attributes=options.drop_unsupported_attributes,
     )
 
 

@@ -157,6 +157,7 @@ def check_length(text: str, where: str) -> None:
 
 class Comment(BaseModel):
     text: StrictStr
+    type: Literal["PLAIN_TEXT", "HTML", "TEXT_TYPE_UNSPECIFIED"] = "PLAIN_TEXT"
 
 
 class AttributeRequest(BaseModel):
@@ -171,6 +172,8 @@ class AnalyzeRequest(JsonBody):
     requestedAttributes: dict[str, AttributeRequest] = Field(default_factory=dict)
     languages: list[StrictStr] | None = None
     clientToken: StrictStr | None = None
+    spanAnnotations: bool = False  # a span per sentence; without it, one span over the whole comment
+    dropUnsupportedAttributes: bool = False  # leave out what cannot be scored rather than refuse it
 
 
 def validation_message(errors, usage: str) -> str:
