@@ -49,6 +49,11 @@ VARIANTS["pooler+lr_1e-4+llrd_0.8"] = (
     VARIANTS["pooler"] + VARIANTS["lr_1e-4+llrd_0.8"]
 )  # the two that helped most
 VARIANTS["pooler+class_weights"] = VARIANTS["pooler"]
+# issue 19: meaning and spelling. `hybrid` trains the joint model (experiments/hybrid.yaml on top of the
+# recipe); `late_fusion` trains the recipe, then stacks it with TF-IDF per tag on validation predictions
+# (its job also records the recipe alone and TF-IDF alone, scored on the same rows: `parts`).
+VARIANTS["hybrid"] = ["--config", str(ROOT / "experiments" / "hybrid.yaml")]
+VARIANTS["late_fusion"] = []
 LONG_TEXT_ONLY = {"head_tail", "max_length_256"}
 LONG_TEXT_DATASETS = {"jigsaw_sample"}
 
@@ -86,10 +91,14 @@ def run_job(
     checkpoint = folder / "best.ckpt"
     if variant.startswith("ema"):
         checkpoint = Path(last_checkpoint_callback(cli.trainer).dirpath) / "last.ckpt"
-    scored = score_both(
-        ToxicityClassifier.from_checkpoint(checkpoint), unit, len(unit.train) * epochs / seconds
-    )
+    classifier = ToxicityClassifier.from_checkpoint(checkpoint)
+    parts = {}
+    if variant == "late_fusion":
+        classifier, parts = late_fusion(classifier, unit)
+    scored = score_both(classifier, unit, len(unit.train) * epochs / seconds)
     result = figures(unit, scored)
+    if parts:
+        result["parts"] = parts
     result.update(
         dataset=unit.name,
         variant=variant,
@@ -98,6 +107,61 @@ def run_job(
         epochs_run=cli.trainer.current_epoch,
     )
     return result
+
+
+class LateFusion:
+    """Per tag, a logistic regression on the logits of several scorers, fitted on validation rows."""
+
+    MIN_POSITIVES = 3  # fewer positives in validation: the scorers' logits are averaged instead
+
+    def __init__(self, scorers: list, tags: list[str]):
+        self.scorers, self.tags, self.stackers = scorers, list(tags), []
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """(texts, tags, scorers) logits."""
+        probs = np.stack([scorer.predict_proba(texts) for scorer in self.scorers], axis=-1)
+        probs = np.clip(probs.astype(np.float64), 1e-6, 1 - 1e-6)
+        return np.log(probs / (1 - probs))
+
+    def fit(self, texts: list[str], labels: np.ndarray) -> LateFusion:
+        from sklearn.linear_model import LogisticRegression
+
+        features = self.logits(texts)
+        self.stackers = [
+            LogisticRegression(C=1.0).fit(features[:, k], labels[:, k])
+            if min(labels[:, k].sum(), len(labels) - labels[:, k].sum()) >= self.MIN_POSITIVES
+            else None
+            for k in range(len(self.tags))
+        ]
+        return self
+
+    def predict_proba(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
+        features = self.logits(list(texts))
+        columns = [
+            stacker.predict_proba(features[:, k])[:, 1]
+            if stacker is not None
+            else 1 / (1 + np.exp(-features[:, k].mean(axis=1)))
+            for k, stacker in enumerate(self.stackers)
+        ]
+        return np.stack(columns, axis=1).astype(np.float32)
+
+
+def late_fusion(encoder, unit: Split3) -> tuple[LateFusion, dict]:
+    """The encoder stacked with TF-IDF (fitted on the unit's training rows) on the unit's validation rows;
+    and the figures of each part alone, on the same rows."""
+    from toxicity.evaluation.baseline import TfidfTagger
+
+    started = time.perf_counter()
+    tfidf = TfidfTagger(unit.tags).fit(unit.train["text"].tolist(), unit.train[unit.tags].to_numpy())
+    tfidf_speed = len(unit.train) / (time.perf_counter() - started)
+    fused = LateFusion([encoder, tfidf], unit.tags).fit(
+        unit.val["text"].tolist(), unit.val[unit.tags].to_numpy()
+    )
+    parts = {
+        "encoder": figures(unit, score_both(encoder, unit, None)),
+        "tfidf": figures(unit, score_both(tfidf, unit, tfidf_speed)),
+    }
+    return fused, parts
 
 
 def headline(result: dict) -> dict[str, float]:

@@ -9,13 +9,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from toxicity.data.ngrams import NgramHasher
+
 
 class TokenizedComments(Dataset):
-    """Token ids and (optionally) tag rows; each item also carries its row index."""
+    """Token ids and (optionally) tag rows and texts; each item also carries its row index."""
 
-    def __init__(self, input_ids: list[list[int]], labels: np.ndarray | None = None):
+    def __init__(
+        self, input_ids: list[list[int]], labels: np.ndarray | None = None, texts: list[str] | None = None
+    ):
         self.input_ids = input_ids
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
+        self.texts = texts  # for features computed per batch (n-grams of a hybrid model)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -24,6 +29,8 @@ class TokenizedComments(Dataset):
         item = {"input_ids": self.input_ids[index], "index": index}
         if self.labels is not None:
             item["labels"] = self.labels[index]
+        if self.texts is not None:
+            item["text"] = self.texts[index]
         return item
 
     @property
@@ -33,10 +40,12 @@ class TokenizedComments(Dataset):
 
 @dataclass
 class PadToLongest:
-    """Collates items into tensors padded to the longest sequence of the batch (or to `pad_to`)."""
+    """Collates items into tensors padded to the longest sequence of the batch (or to `pad_to`); with
+    `ngrams`, also the hashed n-gram bags of the items' texts (a hybrid model's second input)."""
 
     pad_token_id: int
     pad_to: int | None = None
+    ngrams: NgramHasher | None = None
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         width = self.pad_to or max(len(item["input_ids"]) for item in items)
@@ -53,6 +62,10 @@ class PadToLongest:
         }
         if "labels" in items[0]:
             batch["labels"] = torch.stack([item["labels"] for item in items])
+        if self.ngrams is not None:
+            if "text" not in items[0]:
+                raise ValueError("n-gram features need each item's text; give the dataset its texts.")
+            batch.update(self.ngrams.batch([item["text"] for item in items]))
         return batch
 
 

@@ -141,7 +141,9 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
                 )
             frame, hp = self.frames[split], self.hparams
             ids = tokenize_texts(self.tokenizer, frame["text"].tolist(), hp.max_length, hp.truncation)
-            self.datasets[split] = TokenizedComments(ids, frame[list(hp.label_columns)].to_numpy())
+            self.datasets[split] = TokenizedComments(
+                ids, frame[list(hp.label_columns)].to_numpy(), frame["text"].tolist()
+            )
         return self.datasets[split]
 
     def _loader(self, split: str, train: bool) -> DataLoader:
@@ -158,7 +160,9 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         else:
             sampler = SortedByLengthSampler(dataset.lengths)
         collate = PadToLongest(
-            self.tokenizer.pad_token_id or 0, hp.max_length if hp.pad_to_max_length else None
+            self.tokenizer.pad_token_id or 0,
+            hp.max_length if hp.pad_to_max_length else None,
+            self.ngram_hasher(),
         )
         return DataLoader(
             dataset,
@@ -168,6 +172,10 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
         )
+
+    def ngram_hasher(self):
+        """The n-gram featurizer of the model being trained (a hybrid model has one), else None."""
+        return getattr(getattr(self.trainer, "lightning_module", None), "ngram_hasher", None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

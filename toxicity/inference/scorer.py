@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.data.batching import PadToLongest
+from toxicity.data.ngrams import NGRAM_KEYS
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH, tokenize_texts
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class BatchScorer:
         thresholds: dict[str, float] | None = None,
         batch_size: int = 64,
         truncation: str = "head",
+        ngrams=None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -130,9 +132,11 @@ class BatchScorer:
         self.truncation = truncation
         self.thresholds = thresholds
         self.batch_size = batch_size
-        self.collate = PadToLongest(tokenizer.pad_token_id or 0)
+        self.collate = PadToLongest(tokenizer.pad_token_id or 0, ngrams=ngrams)  # ngrams: a hybrid's hasher
 
-    def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    def _probabilities(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **ngram_features: torch.Tensor
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def predict_proba(self, texts: str | Iterable[str], progress: bool | None = None) -> np.ndarray:
@@ -179,20 +183,23 @@ class BatchScorer:
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             try:
-                out[rows] = self._score_batch(ids, rows)
+                out[rows] = self._score_batch(ids, texts, rows)
             except Exception as error:  # noqa: BLE001 (any backend error: each text is retried alone below)
                 if len(rows) > 1:
                     log.info("A batch of %d texts failed (%s); scoring them one at a time.", len(rows), error)
-                out[rows] = [self._score_alone(ids, row, errors) for row in rows]
+                out[rows] = [self._score_alone(ids, texts, row, errors) for row in rows]
         return out
 
-    def _score_batch(self, ids: list[list[int]], rows: list[int]) -> np.ndarray:
-        batch = self.collate([{"input_ids": ids[i], "index": i} for i in rows])
-        return self._probabilities(batch["input_ids"], batch["attention_mask"])
+    def _score_batch(self, ids: list[list[int]], texts: list[str], rows: list[int]) -> np.ndarray:
+        batch = self.collate([{"input_ids": ids[i], "text": texts[i], "index": i} for i in rows])
+        ngram_features = {key: batch[key] for key in NGRAM_KEYS if key in batch}
+        return self._probabilities(batch["input_ids"], batch["attention_mask"], **ngram_features)
 
-    def _score_alone(self, ids: list[list[int]], row: int, errors: dict[int, str]) -> np.ndarray:
+    def _score_alone(
+        self, ids: list[list[int]], texts: list[str], row: int, errors: dict[int, str]
+    ) -> np.ndarray:
         try:
-            return self._score_batch(ids, [row])[0]
+            return self._score_batch(ids, texts, [row])[0]
         except Exception as error:  # noqa: BLE001 (recorded and counted; the caller decides what to do)
             errors[row] = f"{type(error).__name__}: {_first_line(error)}"
             return np.full(len(self.tags), np.nan, dtype=np.float32)
@@ -245,6 +252,7 @@ class ToxicityClassifier(BatchScorer):
             thresholds,
             batch_size,
             model.hparams.get("truncation", "head"),
+            getattr(model, "ngram_hasher", None),
         )
 
     @classmethod
@@ -278,6 +286,9 @@ class ToxicityClassifier(BatchScorer):
         return next(self.model.parameters()).device
 
     @torch.inference_mode()
-    def _probabilities(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-        logits = self.model(input_ids.to(self.device), attention_mask.to(self.device))
+    def _probabilities(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **ngram_features: torch.Tensor
+    ) -> np.ndarray:
+        extra = {key: value.to(self.device) for key, value in ngram_features.items()}
+        logits = self.model(input_ids.to(self.device), attention_mask.to(self.device), **extra)
         return torch.sigmoid(logits.float()).cpu().numpy()

@@ -117,8 +117,12 @@ class ToxicCommentTagger(TaggerModule):
         )
         return self.head(self.dropout(pooled))
 
+    def logits_of(self, batch: dict) -> torch.Tensor:
+        """Per-tag logits of a collated batch (a subclass with more inputs takes them from the batch)."""
+        return self(batch["input_ids"], batch["attention_mask"])
+
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self.logits_of(batch)
         labels = batch["labels"]
         loss = self.loss_fn(logits.float(), labels)
         probs = torch.sigmoid(logits.float())

@@ -4,7 +4,8 @@ A new family is a TaggerModule subclass with its own `family` and `config_key`, 
 """
 
 from toxicity.models.encoder import ToxicCommentTagger
+from toxicity.models.hybrid import HybridTagger
 from toxicity.models.text2text import TextToTextTagger
 
-FAMILIES = {tagger.family: tagger for tagger in (ToxicCommentTagger, TextToTextTagger)}
-ENCODER, TEXT2TEXT = ToxicCommentTagger.family, TextToTextTagger.family
+FAMILIES = {tagger.family: tagger for tagger in (ToxicCommentTagger, TextToTextTagger, HybridTagger)}
+ENCODER, TEXT2TEXT, HYBRID = ToxicCommentTagger.family, TextToTextTagger.family, HybridTagger.family

@@ -1,0 +1,154 @@
+"""The hybrid tagger (issue 19): the encoder plus a hashed n-gram branch, through every tool an encoder
+checkpoint goes through, and its n-gram part refused when tampered with."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.helpers import ROOT, fit_args, make_comments
+from toxicity.checkpoint import TrainedCheckpoint
+from toxicity.core.errors import CheckpointError
+from toxicity.core.tags import LABELS
+from toxicity.data.batching import PadToLongest
+from toxicity.data.ngrams import NgramHasher
+from toxicity.data.tokenize import tokenize_texts
+from toxicity.inference.scorer import ToxicityClassifier
+
+TINY_HYBRID_YAML = ROOT / "tests" / "fixtures" / "tiny_hybrid.yaml"
+TEXTS = ["you idiot number 3", "thanks for edit number 5 on the article", "y0u 1d10t", ""]
+
+
+@pytest.fixture(scope="module")
+def hybrid_checkpoint(tmp_path_factory):
+    from toxicity.fit import main
+
+    folder = tmp_path_factory.mktemp("tiny_hybrid_run")
+    data = folder / "comments.csv"
+    make_comments(n_clean=60, n_toxic=40).to_csv(data, index=False)
+    main(fit_args(folder, data, config=TINY_HYBRID_YAML))
+    return folder / "checkpoints" / "best-checkpoint.ckpt"
+
+
+def edited(hybrid_checkpoint, tmp_path, edit):
+    contents = torch.load(hybrid_checkpoint, weights_only=True)
+    edit(contents)
+    path = tmp_path / "edited.ckpt"
+    torch.save(contents, path)
+    return path
+
+
+def test_the_checkpoint_holds_a_hybrid_and_the_ngram_branch_learned(hybrid_checkpoint):
+    checkpoint = TrainedCheckpoint.read(hybrid_checkpoint)
+    assert checkpoint.family == "hybrid"
+    assert (checkpoint.hparams["ngram_buckets"], checkpoint.hparams["char_ngrams"]) == (4096, [2, 5])
+    model = checkpoint.build_model()
+    assert model.ngrams.weight.abs().max() > 0.01  # started at zero: training moved it
+
+
+def test_the_classifier_scores_with_both_branches(hybrid_checkpoint):
+    classifier = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu", batch_size=2)
+    probs = classifier.predict_proba(TEXTS)
+
+    model = classifier.model
+    hasher = NgramHasher(4096)
+    ids = tokenize_texts(model.tokenizer, TEXTS, 48)
+    batch = PadToLongest(0)([{"input_ids": row, "index": k} for k, row in enumerate(ids)])
+    with torch.no_grad():
+        meaning, spelling = model.branches(
+            batch["input_ids"], batch["attention_mask"], *hasher.batch(TEXTS).values()
+        )
+    np.testing.assert_allclose(probs, torch.sigmoid(meaning + spelling).numpy(), atol=1e-5)
+    assert (spelling[:3].abs() > 0).all() and (spelling[3] == 0).all()  # an empty text: an empty bag
+    assert not np.allclose(probs, torch.sigmoid(meaning).numpy(), atol=1e-3)
+
+
+def test_batches_without_ngram_features_are_refused_naming_what_builds_them(hybrid_checkpoint):
+    model = TrainedCheckpoint.read(hybrid_checkpoint).build_model()
+    ids = torch.tensor([[101, 2000, 102]])
+    with pytest.raises(ValueError, match="ngram_hasher"):
+        model(ids, torch.ones_like(ids))
+
+
+def test_training_batches_carry_the_ngram_features(hybrid_checkpoint):
+    from toxicity.data.datamodule import ToxicCommentsDataModule
+
+    model = TrainedCheckpoint.read(hybrid_checkpoint).build_model()
+    datamodule = ToxicCommentsDataModule(**TrainedCheckpoint.read(hybrid_checkpoint).data.datamodule_kwargs())
+    datamodule.trainer = type("Trainer", (), {"lightning_module": model, "world_size": 1, "current_epoch": 0})
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["ngram_offsets"].shape == (len(batch["labels"]),)
+    assert int(batch["ngram_ids"].max()) < 4096 and batch["ngram_weights"].dtype == torch.float32
+
+
+def test_predict_and_evaluate_run_on_a_hybrid_checkpoint(hybrid_checkpoint, tmp_path):
+    from toxicity.evaluate import main as evaluate
+    from toxicity.predict import main as predict
+
+    source = tmp_path / "texts.csv"
+    make_comments(n_clean=5, n_toxic=5).to_csv(source, index=False)
+    predict(["--ckpt", str(hybrid_checkpoint), "--input", str(source), "--output", str(tmp_path / "s.csv")])
+    expected = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu").predict_proba(
+        make_comments(n_clean=5, n_toxic=5)["comment_text"].tolist()
+    )
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv")[list(LABELS)].to_numpy(), expected, atol=1e-6)
+
+    report = tmp_path / "report"
+    results = evaluate(["--ckpt", str(hybrid_checkpoint), "--split", "val", "--out", str(report)])
+    assert (report / "report.md").is_file()
+    assert set(results.tuned.thresholds.thresholds) == set(LABELS)
+    classifier = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu")
+    assert classifier.predict("you idiot number 3", threshold="tuned").keys() == set(LABELS)
+
+
+def test_onnx_export_is_refused_naming_what_works(hybrid_checkpoint, tmp_path):
+    from toxicity.exporters.checks import ExportError
+    from toxicity.exporters.onnx import export_onnx
+
+    with pytest.raises(ExportError, match="a hybrid checkpoint.*ToxicityClassifier.from_checkpoint"):
+        export_onnx(hybrid_checkpoint, tmp_path / "onnx")
+
+
+# ------------------------------------------------------------------------------ a tampered n-gram part
+def test_an_ngram_table_of_another_size_is_refused(hybrid_checkpoint, tmp_path):
+    def more_buckets(contents):
+        contents["hyper_parameters"]["ngram_buckets"] = 8192
+
+    with pytest.raises(CheckpointError, match=r"refused: its model config makes 'ngrams.weight'"):
+        TrainedCheckpoint.read(edited(hybrid_checkpoint, tmp_path, more_buckets)).build_model()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("char_ngrams", [0, 99], "char_ngrams must satisfy"),
+        ("word_ngrams", "1-2", "word_ngrams must be two whole numbers"),
+        ("ngram_buckets", 1 << 30, "ngram_buckets must be from 1 to"),
+    ],
+)
+def test_bad_ngram_settings_are_refused(hybrid_checkpoint, tmp_path, key, value, message):
+    def tamper(contents):
+        contents["hyper_parameters"][key] = value
+
+    with pytest.raises(CheckpointError, match=f"cannot build its model.*{message}"):
+        TrainedCheckpoint.read(edited(hybrid_checkpoint, tmp_path, tamper)).build_model()
+
+
+def test_a_pickled_vectorizer_in_place_of_the_settings_is_refused_unrun(hybrid_checkpoint, tmp_path):
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    contents = torch.load(hybrid_checkpoint, weights_only=True)
+    contents["hyper_parameters"]["ngram_hasher"] = HashingVectorizer()
+    path = tmp_path / "pickled.ckpt"
+    torch.save(contents, path)
+    with pytest.raises(CheckpointError, match="refused: it holds pickled Python objects"):
+        TrainedCheckpoint.read(path)
+
+
+def test_the_settings_are_plain_json(hybrid_checkpoint):
+    hparams = TrainedCheckpoint.read(hybrid_checkpoint).hparams
+    settings = {key: hparams[key] for key in ("ngram_buckets", "char_ngrams", "word_ngrams")}
+    assert json.loads(json.dumps(settings)) == settings

@@ -1,0 +1,103 @@
+"""HybridTagger: the encoder (meaning) plus a linear branch on hashed character and word n-grams
+(spelling), their per-tag logits added and trained end to end.
+
+The encoder reads "you are not an idiot" as it is meant; the n-gram branch reads "1d10t" and "i.d.i.o.t",
+which a subword encoder trained on a few thousand rows has rarely seen. The branch is an `nn.EmbeddingBag`
+of `ngram_buckets` rows, one logit per tag each (a logistic regression on hashed n-grams, as the TF-IDF
+baseline is, without idf), started at zero so training begins from the encoder alone. Its features come
+with each batch (PadToLongest with the model's `ngram_hasher`), never from raw strings inside `forward`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from toxicity.data.ngrams import NgramHasher
+from toxicity.models.encoder import ToxicCommentTagger
+
+NGRAMS_MISSING = (
+    "a hybrid model needs each text's n-gram features (ngram_ids, ngram_offsets, ngram_weights): build "
+    "batches with PadToLongest(pad_token_id, ngrams=model.ngram_hasher), or score with ToxicityClassifier, "
+    "which does."
+)
+
+
+class HybridTagger(ToxicCommentTagger):
+    """ToxicCommentTagger plus a hashed n-gram linear branch; every ToxicCommentTagger argument applies.
+
+    Args:
+        ngram_buckets: hash buckets shared by word and character n-grams (each holds one weight per tag:
+            2^18 buckets and 6 tags are 6.3 MB of float32).
+        char_ngrams: [shortest, longest] character n-grams, inside word boundaries.
+        word_ngrams: [shortest, longest] word n-grams.
+        ngram_learning_rate: AdamW learning rate of the branch (a linear model on sparse features needs a
+            far larger step than the encoder); no weight decay.
+        branch_dropout: in training, the share of texts that see only the encoder, and again the share that
+            see only the n-grams, so that neither half leans on the other (0: both always).
+    """
+
+    family = "hybrid"
+
+    def __init__(
+        self,
+        ngram_buckets: int = 1 << 18,
+        char_ngrams: list[int] = [2, 5],  # noqa: B006 - LightningCLI shows the default; never mutated
+        word_ngrams: list[int] = [1, 2],  # noqa: B006
+        ngram_learning_rate: float = 0.02,
+        branch_dropout: float = 0.25,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= branch_dropout <= 0.5:
+            raise ValueError(f"branch_dropout must be from 0 to 0.5, got {branch_dropout}.")
+        self.ngram_hasher = NgramHasher(ngram_buckets, tuple(char_ngrams), tuple(word_ngrams))
+        self.ngrams = nn.EmbeddingBag(ngram_buckets, len(self.labels), mode="sum")
+        nn.init.zeros_(self.ngrams.weight)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        ngram_ids: torch.Tensor | None = None,
+        ngram_offsets: torch.Tensor | None = None,
+        ngram_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        meaning, spelling = self.branches(input_ids, attention_mask, ngram_ids, ngram_offsets, ngram_weights)
+        return meaning + spelling
+
+    def branches(self, input_ids, attention_mask, ngram_ids, ngram_offsets, ngram_weights):
+        """(encoder logits, n-gram logits), each (batch, tags)."""
+        if ngram_ids is None or ngram_offsets is None or ngram_weights is None:
+            raise ValueError(NGRAMS_MISSING)
+        meaning = super().forward(input_ids, attention_mask)
+        spelling = self.ngrams(ngram_ids, ngram_offsets, per_sample_weights=ngram_weights.to(meaning.dtype))
+        return meaning, spelling
+
+    def logits_of(self, batch: dict) -> torch.Tensor:
+        meaning, spelling = self.branches(
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch.get("ngram_ids"),
+            batch.get("ngram_offsets"),
+            batch.get("ngram_weights"),
+        )
+        share = self.hparams.branch_dropout
+        if not self.training or not share:
+            return meaning + spelling
+        draw = torch.rand(len(meaning), 1, device=meaning.device)
+        return meaning * (draw >= share) + spelling * ((draw < share) | (draw >= 2 * share))
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"index": batch["index"], "probs": torch.sigmoid(self.logits_of(batch).float())}
+
+    def parameter_groups(self) -> list[dict]:
+        """The encoder's groups, and the n-gram table in its own group at `ngram_learning_rate`."""
+        table = self.ngrams.weight
+        groups = []
+        for group in super().parameter_groups():
+            group["params"] = [parameter for parameter in group["params"] if parameter is not table]
+            if group["params"]:
+                groups.append(group)
+        groups.append({"params": [table], "weight_decay": 0.0, "lr": self.hparams.ngram_learning_rate})
+        return groups
