@@ -25,6 +25,7 @@ from toxicity.core.tags import LABELS
 from toxicity.inference.scorer import ToxicityClassifier
 from toxicity.serve import banner, main, parse_args
 from toxicity.serving.api import Failed, ToxicityAPI, score
+from toxicity.serving.google_errors import invalid_key_detail
 from toxicity.serving.perspective import ATTRIBUTES
 from toxicity.serving.schemas import PredictRequest, Refused
 
@@ -527,7 +528,8 @@ def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp
 
 def check_perspective_key(keyed: Server, key: str):
     """Perspective's answers to a missing and a wrong key, and PyPerspective's key check: an empty POST whose
-    `error.details[0].reason` is API_KEY_INVALID for a wrong key, and has no reason for a right one."""
+    `error.details[0].reason` is API_KEY_INVALID for a missing or wrong key, and has no reason for a right
+    one (Google's 403 has no details; ours adds one, or PyPerspective fails with a KeyError)."""
     assert keyed.call(ANALYZE, {}) == (
         403,
         {
@@ -535,6 +537,7 @@ def check_perspective_key(keyed: Server, key: str):
                 "code": 403,
                 "message": "The request is missing a valid API key.",
                 "status": "PERMISSION_DENIED",
+                "details": [invalid_key_detail()],
             }
         },
     )
