@@ -198,8 +198,8 @@ def write(results: dict, setup: dict) -> None:
         "",
         (
             f"{setup['machine']}; load average before {setup['load_before']}, after {setup['load_after']}. "
-            f"English: {setup['english']['tweeteval']} TweetEval and {setup['english']['jigsaw']} Jigsaw texts "
-            f"of at most {setup['max_chars']} characters (shared/data); "
+            f"English: {setup['english']['tweeteval']} TweetEval and {setup['english']['jigsaw']} Jigsaw "
+            f"texts of at most {setup['max_chars']} characters (shared/data); "
             f"other languages: {setup['others']} short comments in 11 languages "
             "(benchmarks/fixtures/short_comments_multilingual.csv)."
         ),
