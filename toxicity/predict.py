@@ -13,19 +13,37 @@ status 3 (SOME_ROWS_UNSCORED), so a pipeline notices without parsing the log whi
 The output appears only once it is complete: a crash,
 Ctrl-C or SIGTERM leaves no partial file; SIGKILL can leave a hidden `.<output>.<pid>-*.partial`
 beside it, which the next write of the same output removes.
+
+An --output that does not end in .csv or .tsv is a folder of Parquet shards, scored on Lightning's
+distributed engine (toxicity.inference.distributed), resumable by running the same command again:
+
+    python -m toxicity.predict --ckpt best.ckpt --input comments.parquet --output scored/ \\
+        --devices 8 --num-nodes 4 [--accelerator gpu|cpu] [--merge scores.parquet]
+    torchrun --nnodes 4 --nproc-per-node 8 ... -m toxicity.predict ...   # devices and nodes from torchrun
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from toxicity.core.cli import exit_on_sigterm, run_tool
+from toxicity.core.cli import exit_on_sigterm, fail, run_tool
 from toxicity.core.files import refuse_to_overwrite
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.data.tables import check_columns
+from toxicity.inference.distributed import (
+    DistributedSummary,
+    ScoringJob,
+    ScoringSettings,
+    default_precision,
+    launcher_shape,
+    merge_shards,
+    open_output_folder,
+    score_distributed,
+)
 from toxicity.inference.files import DEFAULT_CHUNK_ROWS, ScoringSummary, output_separator, score_file
 from toxicity.inference.scorer import ToxicityClassifier
 
@@ -59,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt", help="from toxicity.fit")
     parser.add_argument("--input", required=True, type=Path, help="CSV, TSV (maybe .gz) or Parquet file")
-    parser.add_argument("--output", required=True, type=Path, help="scores CSV (TSV if it ends in .tsv)")
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="scores CSV (TSV if it ends in .tsv); any other name is a folder of Parquet shards, scored on "
+        "Lightning's distributed engine and resumed by rerunning the command",
+    )
     parser.add_argument("--text-column", default=TEXT_COLUMN)
     parser.add_argument("--id-column", default=None, help="kept in the output (default: `id` if present)")
     parser.add_argument(
@@ -78,11 +102,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    shards = parser.add_argument_group("scoring into a folder of Parquet shards (--output DIR)")
+    shards.add_argument(
+        "--devices",
+        type=_positive,
+        default=None,
+        help="processes per node (default: torchrun's or SLURM's, else 1)",
+    )
+    shards.add_argument(
+        "--num-nodes", type=_positive, default=None, help="machines (default: torchrun's or SLURM's, else 1)"
+    )
+    shards.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (a GPU when there is one)")
+    shards.add_argument(
+        "--precision",
+        default=None,
+        help="Lightning precision (default: bf16-mixed on a GPU that supports it, else 32-true)",
+    )
+    shards.add_argument(
+        "--merge",
+        type=Path,
+        default=None,
+        help="then also write all shards as one file in input order (.parquet, .csv or .tsv)",
+    )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> ScoringSummary:
+def is_shard_folder(output: Path) -> bool:
+    return output.suffix.lower() not in (".csv", ".tsv")
+
+
+SHARD_OPTIONS = ("devices", "num_nodes", "precision", "merge")
+
+
+def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSummary | None:
     args = build_parser().parse_args(argv)
+    if is_shard_folder(args.output):
+        return main_shards(args)
+    given = [f"--{name.replace('_', '-')}" for name in SHARD_OPTIONS if getattr(args, name) is not None]
+    if given or args.accelerator != "auto":
+        raise fail(
+            f"{' '.join(given or ['--accelerator'])}: only for scoring into a folder of Parquet shards; "
+            f"give --output a folder name (not {args.output.name})."
+        )
 
     def work() -> ScoringSummary:
         # the cheap checks first, before the model loads
@@ -116,6 +177,77 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary:
         f"Scored {summary.rows} comments in {summary.seconds:.1f} s "
         f"({summary.comments_per_second:.1f} comments/s){blank}{unscored}. Wrote {args.output}."
     )
+    if summary.unscored_rows:
+        raise SystemExit(SOME_ROWS_UNSCORED)
+    return summary
+
+
+def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
+    """Scores into a folder of Parquet shards on every rank; only global rank 0 prints and merges."""
+
+    def work():
+        if args.merge is not None:
+            if args.merge.suffix.lower() != ".parquet":
+                output_separator(args.merge)
+            refuse_to_overwrite(args.merge, args.input, overwrite=args.overwrite)
+        id_column = check_columns(args.input, args.text_column, args.id_column)
+        shape = launcher_shape(dict(os.environ)) or (1, 1)
+        devices, num_nodes = args.devices or shape[0], args.num_nodes or shape[1]
+        precision = args.precision or default_precision(args.accelerator)
+        classifier = ToxicityClassifier.from_checkpoint(args.ckpt, "cpu", args.batch_size)
+        cutoffs = None if args.threshold is None else classifier.thresholds_for(args.threshold)
+        job = ScoringJob.describe(
+            args.input,
+            Path(args.ckpt),
+            text_column=args.text_column,
+            id_column=id_column,
+            tags=classifier.tags,
+            threshold=args.threshold,
+            chunk_rows=args.chunk_rows,
+            precision=precision,
+        )
+        open_output_folder(args.output, job)
+        settings = ScoringSettings(
+            args.input,
+            args.output,
+            args.text_column,
+            id_column,
+            args.chunk_rows,
+            args.batch_size,
+            classifier.max_length,
+            classifier.truncation,
+            classifier.tags,
+            cutoffs,
+        )
+        trainer, summary = score_distributed(
+            classifier, settings, args.accelerator, devices, num_nodes, precision
+        )
+        merged = None
+        if trainer.is_global_zero and args.merge is not None and summary.complete:
+            merged = merge_shards(args.output, args.merge, args.overwrite)
+        return trainer.is_global_zero, trainer.world_size, summary, merged
+
+    is_zero, world_size, summary, merged = run_tool(work)
+    if not is_zero:
+        return summary
+    notes = [f"{summary.shards} shards in {args.output}"]
+    if summary.shards_skipped:
+        notes.append(f"{summary.shards_skipped} of them finished by an earlier run, skipped")
+    if summary.blank_texts:
+        notes.append(f"{summary.blank_texts} missing or blank '{args.text_column}' scored as empty strings")
+    if summary.unscored_rows:
+        notes.append(
+            f"{summary.unscored_rows} rows could not be scored (empty scores; first: {summary.first_error})"
+        )
+    if merged is not None:
+        notes.append(f"merged {merged} rows into {args.merge}")
+    print(
+        f"Scored {summary.rows_scored} comments in {summary.seconds:.1f} s "
+        f"({summary.comments_per_second:.1f} comments/s) on {world_size} process(es); "
+        f"{summary.rows} rows in all; {'; '.join(notes)}."
+    )
+    if not summary.complete:
+        raise SystemExit(f"error: {args.output} is not complete; rerun the same command to finish it.")
     if summary.unscored_rows:
         raise SystemExit(SOME_ROWS_UNSCORED)
     return summary

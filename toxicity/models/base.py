@@ -92,11 +92,26 @@ class TaggerModule(pl.LightningModule):
                 self.log(f"{stage}_f1_{label}", value)
             f1.reset()
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
-        return {
-            "index": batch["index"],
-            "probs": torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float()),
-        }
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Per-tag probabilities of a batch as the scorers build it (PadToLongest: `input_ids`,
+        `attention_mask`, `index`), for `Trainer.predict`. A batch that fails is scored again one row at a
+        time (as BatchScorer does): a row that fails alone gets NaN and its error in `errors` (row -> text).
+        """
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        errors: dict[int, str] = {}
+        try:
+            probs = torch.sigmoid(self(ids, mask).float())
+        except Exception:  # noqa: BLE001 (any model error: each row is retried alone below)
+            probs = torch.full((len(ids), len(self.labels)), float("nan"), device=ids.device)
+            for row in range(len(ids)):
+                width = int(mask[row].sum())
+                try:
+                    probs[row] = torch.sigmoid(
+                        self(ids[row : row + 1, :width], mask[row : row + 1, :width]).float()
+                    )
+                except Exception as error:  # noqa: BLE001 (recorded and counted by the writer)
+                    errors[row] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+        return {"index": batch["index"], "probs": probs, "errors": errors}
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup

@@ -1,0 +1,339 @@
+"""`python -m toxicity.predict --output DIR`: scoring on Lightning's distributed engine, two CPU processes
+(gloo) under Lightning's own launcher and under torchrun as two "nodes" on localhost, a rank killed and the
+run resumed, and the refusals. Compared with the one-process scorer (score_file) on the tiny checkpoints.
+About a minute on 2 busy cores (each multi-process run starts 2 Python processes).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.helpers import ROOT, make_comments
+from toxicity.core.tags import LABELS
+from toxicity.inference import distributed
+from toxicity.inference.distributed import DONE_FOLDER, MANIFEST, default_precision, launcher_shape
+from toxicity.inference.files import score_file
+from toxicity.inference.scorer import ToxicityClassifier
+from toxicity.predict import SOME_ROWS_UNSCORED, main
+
+TAGS = list(LABELS)
+PRED_COLUMNS = [f"{tag}_pred" for tag in TAGS]
+QUIET = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+
+
+def comments(n: int = 240) -> pd.DataFrame:
+    """`n` distinct comments with string ids (one that looks like a number, "007"), a missing and a blank
+    text, in no sorted order."""
+    rows = make_comments(n_clean=n // 2, n_toxic=n - n // 2 - 3)[["id", "comment_text"]]
+    extra = pd.DataFrame(
+        {"id": ["007", "missing", "blank"], "comment_text": ["a long one " * 60, None, "  "]}
+    )
+    return pd.concat([rows, extra]).sample(frac=1, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> tuple[Path, Path]:
+    """The same comments as CSV and as Parquet with small row groups (chunks cross row-group bounds)."""
+    folder = tmp_path_factory.mktemp("distributed_input")
+    frame = comments()
+    frame.to_csv(folder / "comments.csv", index=False)
+    frame.to_parquet(folder / "comments.parquet", row_group_size=50)
+    return folder / "comments.csv", folder / "comments.parquet"
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_checkpoint, table, tmp_path_factory) -> pd.DataFrame:
+    """The one-process scorer's output, with 0/1 decisions at 0.5."""
+    output = tmp_path_factory.mktemp("reference") / "scores.csv"
+    classifier = ToxicityClassifier.from_checkpoint(tiny_checkpoint, device="cpu", batch_size=16)
+    score_file(classifier, table[0], output, threshold=0.5, progress=False)
+    return pd.read_csv(output, dtype={"id": str})
+
+
+def predict(
+    ckpt: Path, *args: str, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "toxicity.predict", "--ckpt", str(ckpt), "--batch-size", "16", *args]
+    return subprocess.run(
+        command, cwd=ROOT, env=env or QUIET, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def assert_same_scores(merged: pd.DataFrame, reference: pd.DataFrame) -> None:
+    """Every id once, in input order, scores within 1e-5 and the same decisions."""
+    assert merged["id"].tolist() == reference["id"].tolist()
+    assert merged["id"].is_unique
+    np.testing.assert_allclose(merged[TAGS].to_numpy(), reference[TAGS].to_numpy(), atol=1e-5)
+    assert (merged[PRED_COLUMNS].to_numpy() == reference[PRED_COLUMNS].to_numpy()).all()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------ two processes
+def test_two_processes_under_lightnings_launcher_score_every_row_once(
+    tiny_checkpoint, table, reference, tmp_path
+):
+    out, merged = tmp_path / "scored", tmp_path / "merged.parquet"
+    run = predict(
+        tiny_checkpoint,
+        *("--input", str(table[0]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"),
+        *("--devices", "2", "--accelerator", "cpu", "--merge", str(merged)),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Scored 240 comments" in run.stdout and "on 2 process(es)" in run.stdout
+    records = [json.loads(p.read_text()) for p in sorted((out / DONE_FOLDER).glob("*.json"))]
+    assert [r["chunk"] for r in records] == list(range(8))
+    assert {r["rank"] for r in records} == {0, 1}  # chunk k on rank k % 2
+    assert all(r["rank"] == r["chunk"] % 2 for r in records)
+    assert sum(r["blank_texts"] for r in records) == 2
+    assert_same_scores(pd.read_parquet(merged), reference)
+
+    # the folder is one Parquet dataset for pandas, pyarrow and DuckDB: the _manifest, _done and hidden
+    # partials are skipped by their names
+    import pyarrow.dataset as ds
+
+    by_pandas = pd.read_parquet(out).sort_values("row")
+    assert_same_scores(by_pandas.reset_index(drop=True), reference)
+    assert ds.dataset(out, format="parquet").count_rows() == len(reference)
+    duckdb = pytest.importorskip("duckdb")
+    ids = duckdb.sql(f"SELECT id FROM read_parquet('{out}/*.parquet') ORDER BY row").fetchall()
+    assert [row[0] for row in ids] == reference["id"].tolist()
+
+
+def test_torchrun_two_nodes_on_localhost(tiny_checkpoint, table, reference, tmp_path):
+    """Two torchrun launchers, one process each, node ranks 0 and 1: devices and nodes come from the
+    environment torchrun sets (LOCAL_WORLD_SIZE, WORLD_SIZE, NODE_RANK, MASTER_ADDR...)."""
+    out, port = tmp_path / "scored", free_port()
+    args = ["--input", str(table[1]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"]
+    nodes = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"),
+                *("--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", str(port)),
+                *("-m", "toxicity.predict", "--ckpt", str(tiny_checkpoint), "--batch-size", "16", *args),
+                *(["--merge", str(tmp_path / "merged.csv")] if node == 0 else []),
+            ],
+            cwd=ROOT,
+            env=QUIET,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    assert "Scored 240 comments" in outputs[0][0] and "on 2 process(es)" in outputs[0][0]
+    assert "Scored" not in outputs[1][0]  # only global rank 0 reports
+    assert_same_scores(pd.read_csv(tmp_path / "merged.csv", dtype={"id": str}), reference)
+
+
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the child rank through /proc (Linux)")
+def test_a_rank_killed_mid_run_is_resumed_by_the_same_command(tiny_checkpoint, table, reference, tmp_path):
+    """SIGKILL rank 1 once it has finished a chunk; Lightning's launcher then ends rank 0. The same command
+    again scores only the chunks without a record, and the result equals the one-process run."""
+    out, merged = tmp_path / "scored", tmp_path / "merged.csv"
+    args = ["--input", str(table[0]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "4"]
+    args += ["--devices", "2", "--accelerator", "cpu"]
+    command = [sys.executable, "-m", "toxicity.predict", "--ckpt", str(tiny_checkpoint), "--batch-size", "2"]
+    first = subprocess.Popen(
+        [*command, *args], cwd=ROOT, env=QUIET, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    killed = None
+    while first.poll() is None and time.monotonic() < deadline:
+        done_by_rank_1 = [
+            p for p in (out / DONE_FOLDER).glob("*.json") if json.loads(p.read_text())["rank"] == 1
+        ]
+        if done_by_rank_1 and children_of(first.pid):
+            killed = children_of(first.pid)[0]
+            os.kill(killed, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    _, stderr = first.communicate(timeout=120)
+    assert killed is not None, f"rank 1 never finished a chunk: {stderr[-3000:]}"
+    assert first.returncode != 0
+    finished = len(list((out / DONE_FOLDER).glob("*.json")))
+    assert 0 < finished < 60, "the kill came too late to leave work for the rerun"
+
+    again = predict(tiny_checkpoint, *args, "--merge", str(merged))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{finished} of them finished by an earlier run, skipped" in again.stdout
+    assert_same_scores(pd.read_csv(merged, dtype={"id": str}), reference)
+    assert not list(out.glob(".*.partial"))  # the killed rank's partial shard was removed or replaced
+
+
+# ------------------------------------------------------------------------------------- one process
+def test_text2text_family_scores_into_shards(tiny_text2text_checkpoint, table, tmp_path):
+    classifier = ToxicityClassifier.from_checkpoint(tiny_text2text_checkpoint, device="cpu", batch_size=16)
+    score_file(classifier, table[0], tmp_path / "reference.csv", progress=False)
+    out, merged = tmp_path / "scored", tmp_path / "merged.csv"
+    main(["--ckpt", str(tiny_text2text_checkpoint), "--input", str(table[1]), "--output", str(out)]
+         + ["--chunk-rows", "64", "--batch-size", "16", "--merge", str(merged)])  # fmt: skip
+    expected = pd.read_csv(tmp_path / "reference.csv", dtype={"id": str})
+    got = pd.read_csv(merged, dtype={"id": str})
+    assert got["id"].tolist() == expected["id"].tolist()
+    np.testing.assert_allclose(got[TAGS].to_numpy(), expected[TAGS].to_numpy(), atol=1e-5)
+
+
+def test_bf16_autocast_path_on_cpu_is_close_to_float32(tiny_checkpoint, table, reference, tmp_path):
+    """The path a GPU takes by default (bf16-mixed), run on the CPU: scores move by little, and a rerun
+    with another precision is refused instead of mixing shards of both."""
+    out = tmp_path / "scored"
+    base = [
+        "--ckpt",
+        str(tiny_checkpoint),
+        "--input",
+        str(table[0]),
+        "--output",
+        str(out),
+        "--chunk-rows",
+        "64",
+    ]
+    main([*base, "--precision", "bf16-mixed", "--merge", str(tmp_path / "merged.csv")])
+    got = pd.read_csv(tmp_path / "merged.csv", dtype={"id": str})
+    assert got["id"].tolist() == reference["id"].tolist()
+    np.testing.assert_allclose(got[TAGS].to_numpy(), reference[TAGS].to_numpy(), atol=0.02)
+    assert json.loads((out / MANIFEST).read_text())["precision"] == "bf16-mixed"
+    with pytest.raises(SystemExit) as refused:
+        main([*base, "--precision", "32-true"])
+    assert refused.value.code == 2 and "another scoring job" in str(refused.value)
+
+
+def test_default_precision_is_bf16_on_a_gpu_that_has_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert default_precision("gpu") == default_precision("auto") == "bf16-mixed"
+    assert default_precision("cpu") == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # a V100: float32, not float16
+    assert default_precision("gpu") == "32-true"
+
+
+def test_devices_and_nodes_come_from_torchrun_or_slurm():
+    assert launcher_shape({"LOCAL_WORLD_SIZE": "8", "WORLD_SIZE": "32", "NODE_RANK": "1"}) == (8, 4)
+    assert launcher_shape({"SLURM_NTASKS_PER_NODE": "4", "SLURM_NNODES": "2"}) == (4, 2)
+    assert launcher_shape({"SLURM_NTASKS_PER_NODE": "4(x2)", "SLURM_NNODES": "2"}) == (4, 2)
+    assert launcher_shape({}) is None
+
+
+def test_a_row_the_model_cannot_score_is_kept_empty_and_exit_status_3(
+    tiny_checkpoint, table, tmp_path, monkeypatch, capsys
+):
+    """The single-file rule holds for shards: the batch is retried a row at a time, the row that fails
+    alone gets empty scores, the others are kept, and the command exits 3."""
+    from toxicity.models.encoder import ToxicCommentTagger
+
+    forward = ToxicCommentTagger.forward
+
+    def fails_on_long_rows(self, input_ids, attention_mask):
+        if attention_mask.sum(dim=1).max() > 40:  # only "007", the long comment (cut at 48 tokens)
+            raise RuntimeError("simulated failure")
+        return forward(self, input_ids, attention_mask)
+
+    monkeypatch.setattr(ToxicCommentTagger, "forward", fails_on_long_rows)
+    out, merged = tmp_path / "scored", tmp_path / "merged.parquet"
+    with pytest.raises(SystemExit) as exit_status:
+        main(["--ckpt", str(tiny_checkpoint), "--input", str(table[0]), "--output", str(out)]
+             + ["--chunk-rows", "64", "--threshold", "0.5", "--merge", str(merged)])  # fmt: skip
+    assert exit_status.value.code == SOME_ROWS_UNSCORED
+    assert "1 rows could not be scored" in capsys.readouterr().out
+    scores = pd.read_parquet(merged)
+    unscored = scores[scores[TAGS].isna().all(axis=1)]
+    assert unscored["id"].tolist() == ["007"] and unscored[PRED_COLUMNS].isna().all(axis=None)
+    assert scores.drop(unscored.index)[TAGS].notna().all(axis=None)
+
+
+# ------------------------------------------------------------------------------------------ refusals
+def refusal(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as refused:
+        main(list(args))
+    assert refused.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_refusals_name_the_file_and_what_to_do(tiny_checkpoint, table, tmp_path, capsys):
+    ckpt, csv = str(tiny_checkpoint), str(table[0])
+    message = refusal(
+        capsys, "--ckpt", ckpt, "--input", csv, "--output", str(tmp_path / "a"), "--text-column", "body"
+    )
+    assert "no column(s) ['body']" in message and "--text-column" in message
+
+    foreign = tmp_path / "holiday_photos"
+    foreign.mkdir()
+    (foreign / "beach.jpg").write_bytes(b"jpeg")
+    message = refusal(capsys, "--ckpt", ckpt, "--input", csv, "--output", str(foreign))
+    assert "not empty (beach.jpg)" in message and "new or empty folder" in message
+    assert (foreign / "beach.jpg").read_bytes() == b"jpeg" and not (foreign / MANIFEST).exists()
+
+    message = refusal(
+        capsys, "--ckpt", ckpt, "--input", csv, "--output", str(tmp_path / "x.csv"), "--devices", "2"
+    )
+    assert "--devices" in message and "folder" in message
+
+    (tmp_path / "taken.parquet").write_bytes(b"mine")
+    out = str(tmp_path / "b")
+    message = refusal(
+        capsys, "--ckpt", ckpt, "--input", csv, "--output", out, "--merge", str(tmp_path / "taken.parquet")
+    )
+    assert "already exists" in message and (tmp_path / "taken.parquet").read_bytes() == b"mine"
+
+
+def test_another_jobs_folder_is_refused_unless_the_manifest_matches(tiny_checkpoint, table, tmp_path, capsys):
+    out = tmp_path / "scored"
+    first = [
+        "--ckpt",
+        str(tiny_checkpoint),
+        "--input",
+        str(table[0]),
+        "--output",
+        str(out),
+        "--chunk-rows",
+        "64",
+    ]
+    main(first)
+    shards = sorted(out.glob("part-*.parquet"))
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    message = refusal(capsys, *first, "--threshold", "0.5")
+    assert "another scoring job" in message and "'threshold': 0.5" in message
+    message = refusal(capsys, *first[:-1], "100")
+    assert "'chunk_rows': 100" in message
+    main(first)  # the same job: everything finished, nothing rescored
+    assert [p.stat().st_mtime_ns for p in shards] == stamps
+    assert "0 comments" in capsys.readouterr().out
+
+
+def test_duplicate_ids_are_kept(tiny_checkpoint, tmp_path):
+    """Ids are kept as given, duplicates included (checking 10^8 ids would hold them all in memory);
+    the `row` column tells the rows apart."""
+    path = tmp_path / "dupes.csv"
+    pd.DataFrame({"id": ["a", "a", "b"], "comment_text": ["one", "two", "three"]}).to_csv(path, index=False)
+    main(["--ckpt", str(tiny_checkpoint), "--input", str(path), "--output", str(tmp_path / "s")])
+    scores = pd.read_parquet(tmp_path / "s").sort_values("row")
+    assert scores["id"].tolist() == ["a", "a", "b"] and scores["row"].tolist() == [0, 1, 2]
+
+
+def test_parquet_chunks_are_exact_row_ranges_across_row_groups(table):
+    whole = pd.read_parquet(table[1])
+    chunks = list(distributed.iter_chunks(table[1], ["id"], 32, lambda k: k != 3))
+    assert [c.number for c in chunks] == list(range(8)) and chunks[-1].last and chunks[3].frame is None
+    kept = pd.concat([c.frame for c in chunks if c.frame is not None], ignore_index=True)
+    assert kept["id"].tolist() == whole["id"].drop(index=range(96, 128)).tolist()
