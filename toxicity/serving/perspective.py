@@ -17,7 +17,14 @@ from toxicity.serving.google_errors import (
     perspective_detail,
 )
 from toxicity.serving.schemas import AnalyzeRequest, PredictRequest, Refused, check_length, parse_body
-from toxicity.serving.text import Comment, read_comment, sentence_spans, utf16_offsets
+from toxicity.serving.text import (
+    Comment,
+    Span,
+    read_comment,
+    sentence_spans,
+    utf16_length,
+    utf16_offsets,
+)
 
 PERSPECTIVE_PATH = "/v1alpha1/comments:analyze"
 SUGGEST_PATH = "/v1alpha1/comments:suggestscore"
@@ -91,19 +98,14 @@ async def attribute_scores(
 ) -> dict:
     """The summary and span scores of the requested attributes; the comment and its sentences go to the
     workers as the texts of one request, so that they are scored in one batch."""
-    spans = sentence_spans(comment.text, max(1, PredictRequest.limits.max_texts - 1))
-    by_sentence = body.spanAnnotations and len(spans) > 1
-    texts = [comment.text] + ([comment.text[begin:end] for begin, end in spans] if by_sentence else [])
+    most = max(1, PredictRequest.limits.max_texts - 1)  # beyond, neighbouring sentences share a span
+    spans = sentence_spans(comment.text, most) if body.spanAnnotations else []
+    sentences = [comment.text[begin:end] for begin, end in spans] if len(spans) > 1 else []
     # built without validation: the comment was checked, and its sentences are no longer than it
-    result = await score(handler, PredictRequest.model_construct(texts=texts, threshold=None))
-    rows = [list(row.values()) for row in result["probabilities"]]
-    utf16 = utf16_offsets(comment.source)
-    if body.spanAnnotations:  # each sentence's range in the comment as sent, in UTF-16 code units
-        ranges = [comment.source_range(begin, end) for begin, end in spans]
-        ranges = [(utf16(begin), utf16(end)) for begin, end in ranges]
-    else:
-        ranges = [(0, utf16(len(comment.source)))]
-    span_rows = rows[1:] if by_sentence else rows[:1] * len(ranges)
+    request = PredictRequest.model_construct(texts=[comment.text, *sentences], threshold=None)
+    rows = [list(row.values()) for row in (await score(handler, request))["probabilities"]]
+    ranges = source_ranges(comment, spans) if spans else [(0, utf16_length(comment.source))]
+    span_rows = rows[1:] if sentences else rows[:1] * len(ranges)
     scores = {}
     for name in requested:
         options, column = body.requestedAttributes[name], attributes[name]
@@ -117,6 +119,12 @@ async def attribute_scores(
                 "summaryScore": probability(value),
             }
     return scores
+
+
+def source_ranges(comment: Comment, spans: list[Span]) -> list[tuple[int, int]]:
+    """Where the spans lie in the comment as the client sent it, in UTF-16 code units."""
+    utf16 = utf16_offsets(comment.source)
+    return [tuple(map(utf16, comment.source_range(begin, end))) for begin, end in spans]
 
 
 def probability(value: float) -> dict:
