@@ -104,19 +104,34 @@ def unseen_spelling_variants(word: str) -> list[str]:
 
 def suite() -> dict[str, list[tuple[str, int]]]:
     """{capability: [(sentence, expected 0/1)]}; the same sentences every time."""
-    cases: dict[str, list[tuple[str, int]]] = {
-        "negation": [(_article(s, w), 0) for s in NEGATED for w in INSULTS]
-        + [(_article(s, w), 1) for s in PLAIN for w in INSULTS],
-        "counter_speech": [
-            (_article(s, w) if "an {w}" in s else s.format(w=w), 0) for s in COUNTER for w in INSULTS
-        ],
-        "identity_neutral": [(s.format(i=i, I=i[0].upper() + i[1:]), 0) for s in NEUTRAL for i in IDENTITIES],
-        "spelling": [(_article(s, v), 1) for s in SPELLED for w in INSULTS for v in spelling_variants(w)],
-        "spelling_unseen": [
-            (_article(s, v), 1) for s in SPELLED for w in INSULTS for v in unseen_spelling_variants(w)
-        ],
+    return {
+        capability: [case for cases in templates.values() for case in cases]
+        for capability, templates in suite_by_template().items()
     }
-    return cases
+
+
+def suite_by_template() -> dict[str, dict[str, list[tuple[str, int]]]]:
+    """{capability: {template: [(sentence, expected 0/1)]}}: the suite grouped by the template each
+    sentence was made from (to correct some templates and measure the others, as
+    benchmarks/feedback_loop.py does)."""
+
+    def insults(template: str, label: int) -> list[tuple[str, int]]:
+        return [
+            (_article(template, w) if "an {w}" in template else template.format(w=w), label) for w in INSULTS
+        ]
+
+    def spelled(template: str, variants: Callable[[str], list[str]]) -> list[tuple[str, int]]:
+        return [(_article(template, v), 1) for w in INSULTS for v in variants(w)]
+
+    return {
+        "negation": {s: insults(s, 0) for s in NEGATED} | {s: insults(s, 1) for s in PLAIN},
+        "counter_speech": {s: insults(s, 0) for s in COUNTER},
+        "identity_neutral": {
+            s: [(s.format(i=i, I=i[0].upper() + i[1:]), 0) for i in IDENTITIES] for s in NEUTRAL
+        },
+        "spelling": {s: spelled(s, spelling_variants) for s in SPELLED},
+        "spelling_unseen": {s: spelled(s, unseen_spelling_variants) for s in SPELLED},
+    }
 
 
 def capability_accuracy(
