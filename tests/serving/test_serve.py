@@ -348,7 +348,7 @@ def test_other_routes_and_suggestscore(server):
         {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}},
     )
     status, answer = server.call("/v1alpha1/comments:suggestscore", {"comment": {"text": "hi"}})
-    assert status == 501 and answer["error"]["status"] == "UNIMPLEMENTED"
+    assert status == 400 and answer["error"]["message"].startswith("Missing attribute_scores")
     status, answer = server.call("/$discovery/rest?version=v1")
     assert status == 404 and answer["error"]["status"] == "NOT_FOUND"
     assert server.call("/health") == (200, "ok")  # still up
@@ -568,7 +568,7 @@ def check_google_api_client(keyed: Server, key: str, toxic: float):
     assert response["attributeScores"]["TOXICITY"]["summaryScore"]["value"] == pytest.approx(toxic, abs=1e-5)
     with pytest.raises(HttpError) as refusal:
         client.comments().suggestscore(body={"comment": {"text": "you idiot"}}).execute()
-    assert refusal.value.resp.status == 501 and "not implemented" in refusal.value.reason
+    assert refusal.value.resp.status == 400 and "Missing attribute_scores" in refusal.value.reason
 
 
 # ---------------------------------------------------------------------------------------------- stopping

@@ -17,6 +17,7 @@ from toxicity.serving.api import read_body
 from toxicity.serving.feedback_store import FeedbackStore, Suggestion, shown
 from toxicity.serving.perspective import ATTRIBUTES, check_comment, empty_comment
 from toxicity.serving.schemas import JsonBody, Refused, parse_body
+from toxicity.serving.text import utf16_length
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def suggested_scores(body: SuggestRequest, attributes: set[str]) -> dict[str, di
     unknown = [name for name in body.attributeScores if name not in attributes]
     if unknown:
         raise Refused(400, f"Unknown attribute: {', '.join(unknown)} (this model has {offered})")
-    length, stored = len(body.comment.text), {}
+    length, stored = utf16_length(body.comment.text), {}  # spans count UTF-16 code units, as in analyze
     for name, scores in body.attributeScores.items():
         if scores.summaryScore is None and not scores.spanScores:
             raise Refused(400, f"attributeScores.{name}: give a summaryScore, spanScores, or both")
@@ -117,7 +118,7 @@ def suggested_scores(body: SuggestRequest, attributes: set[str]) -> dict[str, di
                 raise Refused(
                     400,
                     f"attributeScores.{name}.spanScores[{position}]: begin {begin} and end {end} must "
-                    f"satisfy 0 <= begin <= end <= {length}, the comment's length",
+                    f"satisfy 0 <= begin <= end <= {length}, the comment's length in UTF-16 code units",
                 )
             spans.append({"begin": begin, "end": end, "score": span.score.value})
         summary = scores.summaryScore.value if scores.summaryScore else None

@@ -4,7 +4,8 @@ column per tag, the Perspective attribute names mapped back to the model's tags.
 The rule for a comment suggested more than once: per tag, the latest suggestion wins (a moderator's later
 decision overrides an earlier one), and a suggestion's value is its summaryScore, or, when it gives span
 scores only, the highest of them (a comment is abusive when any of its sentences is); 1 when the value is
-0.5 or more. Rows stored as a hash only cannot be exported; they are counted."""
+0.5 or more. An HTML comment is exported as the text the server scores (without its markup). Rows stored
+as a hash only cannot be exported; they are counted."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pandas as pd
 from toxicity.core.tags import LABELS
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.serving.perspective import ATTRIBUTES
+from toxicity.serving.text import read_comment
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ def feedback_table(
         if row["comment"] is None:
             export.hash_only += 1
             continue
-        latest = labels.setdefault(row["comment"], {})
+        text = read_comment(row["comment"], row.get("comment_type") == "HTML").text.strip()  # as scored
+        latest = labels.setdefault(text, {})
         for attribute, scores in row["attribute_scores"].items():
             value = suggested_value(scores)
             if value is not None:
