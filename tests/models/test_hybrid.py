@@ -2,6 +2,7 @@
 checkpoint goes through, and its n-gram part refused when tampered with."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -152,3 +153,33 @@ def test_the_settings_are_plain_json(hybrid_checkpoint):
     hparams = TrainedCheckpoint.read(hybrid_checkpoint).hparams
     settings = {key: hparams[key] for key in ("ngram_buckets", "char_ngrams", "word_ngrams")}
     assert json.loads(json.dumps(settings)) == settings
+
+
+def test_the_serving_worker_scores_with_a_hybrid_checkpoint(hybrid_checkpoint):
+    from toxicity.serving.api import ToxicityAPI
+    from toxicity.serving.schemas import PredictRequest
+
+    api = ToxicityAPI(str(hybrid_checkpoint), "torch", 1, max_batch_size=8)
+    api.classifier = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu")  # as setup() does
+    answers = api.predict([PredictRequest(texts=TEXTS[:2]), PredictRequest(texts=TEXTS[2:3])])
+    expected = api.classifier.predict_proba(TEXTS[:3])
+    got = [api.encode_response(answer)["probabilities"] for answer in answers]
+    scores = [[row[tag] for tag in LABELS] for rows in got for row in rows]
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+
+
+def test_the_notebook_runs_on_a_hybrid_checkpoint(hybrid_checkpoint, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tests.test_notebook import NOTEBOOK, outputs_text
+
+    monkeypatch.setenv("TOXICITY_CHECKPOINT", str(hybrid_checkpoint))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
+    text = outputs_text(notebook)
+    assert "hybrid model" in text and "You are a complete idiot" in text
+    assert all(tag in text[text.index("validation rows") :] for tag in LABELS)
