@@ -42,9 +42,12 @@ from toxicity.inference.distributed import (
     launcher_shape,
     merge_shards,
     open_output_folder,
+    process_rank,
     score_distributed,
+    score_rank_without_ddp,
 )
 from toxicity.inference.files import DEFAULT_CHUNK_ROWS, ScoringSummary, output_separator, score_file
+from toxicity.inference.onnx import OnnxToxicityClassifier, read_onnx_folder
 from toxicity.inference.scorer import ToxicityClassifier
 
 log = logging.getLogger(__name__)
@@ -119,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Lightning precision (default: bf16-mixed on a GPU that supports it, else 32-true)",
     )
     shards.add_argument(
+        "--onnx",
+        type=Path,
+        default=None,
+        help="score with this ONNX export folder (toxicity.export --format onnx) instead of --ckpt; no DDP: "
+        "each process started by torchrun, srun or by hand (RANK, WORLD_SIZE) takes its own chunks",
+    )
+    shards.add_argument("--int8", action="store_true", help="with --onnx: its int8 model (model.int8.onnx)")
+    shards.add_argument(
         "--merge",
         type=Path,
         default=None,
@@ -131,7 +142,7 @@ def is_shard_folder(output: Path) -> bool:
     return output.suffix.lower() not in (".csv", ".tsv")
 
 
-SHARD_OPTIONS = ("devices", "num_nodes", "precision", "merge")
+SHARD_OPTIONS = ("devices", "num_nodes", "precision", "merge", "onnx")
 
 
 def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSummary | None:
@@ -139,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSumma
     if is_shard_folder(args.output):
         return main_shards(args)
     given = [f"--{name.replace('_', '-')}" for name in SHARD_OPTIONS if getattr(args, name) is not None]
+    given += ["--int8"] if args.int8 else []
     if given or args.accelerator != "auto":
         raise fail(
             f"{' '.join(given or ['--accelerator'])}: only for scoring into a folder of Parquet shards; "
@@ -191,14 +203,28 @@ def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
                 output_separator(args.merge)
             refuse_to_overwrite(args.merge, args.input, overwrite=args.overwrite)
         id_column = check_columns(args.input, args.text_column, args.id_column)
-        shape = launcher_shape(dict(os.environ)) or (1, 1)
-        devices, num_nodes = args.devices or shape[0], args.num_nodes or shape[1]
-        precision = args.precision or default_precision(args.accelerator)
-        classifier = ToxicityClassifier.from_checkpoint(args.ckpt, "cpu", args.batch_size)
+        if args.onnx is not None:
+            if args.devices or args.num_nodes or args.precision:
+                raise ValueError(
+                    "--onnx runs without DDP: start its processes with torchrun, srun or RANK/WORLD_SIZE "
+                    "instead of --devices/--num-nodes (and it has no --precision: --int8 or not)."
+                )
+            threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS") else None
+            classifier = OnnxToxicityClassifier.from_folder(args.onnx, args.int8, args.batch_size, threads)
+            model_file, precision = (
+                read_onnx_folder(args.onnx, args.int8)[0],
+                "onnx-int8" if args.int8 else "onnx-fp32",
+            )
+        else:
+            if args.int8:
+                raise ValueError("--int8 goes with --onnx FOLDER (the int8 model of an ONNX export).")
+            precision = args.precision or default_precision(args.accelerator)
+            classifier = ToxicityClassifier.from_checkpoint(args.ckpt, "cpu", args.batch_size)
+            model_file = Path(args.ckpt)
         cutoffs = None if args.threshold is None else classifier.thresholds_for(args.threshold)
         job = ScoringJob.describe(
             args.input,
-            Path(args.ckpt),
+            model_file,
             text_column=args.text_column,
             id_column=id_column,
             tags=classifier.tags,
@@ -219,16 +245,23 @@ def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
             classifier.tags,
             cutoffs,
         )
-        trainer, summary = score_distributed(
-            classifier, settings, args.accelerator, devices, num_nodes, precision
-        )
+        if args.onnx is not None:
+            rank, world_size = process_rank(dict(os.environ))
+            summary = score_rank_without_ddp(classifier, settings, rank, world_size)
+        else:
+            shape = launcher_shape(dict(os.environ)) or (1, 1)
+            devices, num_nodes = args.devices or shape[0], args.num_nodes or shape[1]
+            trainer, summary = score_distributed(
+                classifier, settings, args.accelerator, devices, num_nodes, precision
+            )
+            rank, world_size = trainer.global_rank, trainer.world_size
         merged = None
-        if trainer.is_global_zero and args.merge is not None and summary.complete:
+        if rank == 0 and args.merge is not None and summary.complete:
             merged = merge_shards(args.output, args.merge, args.overwrite)
-        return trainer.is_global_zero, trainer.world_size, summary, merged
+        return rank, world_size, summary, merged
 
-    is_zero, world_size, summary, merged = run_tool(work)
-    if not is_zero:
+    rank, world_size, summary, merged = run_tool(work)
+    if rank != 0:
         return summary
     notes = [f"{summary.shards} shards in {args.output}"]
     if summary.shards_skipped:
@@ -246,7 +279,10 @@ def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
         f"({summary.comments_per_second:.1f} comments/s) on {world_size} process(es); "
         f"{summary.rows} rows in all; {'; '.join(notes)}."
     )
-    if not summary.complete:
+    if not summary.complete and args.onnx is not None:  # the other processes may still be scoring
+        then = "check and merge" if args.merge else "check"
+        print(f"Other processes may still be scoring; once all have ended, rerun the same command to {then}.")
+    elif not summary.complete:
         raise SystemExit(f"error: {args.output} is not complete; rerun the same command to finish it.")
     if summary.unscored_rows:
         raise SystemExit(SOME_ROWS_UNSCORED)

@@ -182,6 +182,41 @@ def test_a_rank_killed_mid_run_is_resumed_by_the_same_command(tiny_checkpoint, t
     assert not list(out.glob(".*.partial"))  # the killed rank's partial shard was removed or replaced
 
 
+def test_onnx_int8_shards_over_processes_without_ddp(tiny_checkpoint, table, tmp_path):
+    """Two processes told their rank by RANK/WORLD_SIZE (as torchrun or srun tell them), no process group:
+    each scores its chunks with the int8 ONNX model; the same command then merges; equal to one process."""
+    from toxicity.exporters.onnx import export_onnx
+    from toxicity.inference.onnx import OnnxToxicityClassifier
+
+    export_onnx(tiny_checkpoint, tmp_path / "onnx", int8=True)
+    reference = tmp_path / "reference.csv"
+    score_file(
+        OnnxToxicityClassifier.from_folder(tmp_path / "onnx", int8=True), table[0], reference, progress=False
+    )
+    out, merged = tmp_path / "scored", tmp_path / "merged.csv"
+    args = ["--input", str(table[0]), "--output", str(out), "--onnx", str(tmp_path / "onnx"), "--int8"]
+    command = [sys.executable, "-m", "toxicity.predict", *args, "--chunk-rows", "32"]
+    ranks = [
+        subprocess.Popen(command, cwd=ROOT, env={**QUIET, "RANK": str(rank), "WORLD_SIZE": "2"}, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for rank in (0, 1)
+    ]  # fmt: skip
+    outputs = [rank.communicate(timeout=300) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    records = [json.loads(p.read_text()) for p in sorted((out / DONE_FOLDER).glob("*.json"))]
+    assert [r["rank"] for r in records] == [k % 2 for k in range(8)]
+    again = subprocess.run(
+        [*command, "--merge", str(merged)], cwd=ROOT, env=QUIET, capture_output=True, text=True, check=False
+    )
+    assert again.returncode == 0 and "8 of them finished by an earlier run" in again.stdout, again.stderr[
+        -2000:
+    ]
+    got, expected = pd.read_csv(merged, dtype={"id": str}), pd.read_csv(reference, dtype={"id": str})
+    assert got["id"].tolist() == expected["id"].tolist()
+    np.testing.assert_allclose(got[TAGS].to_numpy(), expected[TAGS].to_numpy(), atol=1e-5)
+    assert json.loads((out / MANIFEST).read_text())["precision"] == "onnx-int8"
+
+
 # ------------------------------------------------------------------------------------- one process
 def test_text2text_family_scores_into_shards(tiny_text2text_checkpoint, table, tmp_path):
     classifier = ToxicityClassifier.from_checkpoint(tiny_text2text_checkpoint, device="cpu", batch_size=16)

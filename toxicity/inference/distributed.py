@@ -343,29 +343,36 @@ class ShardWriter(BasePredictionWriter):
             self.finish_chunk(info, trainer.global_rank)
 
     def finish_chunk(self, info: ChunkInfo, rank: int) -> None:
-        folder, failed = self.settings.output, np.array(sorted(self.errors), dtype=np.int64)
-        first_error = (
-            f"data row {info.first_row + failed[0] + 1}: {self.errors[failed[0]]}" if failed.size else None
-        )
-        table = score_table(
-            ScoredTexts(self.probs, failed, first_error), self.settings.tags, self.settings.cutoffs, info.ids
-        )
-        table.insert(0, ROW_COLUMN, np.arange(info.first_row, info.first_row + info.size, dtype=np.int64))
-        with atomic_output(shard_path(folder, info.number)) as partial:
-            table.to_parquet(partial, index=False)
-        record = ChunkRecord(
-            info.number,
-            info.first_row,
-            info.size,
-            info.blank,
-            int(failed.size),
-            first_error,
-            info.last,
-            rank,
-            round(time.perf_counter() - self.started, 3),
-        )
-        write_text_atomically(record_path(folder, info.number), json.dumps(asdict(record)) + "\n")
+        failed = np.array(sorted(self.errors), dtype=np.int64)
+        first_error = self.errors[failed[0]] if failed.size else None
+        seconds = time.perf_counter() - self.started
+        write_chunk(self.settings, info, ScoredTexts(self.probs, failed, first_error), rank, seconds)
         self.current = None
+
+
+def write_chunk(settings: ScoringSettings, info: ChunkInfo, scored: ScoredTexts, rank: int, seconds: float):
+    """The chunk's shard, then its record (the chunk counts as finished only once both are whole)."""
+    first_error = (
+        f"data row {info.first_row + scored.failed[0] + 1}: {scored.first_error}"
+        if scored.failed.size
+        else None
+    )
+    table = score_table(scored, settings.tags, settings.cutoffs, info.ids)
+    table.insert(0, ROW_COLUMN, np.arange(info.first_row, info.first_row + info.size, dtype=np.int64))
+    with atomic_output(shard_path(settings.output, info.number)) as partial:
+        table.to_parquet(partial, index=False)
+    record = ChunkRecord(
+        info.number,
+        info.first_row,
+        info.size,
+        info.blank,
+        int(scored.failed.size),
+        first_error,
+        info.last,
+        rank,
+        round(seconds, 3),
+    )
+    write_text_atomically(record_path(settings.output, info.number), json.dumps(asdict(record)) + "\n")
 
 
 # ------------------------------------------------------------------------------------- running the job
@@ -386,14 +393,16 @@ class DistributedSummary:
         return self.rows_scored / self.seconds if self.seconds > 0 else float("nan")
 
 
-def summarize(folder: Path, before: set[int], seconds: float) -> DistributedSummary:
+def summarize(folder: Path, before: set[int], seconds: float, rank: int | None = None) -> DistributedSummary:
+    """The folder's totals; `rows_scored` counts the chunks finished since `before` (by `rank` alone when
+    given)."""
     records = finished_chunks(folder)
     last = [r.chunk for r in records.values() if r.last]
     complete = bool(last) and all(chunk in records for chunk in range(last[0] + 1))
     unscored = [r for r in sorted(records.values(), key=lambda r: r.chunk) if r.unscored_rows]
     return DistributedSummary(
         rows=sum(r.rows for r in records.values()),
-        rows_scored=sum(r.rows for c, r in records.items() if c not in before),
+        rows_scored=sum(r.rows for c, r in records.items() if c not in before and rank in (None, r.rank)),
         shards=len(records),
         shards_skipped=len(before & set(records)),
         blank_texts=sum(r.blank_texts for r in records.values()),
@@ -458,6 +467,44 @@ def score_distributed(
         )
     trainer.strategy.barrier("toxicity-scored")
     return trainer, summarize(settings.output, before, time.perf_counter() - started)
+
+
+def process_rank(environ: dict[str, str]) -> tuple[int, int]:
+    """(rank, world size) of a process started by torchrun (RANK, WORLD_SIZE) or srun (SLURM_PROCID,
+    SLURM_NTASKS), or set by hand; (0, 1) when none is set."""
+    if "RANK" in environ and "WORLD_SIZE" in environ:
+        return int(environ["RANK"]), int(environ["WORLD_SIZE"])
+    if "SLURM_PROCID" in environ and "SLURM_NTASKS" in environ:
+        return int(environ["SLURM_PROCID"]), int(environ["SLURM_NTASKS"])
+    return 0, 1
+
+
+def score_rank_without_ddp(scorer: BatchScorer, settings: ScoringSettings, rank: int, world_size: int):
+    """This process's chunks scored by any BatchScorer (the ONNX int8 one: no torch model, so no DDP and no
+    process group): the same chunks, shards and records as the Trainer path; the ranks never talk, so each
+    returns the folder's summary as it stands when it has finished its own chunks."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside a world of {world_size} processes (RANK, WORLD_SIZE).")
+    before, started = set(finished_chunks(settings.output)), time.perf_counter()
+    own = RankChunks(settings, scorer, rank, world_size, before)
+    columns = [c for c in (settings.id_column, settings.text_column) if c]
+    with tqdm(unit="comment", desc=f"rank {rank}", disable=not settings.progress) as bar:
+        for chunk in iter_chunks(settings.input, columns, settings.chunk_rows, own.owns):
+            if chunk.frame is None:
+                continue
+            chunk_started = time.perf_counter()
+            texts, blank = clean_texts(chunk.frame[settings.text_column])
+            ids = chunk.frame[settings.id_column] if settings.id_column else None
+            scored = scorer.score(texts, progress=False)
+            write_chunk(
+                settings,
+                ChunkInfo(chunk, ids, len(texts), blank),
+                scored,
+                rank,
+                time.perf_counter() - chunk_started,
+            )
+            bar.update(len(texts))
+    return summarize(settings.output, before, time.perf_counter() - started, rank)
 
 
 def merge_shards(folder: Path, output: Path, overwrite: bool = False) -> int:
