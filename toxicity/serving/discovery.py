@@ -82,7 +82,11 @@ def _schema(name: str, **properties) -> dict:
 
 
 SCHEMAS = {
-    "TextEntry": _schema("TextEntry", text=_string("The text"), type=_string("PLAIN_TEXT")),
+    "TextEntry": _schema(
+        "TextEntry",
+        text=_string("The text"),
+        type=_string("PLAIN_TEXT or HTML", enum=["TEXT_TYPE_UNSPECIFIED", "PLAIN_TEXT", "HTML"]),
+    ),
     "Context": _schema("Context", entries=_list_of(_ref("TextEntry"))),
     "AttributeParameters": _schema(
         "AttributeParameters",
@@ -108,6 +112,12 @@ SCHEMAS = {
         doNotStore={"type": "boolean"},
         clientToken=_string("Echoed back"),
         sessionId=_string("An opaque session id"),
+        communityId=_string("The community the comment comes from"),
+        spanAnnotations={"type": "boolean", "description": "A span score per sentence"},
+        dropUnsupportedAttributes={
+            "type": "boolean",
+            "description": "Leave out attributes the model cannot score for this comment instead of refusing",
+        },
     ),
     "AnalyzeCommentResponse": _schema(
         "AnalyzeCommentResponse",
