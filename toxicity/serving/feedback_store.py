@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -183,6 +184,7 @@ class FeedbackStore:
         self.url, self.hash_comments = database_url(given), hash_comments
         self._engine: Engine | None = None
         self._pid: int | None = None
+        self._opening = threading.Lock()
 
     def prepare(self) -> None:
         """Checks the database at start, so a bad one stops the server with its reason rather than failing
@@ -204,10 +206,11 @@ class FeedbackStore:
     @property
     def engine(self) -> Engine:
         """This process's engine, opened (and the table made sure of) on its first use here."""
-        if self._pid != os.getpid():
-            engine = connect(self.url)
-            create_table(engine)
-            self._engine, self._pid = engine, os.getpid()
+        with self._opening:  # the route writes from a thread pool
+            if self._pid != os.getpid():
+                engine = connect(self.url)
+                create_table(engine)
+                self._engine, self._pid = engine, os.getpid()
         return self._engine
 
     def add(self, suggestion: Suggestion) -> None:
