@@ -176,7 +176,20 @@ def headline(result: dict) -> dict[str, float]:
     return figures_
 
 
+def with_parts(results: list[dict]) -> list[dict]:
+    """The jobs, and the parts a `late_fusion` job scored alone as jobs of their own: its encoder as
+    `base` (the recipe, same seed) and `tfidf`."""
+    rows = []
+    for result in results:
+        rows.append(result)
+        for part, figure in result.get("parts", {}).items():
+            name = "base" if part == "encoder" else part
+            rows.append({**figure, "dataset": result["dataset"], "variant": name, "seed": result["seed"]})
+    return rows
+
+
 def summary(results: list[dict]) -> str:
+    results = with_parts(results)
     lines = ["| dataset | variant | seeds | " + "metric: mean ± std (Δ vs base) |", "|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict]] = {}
     for result in results:

@@ -1,0 +1,139 @@
+"""What the hybrid's n-gram branch costs beside the encoder it extends: scoring comments/s, a training
+step's time and the checkpoint's size, measured A/B in one process (rounds alternate, so a machine shared
+with other work slows both alike).
+
+    python -m benchmarks.hybrid_cost --encoder ENCODER.ckpt --hybrid HYBRID.ckpt \
+        --texts ../shared/data/jigsaw_sample
+
+Both checkpoints should come from the same recipe (e.g. the sweep's `late_fusion` and `hybrid` runs).
+Writes benchmarks/results/hybrid-cost.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.run import RESULTS, environment
+
+
+def texts_of(folder: Path, rows: int) -> list[str]:
+    import pandas as pd
+
+    frame = pd.read_csv(folder / "test.csv.gz")
+    return frame["comment_text"].astype(str).head(rows).tolist()
+
+
+def scoring_seconds(classifier, texts: list[str]) -> float:
+    started = time.perf_counter()
+    classifier.predict_proba(texts, progress=False)
+    return time.perf_counter() - started
+
+
+def training_step_seconds(model, texts: list[str], steps: int, batch_size: int) -> float:
+    """Seconds per AdamW step (forward, backward, update) on batches built as training builds them."""
+    from toxicity.data.batching import PadToLongest
+    from toxicity.data.tokenize import tokenize_texts
+
+    collate = PadToLongest(model.tokenizer.pad_token_id or 0, ngrams=getattr(model, "ngram_hasher", None))
+    ids = tokenize_texts(model.tokenizer, texts, model.hparams.max_length)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameter_groups(), lr=model.hparams.learning_rate)
+    started = time.perf_counter()
+    for step in range(steps):
+        rows = range(step * batch_size, (step + 1) * batch_size)
+        items = [{"input_ids": ids[i % len(ids)], "text": texts[i % len(texts)], "index": i} for i in rows]
+        batch = collate(items)
+        logits = model.logits_of(batch)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    return (time.perf_counter() - started) / steps
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from toxicity.checkpoint import TrainedCheckpoint
+    from toxicity.inference.scorer import ToxicityClassifier
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hybrid_cost", description=__doc__)
+    parser.add_argument("--encoder", type=Path, required=True)
+    parser.add_argument("--hybrid", type=Path, required=True)
+    parser.add_argument("--texts", type=Path, required=True, help="a Kaggle folder (its test.csv.gz)")
+    parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    texts = texts_of(args.texts, args.rows)
+    classifiers = {
+        name: ToxicityClassifier.from_trained(TrainedCheckpoint.read(path), "cpu")
+        for name, path in (("encoder", args.encoder), ("hybrid", args.hybrid))
+    }
+    score, step = {name: [] for name in classifiers}, {name: [] for name in classifiers}
+    for _ in range(args.rounds):
+        for name, classifier in classifiers.items():
+            score[name].append(scoring_seconds(classifier, texts))
+            step[name].append(training_step_seconds(classifier.model, texts, args.steps, 32))
+    figures = {
+        name: {
+            "score_comments_per_s": len(texts) / float(np.median(score[name])),
+            "train_step_seconds": float(np.median(step[name])),
+            "checkpoint_mb": os.path.getsize(Path(path).resolve()) / 1e6,
+        }
+        for name, path in (("encoder", args.encoder), ("hybrid", args.hybrid))
+    }
+    ratios = {
+        "scoring_speed_hybrid_over_encoder": figures["hybrid"]["score_comments_per_s"]
+        / figures["encoder"]["score_comments_per_s"],
+        "train_step_time_hybrid_over_encoder": figures["hybrid"]["train_step_seconds"]
+        / figures["encoder"]["train_step_seconds"],
+        "checkpoint_mb_added": figures["hybrid"]["checkpoint_mb"] - figures["encoder"]["checkpoint_mb"],
+    }
+    load = os.getloadavg()
+    result = {
+        "figures": figures,
+        "ratios": ratios,
+        "rows": len(texts),
+        "rounds": args.rounds,
+        "load_average_at_end": load,
+        "environment": environment(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "hybrid-cost.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# Hybrid cost (A/B in one process, rounds alternating)",
+        "",
+        (
+            f"{len(texts)} jigsaw_sample test comments, median of {args.rounds} rounds; training steps of "
+            f"32 rows; load average at the end {load[0]:.1f} on {os.cpu_count()} cores (other work running)."
+        ),
+        "",
+        "| model | score comments/s | train step s | checkpoint MB |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {row['score_comments_per_s']:.0f} | {row['train_step_seconds']:.2f} | "
+            f"{row['checkpoint_mb']:.1f} |"
+            for name, row in figures.items()
+        ),
+        "",
+        (
+            f"Hybrid / encoder: scoring speed {ratios['scoring_speed_hybrid_over_encoder']:.2f}x, training "
+            f"step time {ratios['train_step_time_hybrid_over_encoder']:.2f}x, checkpoint "
+            f"+{ratios['checkpoint_mb_added']:.1f} MB."
+        ),
+    ]
+    (args.out / "hybrid-cost.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return result
+
+
+if __name__ == "__main__":
+    main()
