@@ -1,6 +1,7 @@
 """Load test of `python -m toxicity.serve` on loopback: dynamic batching on vs off, torch vs ONNX int8.
 
     python -m benchmarks.serve_load --ckpt checkpoints/best-checkpoint.ckpt [--onnx exported/] [--quick]
+    python -m benchmarks.serve_load --ckpt checkpoints/best-checkpoint.ckpt --spans [--rounds 3]
 
 For each backend (PyTorch checkpoint; ONNX int8, exported to a temporary folder unless --onnx is given) and
 each batching setting (--max-batch-size N vs 1), one server (1 worker) answers 1, 8 and 32 concurrent
@@ -11,6 +12,11 @@ clients, each sending one short comment per request on a keep-alive connection f
 counting 5xx answers, and whether the server still answers. The clients run in this process, on the same
 CPUs as the server.
 Writes benchmarks/results/serve_load.json and .md.
+
+--spans measures only the cost of per-sentence spans: comments:analyze on three-sentence comments at 8
+concurrent clients, `spanAnnotations: true` (the comment and its three sentences scored in one worker
+request) against `false` (one span over the comment: the path of before), in alternating rounds on one
+batched torch server. Writes benchmarks/results/serve_load_spans.json and .md.
 """
 
 import argparse
@@ -135,15 +141,25 @@ def post(
             connection.close()
 
 
+def predict_body(k: int) -> tuple[str, bytes]:
+    return "/predict", json.dumps({"texts": [COMMENTS[k % len(COMMENTS)]]}).encode()
+
+
 def client_loop(
-    port: int, until: float, latencies: list, failures: list, start: int, count: int | None = None
+    port: int,
+    until: float,
+    latencies: list,
+    failures: list,
+    start: int,
+    count: int | None = None,
+    request=predict_body,
 ):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     sent = 0
     while time.monotonic() < until and (count is None or sent < count):
-        body = json.dumps({"texts": [COMMENTS[(start + sent) % len(COMMENTS)]]}).encode()
+        path, body = request(start + sent)
         began = time.perf_counter()
-        status, _ = post(port, "/predict", body, connection=connection)
+        status, _ = post(port, path, body, connection=connection)
         latencies.append(time.perf_counter() - began)
         if status != 200:
             failures.append(status)
@@ -152,13 +168,13 @@ def client_loop(
 
 
 def run_clients(
-    port: int, clients: int, seconds: float, count: int | None = None
+    port: int, clients: int, seconds: float, count: int | None = None, request=predict_body
 ) -> tuple[list, list, float]:
     latencies, failures = [], []
     until = time.monotonic() + seconds
     per_client = None if count is None else -(-count // clients)
     threads = [
-        threading.Thread(target=client_loop, args=(port, until, latencies, failures, k, per_client))
+        threading.Thread(target=client_loop, args=(port, until, latencies, failures, k, per_client, request))
         for k in range(clients)
     ]
     began = time.perf_counter()
@@ -192,6 +208,126 @@ def memory(process: subprocess.Popen, port: int, requests: int, at_start: dict) 
     latencies, failures, _ = run_clients(port, 8, 600, count=requests)
     at[f"after_{len(latencies)}_more"] = memory_mb(process.pid)
     return {"memory": at, "failures": len(failures)}
+
+
+# ------------------------------------------------------------------------- per-sentence spans (--spans)
+THREE_SENTENCES = [
+    "Thanks for the fix. You are a stupid idiot though. Please stop editing this page.",
+    "I read the article twice. It still makes no sense to me. Can someone add a source?",
+    "Shut up, moron. Nobody asked for your opinion. Go back to your cave.",
+    "Great work on the infobox. The dates look right now. Welcome to Wikipedia!",
+    "This edit is vandalism. I will report you to the admins. Stop it now.",
+    "What kind of idiot name is foo? Sorry, I like your name. Have a nice day.",
+]
+
+
+def analyze_body(spans: bool):
+    def request(k: int) -> tuple[str, bytes]:
+        body = {
+            "comment": {"text": THREE_SENTENCES[k % len(THREE_SENTENCES)]},
+            "requestedAttributes": {"TOXICITY": {}, "INSULT": {}},
+            "spanAnnotations": spans,
+        }
+        return "/v1alpha1/comments:analyze", json.dumps(body).encode()
+
+    return request
+
+
+def span_latency(port: int, clients: int, seconds: float, rounds: int) -> dict:
+    """comments:analyze on three-sentence comments with and without spanAnnotations, alternating
+    `rounds` times so that a change in the machine's other load falls on both alike."""
+    latencies = {False: [], True: []}
+    failures = {False: 0, True: 0}
+    for spans in (False, True):
+        run_clients(port, clients, 1.0, request=analyze_body(spans))  # warm-up
+    for _ in range(rounds):
+        for spans in (False, True):
+            measured, failed, _ = run_clients(port, clients, seconds, request=analyze_body(spans))
+            latencies[spans] += measured
+            failures[spans] += len(failed)
+    cells = {}
+    for spans, measured in latencies.items():
+        cuts = statistics.quantiles(measured, n=100)
+        cells["per_sentence" if spans else "one_span"] = {
+            "requests": len(measured),
+            "failures": failures[spans],
+            "p50_ms": round(cuts[49] * 1000, 1),
+            "p95_ms": round(cuts[94] * 1000, 1),
+        }
+    one, each = cells["one_span"], cells["per_sentence"]
+    cells["ratio_p50"] = round(each["p50_ms"] / one["p50_ms"], 2)
+    cells["ratio_p95"] = round(each["p95_ms"] / one["p95_ms"], 2)
+    return cells
+
+
+def spans_markdown(results: dict) -> str:
+    cells = results["cells"]
+    lines = [
+        f"# comments:analyze with per-sentence spans ({results['when']})",
+        "",
+        (
+            f"{results['machine']}; {results['ckpt']} with PyTorch, 1 worker, {results['threads']} "
+            f"thread(s), "
+            f"--max-batch-size {results['max_batch_size']}, --batch-timeout {results['batch_timeout']}; "
+            f"{results['clients']} concurrent clients on loopback, each sending three-sentence comments "
+            f"(TOXICITY and INSULT), {results['rounds']} alternating rounds of {results['seconds']} s per "
+            f"setting. Load average before: {results['load_before']}, after: {results['load_after']}."
+        ),
+        "",
+        "| spanAnnotations | spans | requests | p50 ms | p95 ms | failures |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, label in (("one_span", "false (one span, the summary)"), ("per_sentence", "true")):
+        cell = cells[name]
+        spans = "1 over the comment" if name == "one_span" else "3, one per sentence"
+        lines.append(
+            f"| {label} | {spans} | {cell['requests']} | {cell['p50_ms']} | {cell['p95_ms']} "
+            f"| {cell['failures']} |"
+        )
+    lines += [
+        "",
+        (
+            f"Per-sentence / one span: p50 {cells['ratio_p50']}x, p95 {cells['ratio_p95']}x "
+            "(budget: at most 1.5x, p95 under 500 ms)."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def measure_spans(options: argparse.Namespace) -> None:
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "ckpt": options.ckpt,
+        "threads": options.threads,
+        "max_batch_size": options.max_batch_size,
+        "batch_timeout": options.batch_timeout,
+        "clients": 8,
+        "rounds": options.rounds,
+        "seconds": options.duration,
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    process, port = start_server(
+        "--ckpt",
+        options.ckpt,
+        "--threads",
+        str(options.threads),
+        "--max-batch-size",
+        str(options.max_batch_size),
+        "--batch-timeout",
+        str(options.batch_timeout),
+    )
+    try:
+        results["cells"] = span_latency(port, 8, options.duration, options.rounds)
+    finally:
+        stop_server(process)
+    results["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serve_load_spans.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "serve_load_spans.md").write_text(spans_markdown(results))
+    print(spans_markdown(results))
 
 
 MALFORMED = [
@@ -311,7 +447,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="3 s cells, 1,000 requests, 200 malformed")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--spans",
+        action="store_true",
+        help="only comments:analyze on three-sentence comments at 8 clients, with and without "
+        "spanAnnotations (writes serve_load_spans.json and .md)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --spans: alternating rounds")
     options = parser.parse_args(argv)
+    if options.spans:
+        measure_spans(options)
+        return
     if options.quick:
         options.duration, options.requests, options.malformed = 3.0, 1000, 200
     started = time.monotonic()
