@@ -71,7 +71,7 @@ def halves() -> tuple[dict, dict]:
 
 
 # ------------------------------------------------------------------------------------ training, scoring
-def fit(train: Path, val: Path, folder: Path, name: str, seed: int) -> tuple[Path, float]:
+def fit(train: Path, val: Path, folder: Path, name: str, seed: int, epochs: int | None) -> tuple[Path, float]:
     best = folder / f"{name}.ckpt"
     command = [
         sys.executable,
@@ -92,6 +92,8 @@ def fit(train: Path, val: Path, folder: Path, name: str, seed: int) -> tuple[Pat
         "--trainer.logger.init_args.save_dir",
         str(folder / f"logs-{name}"),
     ]
+    if epochs:
+        command += ["--trainer.max_epochs", str(epochs)]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -218,13 +220,13 @@ def export(database: Path, out: Path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------- the run
-def run(work: Path, ckpt: Path | None, seed: int) -> dict:
+def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None) -> dict:
     train, val = demo_split(work, seed)
     half_a, half_b = halves()
     jigsaw = jigsaw_sample_test()
     timings, load = {}, {"before": os.getloadavg()}
     if ckpt is None:
-        ckpt, timings["fit_base_s"] = fit(train, val, work, "base", seed)
+        ckpt, timings["fit_base_s"] = fit(train, val, work, "base", seed, epochs)
     from toxicity.inference.scorer import ToxicityClassifier
 
     corrections = failures(ToxicityClassifier.from_checkpoint(ckpt, device="cpu").predict_proba, half_a)
@@ -233,12 +235,13 @@ def run(work: Path, ckpt: Path | None, seed: int) -> dict:
     feedback = export(database, work / "feedback.csv")
     combined = work / "demo_train_plus_feedback.csv"
     pd.concat([pd.read_csv(train), feedback], ignore_index=True).to_csv(combined, index=False)
-    retrained, timings["fit_retrained_s"] = fit(combined, val, work, "retrained", seed)
+    retrained, timings["fit_retrained_s"] = fit(combined, val, work, "retrained", seed, epochs)
     load["after"] = os.getloadavg()
     return {
         "date": time.strftime("%Y-%m-%d"),
         "base": str(ckpt),
         "seed": seed,
+        "max_epochs": epochs or "the recipe's (experiments/demo.yaml: 10)",
         "feedback_sent": len(corrections),
         "feedback_exported": len(feedback),
         "feedback_labels": {"abusive": int(sum(label for _, label in corrections))},
@@ -257,7 +260,8 @@ def markdown(results: dict) -> str:
         "benchmarks/feedback_loop.py: the behaviour-suite failures of half A of the suite's templates sent "
         "through comments:suggestscore, exported with `python -m toxicity.feedback export`, added to the "
         f"demo training rows ({results['train_rows']} rows + {results['feedback_exported']} feedback rows), "
-        "retrained with the same recipe and seed. Half B was never corrected."
+        f"retrained with the same recipe (experiments/demo.yaml, max epochs: {results['max_epochs']}) and "
+        "seed. Half B was never corrected."
     )
     rows = [
         ("suite, half B (not corrected), accuracy", "half_b", "accuracy", 3),
@@ -311,11 +315,12 @@ def main(argv: list[str] | None = None) -> dict:
         "--work", type=Path, default=None, help="where the runs go (default: a temporary folder)"
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-epochs", type=int, default=None, help="both trainings (default: the recipe's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "feedback_loop")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="feedback-loop-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = run(work, args.ckpt, args.seed)
+    results = run(work, args.ckpt, args.seed, args.max_epochs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))

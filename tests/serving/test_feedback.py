@@ -111,7 +111,10 @@ def test_span_scores_session_and_languages_are_stored(feedback_server):
             "INSULT": {
                 "spanScores": [{"begin": 20, "end": 50, "score": {"value": 1, "type": "PROBABILITY"}}]
             },
-            "PROFANITY": {"summaryScore": {"value": 0}, "spanScores": [{"score": {"value": 0}}]},
+            "PROFANITY": {
+                "summaryScore": {"value": 0},
+                "spanScores": [{"begin": 0, "end": 19, "score": {"value": 0}}],
+            },
         },
         "languages": ["en"],
         "sessionId": "s-1",
@@ -121,7 +124,7 @@ def test_span_scores_session_and_languages_are_stored(feedback_server):
     [row] = [row for row in rows_of(feedback_server.database) if row["session_id"] == "s-1"]
     assert row["attribute_scores"] == {
         "INSULT": {"summaryScore": None, "spanScores": [{"begin": 20, "end": 50, "score": 1.0}]},
-        "PROFANITY": {"summaryScore": 0.0, "spanScores": [{"begin": 0, "end": len(text), "score": 0.0}]},
+        "PROFANITY": {"summaryScore": 0.0, "spanScores": [{"begin": 0, "end": 19, "score": 0.0}]},
     }
     assert row["languages"] == ["en"] and row["client_token"] is None
 
@@ -157,6 +160,14 @@ def test_span_scores_session_and_languages_are_stored(feedback_server):
             },
             "INVALID_REQUEST",
             "spanScores[0]: begin 0 and end 9",
+        ),
+        (  # Google's discovery document: "All SpanScore objects must have begin and end fields set"
+            {
+                "comment": {"text": "hi"},
+                "attributeScores": {"TOXICITY": {"spanScores": [{"score": {"value": 1}}]}},
+            },
+            "INVALID_REQUEST",
+            "attributeScores.TOXICITY.spanScores.0.begin: Field required",
         ),
         (
             {**REFERENCE_REQUEST, "comment": {"text": "hi", "type": "MARKDOWN"}},

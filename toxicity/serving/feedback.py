@@ -33,8 +33,10 @@ class Score(BaseModel):
 
 
 class SpanScore(BaseModel):
-    begin: int | None = Field(None, ge=0)
-    end: int | None = Field(None, ge=0)
+    """Google's discovery document: "All SpanScore objects must have begin and end fields set"."""
+
+    begin: int = Field(ge=0)
+    end: int = Field(ge=0)
     score: Score
 
 
@@ -113,7 +115,7 @@ def suggested_scores(body: SuggestRequest, attributes: set[str]) -> dict[str, di
             raise Refused(400, f"attributeScores.{name}: give a summaryScore, spanScores, or both")
         spans = []
         for position, span in enumerate(scores.spanScores or []):
-            begin, end = span.begin or 0, length if span.end is None else span.end
+            begin, end = span.begin, span.end
             if not begin <= end <= length:
                 raise Refused(
                     400,
