@@ -8,6 +8,7 @@ from toxicity.evaluation.checklist import (
     capability_accuracy,
     spelling_variants,
     suite,
+    suite_by_template,
     unseen_spelling_variants,
 )
 
@@ -43,3 +44,15 @@ def test_accuracy_per_capability_from_any_scorer():
     assert 0.4 < accuracy["negation"]["accuracy"] < 0.7  # right on the plain half only
     assert accuracy["negation"]["cases"] == len(suite()["negation"])
     assert accuracy["counter_speech"]["failures"]
+
+
+def test_the_suite_by_template_holds_the_same_sentences_each_under_its_template():
+    """benchmarks/feedback_loop.py corrects half of each capability's templates and scores the others."""
+    by_template = suite_by_template()
+    for capability, cases in suite().items():
+        templates = by_template[capability]
+        assert len(templates) >= 2  # both halves have sentences
+        assert [case for group in templates.values() for case in group] == cases
+    negation = by_template["negation"]
+    assert negation["I would never call you an {w}."][0] == ("I would never call you an idiot.", 0)
+    assert negation["You are such an {w}."][-1] == ("You are such a fool.", 1)
