@@ -112,7 +112,7 @@ def open_output_folder(folder: Path, job: ScoringJob) -> set[int]:
                 f"{folder} is not empty ({', '.join(visible[:5])}) and has no {MANIFEST}: it is not a "
                 "scoring output folder. Choose a new or empty folder for --output."
             )
-        (folder / DONE_FOLDER).mkdir(parents=True, exist_ok=True)
+        # the manifest first: a rank that looks while another writes sees no folder, or a manifest
         write_text_atomically(manifest, json.dumps(asdict(job), indent=2) + "\n")
     (folder / DONE_FOLDER).mkdir(exist_ok=True)
     return set(finished_chunks(folder))
