@@ -673,9 +673,9 @@ def test_a_model_with_other_tags_serves_them(tmp_path):
             {"comment": {"text": "you idiot"}, "requestedAttributes": {"TOXICITY": {}}},
         )
         assert status == 400
-        assert (
-            body["error"]["message"]
-            == "Unknown requested attribute: TOXICITY (this model has INSULT, MENACE)"
+        assert body["error"]["message"] == (
+            "Unknown requested attribute: TOXICITY (this model has INSULT, MENACE; "
+            "or send dropUnsupportedAttributes: true to leave it out)"
         )
     finally:
         other.stop()
