@@ -53,6 +53,9 @@ VARIANTS["pooler+class_weights"] = VARIANTS["pooler"]
 # recipe); `late_fusion` trains the recipe, then stacks it with TF-IDF per tag on validation predictions
 # (its job also records the recipe alone and TF-IDF alone, scored on the same rows: `parts`).
 VARIANTS["hybrid"] = ["--config", str(ROOT / "experiments" / "hybrid.yaml")]
+VARIANTS["hybrid_both_always"] = VARIANTS["hybrid"] + ["--model.init_args.branch_dropout", "0"]
+VARIANTS["hybrid_ngram_lr_0.1"] = VARIANTS["hybrid"] + ["--model.init_args.ngram_learning_rate", "0.1"]
+VARIANTS["hybrid_branch_losses"] = VARIANTS["hybrid_both_always"] + ["--model.init_args.branch_loss", "1"]
 VARIANTS["late_fusion"] = []
 LONG_TEXT_ONLY = {"head_tail", "max_length_256"}
 LONG_TEXT_DATASETS = {"jigsaw_sample"}

@@ -35,6 +35,9 @@ class HybridTagger(ToxicCommentTagger):
             far larger step than the encoder); no weight decay.
         branch_dropout: in training, the share of texts that see only the encoder, and again the share that
             see only the n-grams, so that neither half leans on the other (0: both always).
+        branch_loss: weight of each branch's own loss (its logits alone against the tags), added in
+            training to the loss of the sum: the n-gram branch fits a small training set within an epoch,
+            after which the sum's loss leaves the encoder little to learn from; its own loss does not.
     """
 
     family = "hybrid"
@@ -46,9 +49,12 @@ class HybridTagger(ToxicCommentTagger):
         word_ngrams: list[int] = [1, 2],  # noqa: B006
         ngram_learning_rate: float = 0.02,
         branch_dropout: float = 0.25,
+        branch_loss: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if branch_loss < 0:
+            raise ValueError(f"branch_loss must be 0 or more, got {branch_loss}.")
         if not 0.0 <= branch_dropout <= 0.5:
             raise ValueError(f"branch_dropout must be from 0 to 0.5, got {branch_dropout}.")
         self.ngram_hasher = NgramHasher(ngram_buckets, tuple(char_ngrams), tuple(word_ngrams))
@@ -82,11 +88,22 @@ class HybridTagger(ToxicCommentTagger):
             batch.get("ngram_offsets"),
             batch.get("ngram_weights"),
         )
+        if self.training and self.hparams.get("branch_loss"):
+            self._branches = (meaning, spelling)  # for training_step's branch losses
         share = self.hparams.branch_dropout
         if not self.training or not share:
             return meaning + spelling
         draw = torch.rand(len(meaning), 1, device=meaning.device)
         return meaning * (draw >= share) + spelling * ((draw < share) | (draw >= 2 * share))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        weight = self.hparams.get("branch_loss")
+        if not weight:
+            return loss
+        labels = batch["labels"]
+        alone = sum(self.loss_fn(branch.float(), labels) for branch in self._branches)
+        return loss + weight * alone
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return {"index": batch["index"], "probs": torch.sigmoid(self.logits_of(batch).float())}
