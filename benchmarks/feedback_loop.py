@@ -145,8 +145,12 @@ def suite_figures(predict_proba, cases: dict) -> dict:
     return {"accuracy": right / total, "cases": total, "per_capability": per_capability}
 
 
-def failures(predict_proba, cases: dict) -> list[tuple[str, int]]:
+def decisions(predict_proba, cases: dict, send: str) -> list[tuple[str, int]]:
+    """The correct labels to send: for the model's failures only, or (`send` "all") for every sentence, as a
+    moderation tool reporting every moderator decision would."""
     rows = [case for group in cases.values() for case in group]
+    if send == "all":
+        return rows
     decided = predict_proba([text for text, _ in rows]).max(axis=1) >= 0.5
     return [(text, label) for (text, label), abusive in zip(rows, decided) if int(abusive) != label]
 
@@ -220,7 +224,7 @@ def export(database: Path, out: Path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------- the run
-def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None) -> dict:
+def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None, send: str = "failures") -> dict:
     train, val = demo_split(work, seed)
     half_a, half_b = halves()
     jigsaw = jigsaw_sample_test()
@@ -229,7 +233,8 @@ def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None) -> dict:
         ckpt, timings["fit_base_s"] = fit(train, val, work, "base", seed, epochs)
     from toxicity.inference.scorer import ToxicityClassifier
 
-    corrections = failures(ToxicityClassifier.from_checkpoint(ckpt, device="cpu").predict_proba, half_a)
+    base = ToxicityClassifier.from_checkpoint(ckpt, device="cpu")
+    corrections = decisions(base.predict_proba, half_a, send)
     database = work / "feedback.sqlite"
     send_feedback(ckpt, database, corrections)
     feedback = export(database, work / "feedback.csv")
@@ -242,6 +247,7 @@ def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None) -> dict:
         "base": str(ckpt),
         "seed": seed,
         "max_epochs": epochs or "the recipe's (experiments/demo.yaml: 10)",
+        "sent": send,
         "feedback_sent": len(corrections),
         "feedback_exported": len(feedback),
         "feedback_labels": {"abusive": int(sum(label for _, label in corrections))},
@@ -256,8 +262,10 @@ def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None) -> dict:
 
 def markdown(results: dict) -> str:
     before, after = results["before"], results["after"]
+    what = "failures" if results.get("sent", "failures") == "failures" else "sentences (failures or not)"
     intro = (
-        "benchmarks/feedback_loop.py: the behaviour-suite failures of half A of the suite's templates sent "
+        f"benchmarks/feedback_loop.py --send {results.get('sent', 'failures')}: the correct labels of the "
+        f"behaviour-suite {what} of half A of the suite's templates sent "
         "through comments:suggestscore, exported with `python -m toxicity.feedback export`, added to the "
         f"demo training rows ({results['train_rows']} rows + {results['feedback_exported']} feedback rows), "
         f"retrained with the same recipe (experiments/demo.yaml, max epochs: {results['max_epochs']}) and "
@@ -315,12 +323,18 @@ def main(argv: list[str] | None = None) -> dict:
         "--work", type=Path, default=None, help="where the runs go (default: a temporary folder)"
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--send",
+        choices=("failures", "all"),
+        default="failures",
+        help="the correct labels of half A's failures only, or of all its sentences (every decision)",
+    )
     parser.add_argument("--max-epochs", type=int, default=None, help="both trainings (default: the recipe's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "feedback_loop")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="feedback-loop-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = run(work, args.ckpt, args.seed, args.max_epochs)
+    results = run(work, args.ckpt, args.seed, args.max_epochs, args.send)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))
