@@ -56,6 +56,12 @@ VARIANTS["hybrid"] = ["--config", str(ROOT / "experiments" / "hybrid.yaml")]
 VARIANTS["hybrid_both_always"] = VARIANTS["hybrid"] + ["--model.init_args.branch_dropout", "0"]
 VARIANTS["hybrid_ngram_lr_0.1"] = VARIANTS["hybrid"] + ["--model.init_args.ngram_learning_rate", "0.1"]
 VARIANTS["hybrid_branch_losses"] = VARIANTS["hybrid_both_always"] + ["--model.init_args.branch_loss", "1"]
+VARIANTS["hybrid_warm"] = VARIANTS["hybrid_both_always"] + [
+    "--model.init_args.ngram_warm_start",
+    "true",
+    "--model.init_args.ngram_learning_rate",
+    "0.001",
+]
 VARIANTS["late_fusion"] = []
 LONG_TEXT_ONLY = {"head_tail", "max_length_256"}
 LONG_TEXT_DATASETS = {"jigsaw_sample"}

@@ -183,3 +183,16 @@ def test_the_notebook_runs_on_a_hybrid_checkpoint(hybrid_checkpoint, monkeypatch
     text = outputs_text(notebook)
     assert "hybrid model" in text and "You are a complete idiot" in text
     assert all(tag in text[text.index("validation rows") :] for tag in LABELS)
+
+
+def test_a_warm_start_fits_the_ngram_branch_before_training(hybrid_checkpoint):
+    model = TrainedCheckpoint.read(hybrid_checkpoint).build_model()
+    comments = make_comments(n_clean=60, n_toxic=40)
+    texts, labels = comments["comment_text"].tolist(), comments[list(LABELS)].to_numpy()
+    torch.nn.init.zeros_(model.ngrams.weight)
+    bias = model.head.bias.detach().clone()
+    model.warm_start(texts, labels)
+    spelling = model.ngrams(*NgramHasher(4096).batch(texts).values()).detach()
+    toxic = labels[:, 0] == 1
+    assert spelling[toxic, 0].min() > spelling[~toxic, 0].max()  # the branch alone separates toxic rows
+    assert not torch.equal(model.head.bias, bias)  # the regressions' intercepts moved into the head

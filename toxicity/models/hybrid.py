@@ -38,6 +38,9 @@ class HybridTagger(ToxicCommentTagger):
         branch_loss: weight of each branch's own loss (its logits alone against the tags), added in
             training to the loss of the sum: the n-gram branch fits a small training set within an epoch,
             after which the sum's loss leaves the encoder little to learn from; its own loss does not.
+        ngram_warm_start: before the first step, fit the branch to convergence on the training rows (one
+            L2 logistic regression per tag on the hashed n-grams, scikit-learn), its weights the table's
+            start and its intercepts added to the head's bias; joint training then fine-tunes both.
     """
 
     family = "hybrid"
@@ -50,6 +53,7 @@ class HybridTagger(ToxicCommentTagger):
         ngram_learning_rate: float = 0.02,
         branch_dropout: float = 0.25,
         branch_loss: float = 0.0,
+        ngram_warm_start: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -60,6 +64,25 @@ class HybridTagger(ToxicCommentTagger):
         self.ngram_hasher = NgramHasher(ngram_buckets, tuple(char_ngrams), tuple(word_ngrams))
         self.ngrams = nn.EmbeddingBag(ngram_buckets, len(self.labels), mode="sum")
         nn.init.zeros_(self.ngrams.weight)
+
+    def on_fit_start(self) -> None:
+        if self.hparams.get("ngram_warm_start") and self.trainer.global_step == 0:
+            dataset = self.trainer.datamodule.dataset("train")
+            self.warm_start(dataset.texts, dataset.labels.numpy())
+
+    @torch.no_grad()
+    def warm_start(self, texts: list[str], labels) -> None:
+        """The table and head bias from per-tag logistic regressions on the n-grams of `texts`."""
+        from sklearn.linear_model import LogisticRegression
+
+        features = self.ngram_hasher.matrix(texts)
+        for k in range(len(self.labels)):
+            column = labels[:, k]
+            if column.min() == column.max():  # one class in training: nothing to learn from
+                continue
+            model = LogisticRegression(C=4.0, max_iter=1000).fit(features, column)
+            self.ngrams.weight[:, k] = torch.as_tensor(model.coef_[0], dtype=self.ngrams.weight.dtype)
+            self.head.bias[k] += float(model.intercept_[0])
 
     def forward(
         self,
