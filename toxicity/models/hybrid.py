@@ -31,8 +31,8 @@ class HybridTagger(ToxicCommentTagger):
             2^18 buckets and 6 tags are 6.3 MB of float32).
         char_ngrams: [shortest, longest] character n-grams, inside word boundaries.
         word_ngrams: [shortest, longest] word n-grams.
-        ngram_learning_rate: AdamW learning rate of the branch (a linear model on sparse features needs a
-            far larger step than the encoder); no weight decay.
+        ngram_learning_rate: AdamW learning rate of the branch; no weight decay. Started warm, a small
+            step keeps it near its fitted solution; started from zero it needs a far larger one (0.02).
         branch_dropout: in training, the share of texts that see only the encoder, and again the share that
             see only the n-grams, so that neither half leans on the other (0: both always).
         branch_loss: weight of each branch's own loss (its logits alone against the tags), added in
@@ -50,10 +50,10 @@ class HybridTagger(ToxicCommentTagger):
         ngram_buckets: int = 1 << 18,
         char_ngrams: list[int] = [2, 5],  # noqa: B006 - LightningCLI shows the default; never mutated
         word_ngrams: list[int] = [1, 2],  # noqa: B006
-        ngram_learning_rate: float = 0.02,
-        branch_dropout: float = 0.25,
+        ngram_learning_rate: float = 0.001,
+        branch_dropout: float = 0.0,
         branch_loss: float = 0.0,
-        ngram_warm_start: bool = False,
+        ngram_warm_start: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
