@@ -105,6 +105,21 @@ def test_predict_and_evaluate_run_on_a_hybrid_checkpoint(hybrid_checkpoint, tmp_
     assert classifier.predict("you idiot number 3", threshold="tuned").keys() == set(LABELS)
 
 
+def test_sharded_scoring_matches_the_one_file_scorer(hybrid_checkpoint, tmp_path):
+    from toxicity.predict import main as predict
+
+    source = tmp_path / "texts.csv"
+    make_comments(n_clean=20, n_toxic=20).to_csv(source, index=False)
+    predict(["--ckpt", str(hybrid_checkpoint), "--input", str(source), "--output", str(tmp_path / "one.csv")]
+            + ["--id-column", "id"])  # fmt: skip
+    merged = tmp_path / "merged.csv"
+    predict(["--ckpt", str(hybrid_checkpoint), "--input", str(source), "--output", str(tmp_path / "shards")]
+            + ["--id-column", "id", "--chunk-rows", "16", "--merge", str(merged)])  # fmt: skip
+    expected, got = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(merged)
+    assert got["id"].tolist() == expected["id"].tolist()
+    np.testing.assert_allclose(got[list(LABELS)].to_numpy(), expected[list(LABELS)].to_numpy(), atol=1e-5)
+
+
 def test_onnx_export_is_refused_naming_what_works(hybrid_checkpoint, tmp_path):
     from toxicity.exporters.checks import ExportError
     from toxicity.exporters.onnx import export_onnx
