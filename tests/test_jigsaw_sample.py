@@ -1,5 +1,7 @@
 """Integration: the CPU recipe on the real Kaggle prefix in ../shared/data/jigsaw_sample (minutes)."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.helpers import ROOT, SHARED_DATA, needs_shared_data
@@ -23,6 +25,8 @@ def test_minilm_two_epochs_scores_kaggle_test_rows(tmp_path):
             "false",
             "--checkpoint.dirpath",
             str(tmp_path / "checkpoints"),
+            "--best_link",  # not the repository's checkpoints/best-checkpoint.ckpt, which is the user's
+            str(tmp_path / "checkpoints" / "best-checkpoint.ckpt"),
             "--trainer.logger.init_args.save_dir",
             str(tmp_path / "logs"),
         ]
@@ -31,3 +35,6 @@ def test_minilm_two_epochs_scores_kaggle_test_rows(tmp_path):
     assert len(cli.datamodule.frames["train"]) + len(cli.datamodule.frames["val"]) == 2886
     metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
     assert metrics["test_auroc_mean"] >= 0.90, metrics
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").resolve() == Path(
+        cli.trainer.checkpoint_callback.best_model_path
+    ).resolve()
