@@ -66,6 +66,31 @@ def test_the_classifier_scores_with_both_branches(hybrid_checkpoint):
     assert not np.allclose(probs, torch.sigmoid(meaning).numpy(), atol=1e-3)
 
 
+def test_a_failing_batch_is_scored_again_row_by_row_with_each_rows_ngrams(hybrid_checkpoint, monkeypatch):
+    classifier = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu")
+    model, expected = classifier.model, classifier.predict_proba(TEXTS)
+    ids = tokenize_texts(model.tokenizer, TEXTS, 48)
+    batch = PadToLongest(0, ngrams=model.ngram_hasher)(
+        [{"input_ids": row, "text": text, "index": k} for k, (row, text) in enumerate(zip(ids, TEXTS))]
+    )
+    logits_of = model.logits_of
+
+    def fails_with_more_than_one_row(rows):
+        if len(rows["input_ids"]) > 1:
+            raise RuntimeError("out of memory")
+        if "y0u" in model.tokenizer.decode(rows["input_ids"][0]):
+            raise RuntimeError("this row alone")
+        return logits_of(rows)
+
+    monkeypatch.setattr(model, "logits_of", fails_with_more_than_one_row)
+    with torch.no_grad():
+        scored = model.predict_step(batch, 0)
+    assert list(scored["errors"]) == [2] and "this row alone" in scored["errors"][2]
+    probs = scored["probs"].numpy()
+    assert np.isnan(probs[2]).all()
+    np.testing.assert_allclose(np.delete(probs, 2, axis=0), np.delete(expected, 2, axis=0), atol=1e-5)
+
+
 def test_batches_without_ngram_features_are_refused_naming_what_builds_them(hybrid_checkpoint):
     model = TrainedCheckpoint.read(hybrid_checkpoint).build_model()
     ids = torch.tensor([[101, 2000, 102]])

@@ -97,21 +97,29 @@ class TaggerModule(pl.LightningModule):
         `attention_mask`, `index`), for `Trainer.predict`. A batch that fails is scored again one row at a
         time (as BatchScorer does): a row that fails alone gets NaN and its error in `errors` (row -> text).
         """
-        ids, mask = batch["input_ids"], batch["attention_mask"]
         errors: dict[int, str] = {}
         try:
-            probs = torch.sigmoid(self(ids, mask).float())
+            probs = self.batch_probabilities(batch)
         except Exception:  # noqa: BLE001 (any model error: each row is retried alone below)
-            probs = torch.full((len(ids), len(self.labels)), float("nan"), device=ids.device)
-            for row in range(len(ids)):
-                width = int(mask[row].sum())
+            rows = len(batch["input_ids"])
+            probs = torch.full((rows, len(self.labels)), float("nan"), device=batch["input_ids"].device)
+            for row in range(rows):
                 try:
-                    probs[row] = torch.sigmoid(
-                        self(ids[row : row + 1, :width], mask[row : row + 1, :width]).float()
-                    )
+                    probs[row] = self.batch_probabilities(self.one_row(batch, row))[0]
                 except Exception as error:  # noqa: BLE001 (recorded and counted by the writer)
                     errors[row] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
         return {"index": batch["index"], "probs": probs, "errors": errors}
+
+    def batch_probabilities(self, batch: dict) -> torch.Tensor:
+        return torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float())
+
+    def one_row(self, batch: dict, row: int) -> dict:
+        """Row `row` of a batch as a batch of one, without its padding."""
+        width = int(batch["attention_mask"][row].sum())
+        return {
+            "input_ids": batch["input_ids"][row : row + 1, :width],
+            "attention_mask": batch["attention_mask"][row : row + 1, :width],
+        }
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup

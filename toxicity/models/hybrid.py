@@ -128,8 +128,20 @@ class HybridTagger(ToxicCommentTagger):
         alone = sum(self.loss_fn(branch.float(), labels) for branch in self._branches)
         return loss + weight * alone
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"index": batch["index"], "probs": torch.sigmoid(self.logits_of(batch).float())}
+    def batch_probabilities(self, batch: dict) -> torch.Tensor:
+        return torch.sigmoid(self.logits_of(batch).float())
+
+    def one_row(self, batch: dict, row: int) -> dict:
+        """Row `row` as a batch of one, with its own bag of n-grams."""
+        offsets, ids = batch["ngram_offsets"], batch["ngram_ids"]
+        begin = int(offsets[row])
+        end = int(offsets[row + 1]) if row + 1 < len(offsets) else len(ids)
+        return {
+            **super().one_row(batch, row),
+            "ngram_ids": ids[begin:end],
+            "ngram_offsets": offsets.new_zeros(1),
+            "ngram_weights": batch["ngram_weights"][begin:end],
+        }
 
     def parameter_groups(self) -> list[dict]:
         """The encoder's groups, and the n-gram table in its own group at `ngram_learning_rate`."""
