@@ -77,6 +77,11 @@ def assert_same_scores(merged: pd.DataFrame, reference: pd.DataFrame) -> None:
     assert (merged[PRED_COLUMNS].to_numpy() == reference[PRED_COLUMNS].to_numpy()).all()
 
 
+def sharded(ckpt: Path, source: Path, out: Path) -> list[str]:
+    """predict's arguments for scoring `source` into the shard folder `out`, 64 rows a chunk."""
+    return ["--ckpt", str(ckpt), "--input", str(source), "--output", str(out), "--chunk-rows", "64"]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -234,16 +239,7 @@ def test_bf16_autocast_path_on_cpu_is_close_to_float32(tiny_checkpoint, table, r
     """The path a GPU takes by default (bf16-mixed), run on the CPU: scores move by little, and a rerun
     with another precision is refused instead of mixing shards of both."""
     out = tmp_path / "scored"
-    base = [
-        "--ckpt",
-        str(tiny_checkpoint),
-        "--input",
-        str(table[0]),
-        "--output",
-        str(out),
-        "--chunk-rows",
-        "64",
-    ]
+    base = sharded(tiny_checkpoint, table[0], out)
     main([*base, "--precision", "bf16-mixed", "--merge", str(tmp_path / "merged.csv")])
     got = pd.read_csv(tmp_path / "merged.csv", dtype={"id": str})
     assert got["id"].tolist() == reference["id"].tolist()
@@ -334,16 +330,7 @@ def test_refusals_name_the_file_and_what_to_do(tiny_checkpoint, table, tmp_path,
 
 def test_another_jobs_folder_is_refused_unless_the_manifest_matches(tiny_checkpoint, table, tmp_path, capsys):
     out = tmp_path / "scored"
-    first = [
-        "--ckpt",
-        str(tiny_checkpoint),
-        "--input",
-        str(table[0]),
-        "--output",
-        str(out),
-        "--chunk-rows",
-        "64",
-    ]
+    first = sharded(tiny_checkpoint, table[0], out)
     main(first)
     shards = sorted(out.glob("part-*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in shards]
