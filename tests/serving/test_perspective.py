@@ -45,7 +45,8 @@ def toxicity(texts: list[str], direct: ToxicityClassifier) -> list[float]:
     return direct.predict_proba(texts)[:, 0].tolist()
 
 
-def test_span_annotations_score_each_sentence(keyed, direct):
+def test_span_annotations_score_each_sentence_and_the_summary_is_their_length_weighted_mean(keyed, direct):
+    """As in the reference's example: its summary (0.69036055) is its two spans' scores weighted by length."""
     status, body = analyze(
         keyed,
         {
@@ -56,7 +57,8 @@ def test_span_annotations_score_each_sentence(keyed, direct):
         },
     )
     assert status == 200 and body["languages"] == ["en"]
-    summary, first, second = toxicity([EXAMPLE, EXAMPLE[:31], EXAMPLE[32:]], direct)
+    first, second = toxicity([EXAMPLE[:31], EXAMPLE[32:]], direct)
+    summary = (31 * first + 24 * second) / 55
     spans = body["attributeScores"]["TOXICITY"]["spanScores"]
     assert [(span["begin"], span["end"]) for span in spans] == [(0, 31), (32, 56)]
     assert [span["score"]["type"] for span in spans] == ["PROBABILITY"] * 2
@@ -101,11 +103,13 @@ def test_an_html_comment_is_scored_without_its_markup(keyed, direct):
         "Thanks for the <a href='/x'>fix</a>.",
         "You are a stupid&nbsp;idiot.",
     ]
+    expected = toxicity(["Thanks for the fix.", "You are a stupid\xa0idiot."], direct)
+    np.testing.assert_allclose([span["score"]["value"] for span in scores["spanScores"]], expected, atol=1e-5)
+    status, body = analyze(keyed, request)  # without spans: the summary is the text's score
     text = "\nThanks for the fix.\n\nYou are a stupid\xa0idiot.\n"
-    expected = toxicity([text, "Thanks for the fix.", "You are a stupid\xa0idiot."], direct)
-    scored = [scores["summaryScore"]["value"]] + [span["score"]["value"] for span in scores["spanScores"]]
-    np.testing.assert_allclose(scored, expected, atol=1e-5)
-    assert toxicity([html], direct)[0] != pytest.approx(expected[0], abs=1e-3)  # the markup was not scored
+    summary = body["attributeScores"]["TOXICITY"]["summaryScore"]["value"]
+    assert summary == pytest.approx(toxicity([text], direct)[0], abs=1e-5)
+    assert toxicity([html], direct)[0] != pytest.approx(summary, abs=1e-3)  # the markup was not scored
     status, body = analyze(keyed, {**request, "comment": {"text": "<p><br/></p>", "type": "HTML"}})
     assert status == 400 and body["error"]["details"][0]["errorType"] == "COMMENT_EMPTY"
 
