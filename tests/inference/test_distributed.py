@@ -6,6 +6,7 @@ About a minute on 2 busy cores (each multi-process run starts 2 Python processes
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,6 +118,22 @@ def test_two_processes_under_lightnings_launcher_score_every_row_once(
     duckdb = pytest.importorskip("duckdb")
     ids = duckdb.sql(f"SELECT id FROM read_parquet('{out}/*.parquet') ORDER BY row").fetchall()
     assert [row[0] for row in ids] == reference["id"].tolist()
+    read_by_spark(out, reference)
+
+
+def read_by_spark(out: Path, reference: pd.DataFrame) -> None:
+    """Spark reads the folder as it is written (its own rule skips `_` and `.` names); a local session."""
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs a Java runtime (`apt-get install default-jre-headless`); none on PATH")
+    pyspark = pytest.importorskip("pyspark", reason="pyspark is in the dev extra: pip install -e '.[dev]'")
+    spark = (
+        pyspark.sql.SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    )
+    try:
+        scored = spark.read.parquet(str(out)).orderBy("row").toPandas()
+    finally:
+        spark.stop()
+    assert_same_scores(scored.reset_index(drop=True), reference)
 
 
 def test_torchrun_two_nodes_on_localhost(tiny_checkpoint, table, reference, tmp_path):
@@ -144,6 +161,64 @@ def test_torchrun_two_nodes_on_localhost(tiny_checkpoint, table, reference, tmp_
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
     assert "Scored 240 comments" in outputs[0][0] and "on 2 process(es)" in outputs[0][0]
     assert "Scored" not in outputs[1][0]  # only global rank 0 reports
+    assert_same_scores(pd.read_csv(tmp_path / "merged.csv", dtype={"id": str}), reference)
+
+
+def slurm_job_id_with_a_free_port() -> str:
+    """A job id whose port (Lightning's SLURM environment: 15000 + the id's last four digits) is free."""
+    for last_four in np.random.default_rng().permutation(10_000):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", 15_000 + int(last_four)))
+            except OSError:
+                continue
+        return f"77{last_four:04d}"
+    raise RuntimeError("no free port in 15000-24999")
+
+
+def test_two_tasks_under_slurm_environment(tiny_checkpoint, table, reference, tmp_path):
+    """Two processes started as `srun --ntasks-per-node 2` starts them, with only the environment it sets:
+    Lightning's SLURM environment gives ranks, world size and rendezvous; devices and nodes come from
+    SLURM_NTASKS_PER_NODE and SLURM_NNODES."""
+    out, job_id = tmp_path / "scored", slurm_job_id_with_a_free_port()
+    args = ["--input", str(table[1]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"]
+    srun = {
+        **{key: value for key, value in QUIET.items() if not key.startswith(("SLURM_", "MASTER_"))},
+        "SLURM_JOB_ID": job_id,
+        "SLURM_JOB_NAME": "score",
+        "SLURM_NODELIST": "localhost",
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_NNODES": "1",
+        "SLURM_NODEID": "0",
+    }
+    tasks = [
+        subprocess.Popen(
+            [
+                *(
+                    sys.executable,
+                    "-m",
+                    "toxicity.predict",
+                    "--ckpt",
+                    str(tiny_checkpoint),
+                    "--batch-size",
+                    "16",
+                ),
+                *(args + (["--merge", str(tmp_path / "merged.csv")] if task == 0 else [])),
+            ],
+            cwd=ROOT,
+            env={**srun, "SLURM_PROCID": str(task), "SLURM_LOCALID": str(task)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for task in (0, 1)
+    ]
+    outputs = [task.communicate(timeout=300) for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    assert "Scored 240 comments" in outputs[0][0] and "on 2 process(es)" in outputs[0][0]
+    records = [json.loads(path.read_text()) for path in sorted((out / DONE_FOLDER).glob("*.json"))]
+    assert {record["rank"] for record in records} == {0, 1}
     assert_same_scores(pd.read_csv(tmp_path / "merged.csv", dtype={"id": str}), reference)
 
 
