@@ -165,11 +165,14 @@ def compare(folder_a: Path, folder_b: Path) -> dict:
 def machine() -> dict:
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     others = subprocess.run(
-        ["ps", "-eo", "pcpu,args", "--sort=-pcpu"], capture_output=True, text=True, check=False
+        ["ps", "-eo", "stat,pcpu,args", "--sort=-pcpu"], capture_output=True, text=True, check=False
     )
-    lines = [line.strip()[:160] for line in others.stdout.splitlines()[1:]]
-    busy = [line for line in lines if "distributed_predict" not in line][:7]  # not this benchmark itself
-    return {"uptime": uptime, "top_processes": busy}
+    # %CPU is each process's lifetime average; a stopped one (state T, e.g. paused with SIGSTOP) takes none
+    rows = [line.strip().split(None, 1) for line in others.stdout.splitlines()[1:]]
+    lines = [rest[:160] for state, rest in rows if "distributed_predict" not in rest]  # not this benchmark
+    stopped = {rest[:160] for state, rest in rows if state.startswith("T")}
+    busy = [line for line in lines if line not in stopped][:7]
+    return {"uptime": uptime, "top_processes": busy, "stopped_processes": sorted(stopped)[:7]}
 
 
 # ----------------------------------------------------------------------------------------------- main
@@ -303,6 +306,9 @@ def markdown(result: dict) -> str:
         lines += ["", text]
     lines += ["", "Busiest processes before the run:", ""]
     lines += [f"    {line}" for line in result["load_before"]["top_processes"]]
+    stopped = result["load_before"].get("stopped_processes")
+    if stopped:
+        lines += ["", "Stopped (state T, taking no CPU):", "", *(f"    {line}" for line in stopped)]
     return "\n".join(lines) + "\n"
 
 

@@ -68,6 +68,10 @@ VARIANTS["hybrid_ngram_lr_0.1"] = VARIANTS["hybrid_zero_start"] + [
     "0.1",
 ]
 VARIANTS["hybrid_branch_losses"] = VARIANTS["hybrid_both_always"] + ["--model.init_args.branch_loss", "1"]
+VARIANTS["hybrid_frozen_table"] = VARIANTS["hybrid"] + [  # the warm table kept as fitted: the encoder
+    "--model.init_args.ngram_learning_rate",  # learns what the n-gram regressions leave
+    "0",
+]
 VARIANTS["late_fusion"] = []
 LONG_TEXT_ONLY = {"head_tail", "max_length_256"}
 LONG_TEXT_DATASETS = {"jigsaw_sample"}
