@@ -83,6 +83,22 @@ def sharded(ckpt: Path, source: Path, out: Path) -> list[str]:
     return ["--ckpt", str(ckpt), "--input", str(source), "--output", str(out), "--chunk-rows", "64"]
 
 
+def run_together(commands: list[list[str]], envs: list[dict] | None = None) -> list[tuple[str, str]]:
+    """Starts the commands at once from the repository root, waits for all, and returns their (stdout,
+    stderr) once every one has exited 0."""
+    processes = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for command, env in zip(commands, envs or [QUIET] * len(commands))
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0] * len(processes), "\n".join(
+        stderr[-3000:] for _, stderr in outputs
+    )
+    return outputs
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -141,24 +157,18 @@ def test_torchrun_two_nodes_on_localhost(tiny_checkpoint, table, reference, tmp_
     environment torchrun sets (LOCAL_WORLD_SIZE, WORLD_SIZE, NODE_RANK, MASTER_ADDR...)."""
     out, port = tmp_path / "scored", free_port()
     args = ["--input", str(table[1]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"]
-    nodes = [
-        subprocess.Popen(
+    predict_args = ["--ckpt", str(tiny_checkpoint), "--batch-size", "16", *args]
+    outputs = run_together(
+        [
             [
                 *(sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"),
                 *("--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", str(port)),
-                *("-m", "toxicity.predict", "--ckpt", str(tiny_checkpoint), "--batch-size", "16", *args),
+                *("-m", "toxicity.predict", *predict_args),
                 *(["--merge", str(tmp_path / "merged.csv")] if node == 0 else []),
-            ],
-            cwd=ROOT,
-            env=QUIET,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for node in (0, 1)
-    ]
-    outputs = [node.communicate(timeout=300) for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+            ]
+            for node in (0, 1)
+        ]
+    )
     assert "Scored 240 comments" in outputs[0][0] and "on 2 process(es)" in outputs[0][0]
     assert "Scored" not in outputs[1][0]  # only global rank 0 reports
     assert_same_scores(pd.read_csv(tmp_path / "merged.csv", dtype={"id": str}), reference)
@@ -192,30 +202,11 @@ def test_two_tasks_under_slurm_environment(tiny_checkpoint, table, reference, tm
         "SLURM_NNODES": "1",
         "SLURM_NODEID": "0",
     }
-    tasks = [
-        subprocess.Popen(
-            [
-                *(
-                    sys.executable,
-                    "-m",
-                    "toxicity.predict",
-                    "--ckpt",
-                    str(tiny_checkpoint),
-                    "--batch-size",
-                    "16",
-                ),
-                *(args + (["--merge", str(tmp_path / "merged.csv")] if task == 0 else [])),
-            ],
-            cwd=ROOT,
-            env={**srun, "SLURM_PROCID": str(task), "SLURM_LOCALID": str(task)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for task in (0, 1)
-    ]
-    outputs = [task.communicate(timeout=300) for task in tasks]
-    assert [task.returncode for task in tasks] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    predict = [sys.executable, "-m", "toxicity.predict", "--ckpt", str(tiny_checkpoint), "--batch-size", "16"]
+    outputs = run_together(
+        [[*predict, *args, "--merge", str(tmp_path / "merged.csv")], [*predict, *args]],
+        envs=[{**srun, "SLURM_PROCID": str(task), "SLURM_LOCALID": str(task)} for task in (0, 1)],
+    )
     assert "Scored 240 comments" in outputs[0][0] and "on 2 process(es)" in outputs[0][0]
     records = [json.loads(path.read_text()) for path in sorted((out / DONE_FOLDER).glob("*.json"))]
     assert {record["rank"] for record in records} == {0, 1}
