@@ -55,17 +55,21 @@ class NgramRegressions:
     def __init__(self, use_idf: bool, balanced: bool):
         self.hasher, self.use_idf, self.balanced = NgramHasher(), use_idf, balanced
 
-    def features(self, texts: list[str]):
-        if not self.use_idf:
-            return self.hasher.matrix(texts)
+    def counts(self, texts: list[str]):
+        """log(1 + count) of each hashed n-gram, as NgramHasher.matrix has them before its L2 step."""
         words, chars = self.hasher._vectorizers
         counts = (words.transform(texts) + chars.transform(texts)).tocsr()
         np.log1p(counts.data, out=counts.data)
-        if not hasattr(self, "idf"):
-            self.idf = TfidfTransformer(norm=None).fit(counts).idf_
-        return normalize(counts.multiply(self.idf).tocsr(), norm="l2")
+        return counts
+
+    def features(self, texts: list[str]):
+        if not self.use_idf:
+            return self.hasher.matrix(texts)
+        return normalize(self.counts(texts).multiply(self.idf).tocsr(), norm="l2")
 
     def fit(self, texts: list[str], labels: np.ndarray) -> NgramRegressions:
+        if self.use_idf:  # fitted on the training rows only
+            self.idf = TfidfTransformer(norm=None).fit(self.counts(texts)).idf_
         features = self.features(texts)
         weights = "balanced" if self.balanced else None
         self.models = [
