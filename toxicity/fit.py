@@ -189,8 +189,8 @@ def refuse_moved_class_paths(args: Sequence[str]) -> None:
 
 def make_cli(args=None) -> ToxicityCLI:
     return ToxicityCLI(
-        # a family: toxicity.models.encoder.ToxicCommentTagger (default) or
-        # toxicity.models.text2text.TextToTextTagger
+        # a family: toxicity.models.encoder.ToxicCommentTagger (default),
+        # toxicity.models.hybrid.HybridTagger or toxicity.models.text2text.TextToTextTagger
         TaggerModule,
         ToxicCommentsDataModule,
         subclass_mode_model=True,

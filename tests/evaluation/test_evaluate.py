@@ -427,6 +427,20 @@ def test_compare_names_randomly_initialised_runs_from_scratch(tmp_path, model, n
     assert describe(logged_run(tmp_path, model)).endswith(named)
 
 
+@pytest.mark.parametrize(
+    ("class_path", "family"),
+    [
+        ("toxicity.models.encoder.ToxicCommentTagger", "encoder"),
+        ("toxicity.models.hybrid.HybridTagger", "hybrid"),
+        ("toxicity.models.text2text.TextToTextTagger", "text2text"),
+    ],
+)
+def test_compare_names_each_runs_model_family(tmp_path, class_path, family):
+    from toxicity.evaluation.compare import describe
+
+    assert f": {family} " in describe(logged_run(tmp_path, {"class_path": class_path}))
+
+
 def test_a_tweeteval_folder_without_the_requested_split_names_the_missing_file(tmp_path):
     folder = tmp_path / "tweeteval_offensive"
     folder.mkdir()

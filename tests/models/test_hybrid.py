@@ -46,7 +46,7 @@ def test_the_checkpoint_holds_a_hybrid_and_the_ngram_branch_learned(hybrid_check
     assert checkpoint.family == "hybrid"
     assert (checkpoint.hparams["ngram_buckets"], checkpoint.hparams["char_ngrams"]) == (4096, [2, 5])
     model = checkpoint.build_model()
-    assert model.ngrams.weight.abs().max() > 0.01  # started at zero: training moved it
+    assert model.ngrams.weight.abs().max() > 0.01  # warm-started and trained: not the zero table
 
 
 def test_the_classifier_scores_with_both_branches(hybrid_checkpoint):
@@ -98,6 +98,17 @@ def test_batches_without_ngram_features_are_refused_naming_what_builds_them(hybr
         model(ids, torch.ones_like(ids))
 
 
+def test_the_hasher_sent_to_a_dataloader_worker_gives_the_same_features():
+    import pickle
+
+    hasher = NgramHasher(4096)
+    hasher.batch(TEXTS)  # builds the vectorizers, which are not sent
+    copy = pickle.loads(pickle.dumps(hasher))
+    assert copy == hasher and "_vectorizers" not in copy.__dict__
+    for key, value in hasher.batch(TEXTS).items():
+        assert torch.equal(copy.batch(TEXTS)[key], value), key
+
+
 def test_training_batches_carry_the_ngram_features(hybrid_checkpoint):
     from toxicity.data.datamodule import ToxicCommentsDataModule
 
@@ -145,12 +156,15 @@ def test_sharded_scoring_matches_the_one_file_scorer(hybrid_checkpoint, tmp_path
     np.testing.assert_allclose(got[list(LABELS)].to_numpy(), expected[list(LABELS)].to_numpy(), atol=1e-5)
 
 
-def test_onnx_export_is_refused_naming_what_works(hybrid_checkpoint, tmp_path):
+def test_export_is_refused_naming_what_works(hybrid_checkpoint, tmp_path):
     from toxicity.exporters.checks import ExportError
+    from toxicity.exporters.huggingface import export_huggingface
     from toxicity.exporters.onnx import export_onnx
 
-    with pytest.raises(ExportError, match="a hybrid checkpoint.*ToxicityClassifier.from_checkpoint"):
-        export_onnx(hybrid_checkpoint, tmp_path / "onnx")
+    for export in (export_onnx, export_huggingface):
+        with pytest.raises(ExportError, match="a hybrid checkpoint.*ToxicityClassifier.from_checkpoint"):
+            export(hybrid_checkpoint, tmp_path / "export")
+    assert not (tmp_path / "export").exists()
 
 
 # ------------------------------------------------------------------------------ a tampered n-gram part
@@ -160,6 +174,20 @@ def test_an_ngram_table_of_another_size_is_refused(hybrid_checkpoint, tmp_path):
 
     with pytest.raises(CheckpointError, match=r"refused: its model config makes 'ngrams.weight'"):
         TrainedCheckpoint.read(edited(hybrid_checkpoint, tmp_path, more_buckets)).build_model()
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda state: state.update({"ngrams.weight": state["ngrams.weight"][:2048]}),
+        lambda state: state.pop("ngrams.weight"),
+    ],
+    ids=["table cut short", "table removed"],
+)
+def test_a_tampered_ngram_table_is_refused(hybrid_checkpoint, tmp_path, tamper):
+    path = edited(hybrid_checkpoint, tmp_path, lambda contents: tamper(contents["state_dict"]))
+    with pytest.raises(CheckpointError, match=r"'ngrams\.weight'"):
+        TrainedCheckpoint.read(path).build_model()
 
 
 @pytest.mark.parametrize(
@@ -236,3 +264,43 @@ def test_a_warm_start_fits_the_ngram_branch_before_training(hybrid_checkpoint):
     toxic = labels[:, 0] == 1
     assert spelling[toxic, 0].min() > spelling[~toxic, 0].max()  # the branch alone separates toxic rows
     assert not torch.equal(model.head.bias, bias)  # the regressions' intercepts moved into the head
+
+
+def test_scores_under_bf16_autocast_stay_close_to_float32(hybrid_checkpoint):
+    """A GPU run trains and scores in bf16-mixed by default: the n-gram branch must run under autocast."""
+    model = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu").model
+    ids = tokenize_texts(model.tokenizer, TEXTS, 48)
+    batch = PadToLongest(0, ngrams=model.ngram_hasher)(
+        [{"input_ids": row, "text": text, "index": k} for k, (row, text) in enumerate(zip(ids, TEXTS))]
+    )
+    with torch.no_grad():
+        full = model.batch_probabilities(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model.batch_probabilities(batch)
+    np.testing.assert_allclose(mixed.numpy(), full.numpy(), atol=0.02)
+
+
+def test_a_resumed_run_keeps_its_table_and_is_not_warm_started_again(tmp_path, monkeypatch):
+    from toxicity.fit import main
+    from toxicity.models.hybrid import HybridTagger
+
+    warm_starts = []
+    fit_table = HybridTagger.warm_start
+
+    def counted(self, texts, labels):
+        warm_starts.append(len(texts))
+        fit_table(self, texts, labels)
+
+    monkeypatch.setattr(HybridTagger, "warm_start", counted)
+    data = tmp_path / "comments.csv"
+    make_comments(n_clean=60, n_toxic=40).to_csv(data, index=False)
+    main(fit_args(tmp_path, data, "--trainer.max_epochs", "1", config=TINY_HYBRID_YAML))
+    assert len(warm_starts) == 1
+    last = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints" / "last.ckpt"
+    resumed = main(
+        fit_args(
+            tmp_path, data, "--trainer.max_epochs", "2", "--ckpt_path", str(last), config=TINY_HYBRID_YAML
+        )
+    )
+    assert len(warm_starts) == 1  # the resumed run starts from the saved table and head bias
+    assert resumed.trainer.current_epoch == 2

@@ -1,9 +1,10 @@
 """Hashed character and word n-grams of each text: the spelling half of the hybrid tagger.
 
 Texts become bags of bucket ids (scikit-learn's HashingVectorizer: MurmurHash3, no vocabulary to store)
-with sublinear, L2-normalised counts, as the TF-IDF baseline weighs its features (without idf). They are
-computed where a batch is built (PadToLongest), from the batch's texts, so training, evaluation and every
-scorer feed the model the same features. The settings are plain numbers, kept in the model's
+weighted log(1 + count), the word and character n-grams of a text normalised together to L2 norm 1 (the
+TF-IDF baseline uses 1 + log(count) with idf and normalises each block alone). They are computed where
+a batch is built (PadToLongest), from the batch's texts, so training, evaluation and every scorer feed the
+model the same features. The settings are plain numbers, kept in the model's
 hyper-parameters: a checkpoint stores no vocabulary and nothing pickled.
 """
 

@@ -23,6 +23,7 @@ from toxicity.core.errors import DataError
 from toxicity.core.files import refuse_to_overwrite, write_text_atomically
 from toxicity.evaluation import plots
 from toxicity.evaluation.runlog import read_scalars
+from toxicity.models.families import ENCODER, FAMILIES
 
 LOSS_LEVELS = (0.1, 0.06)
 
@@ -48,7 +49,8 @@ def describe(folder: Path) -> str:
     config = yaml.safe_load(config_file.read_text()) or {}
     model = config.get("model") or {}
     init = model.get("init_args", model)
-    family = "text2text" if "text2text" in str(model.get("class_path", "")) else "encoder"
+    class_name = str(model.get("class_path", "")).rsplit(".", 1)[-1]
+    family = next((name for name, tagger in FAMILIES.items() if tagger.__name__ == class_name), ENCODER)
     shape = init.get("architecture") or init.get("pooling") or ""
     pretrained = "pretrained" if starts_pretrained(init) else "from scratch"
     backbone = str(init.get("backbone", "")).rsplit("/", 1)[-1]

@@ -40,10 +40,11 @@ class ProbabilityModel(nn.Module):
 
 
 def encoder_checkpoint(ckpt_path: str | Path) -> TrainedCheckpoint:
-    """The checkpoint, read once; a text-to-text checkpoint is refused with what to use instead.
+    """The checkpoint, read once; any other family is refused with what to use instead.
 
-    A text-to-text model scores by generating (a loop of decoder steps with its own stopping rule), which
-    neither a single ONNX graph of ours nor a stock Hugging Face classification head represents.
+    A text-to-text model scores by generating (a loop of decoder steps with its own stopping rule), and a
+    hybrid one reads hashed n-grams computed outside the graph (scikit-learn's HashingVectorizer): neither
+    a single ONNX graph of ours nor a stock Hugging Face classification head represents them.
     """
     checkpoint = TrainedCheckpoint.read(ckpt_path)
     if checkpoint.family != ENCODER:

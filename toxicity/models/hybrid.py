@@ -4,8 +4,9 @@
 The encoder reads "you are not an idiot" as it is meant; the n-gram branch reads "1d10t" and "i.d.i.o.t",
 which a subword encoder trained on a few thousand rows has rarely seen. The branch is an `nn.EmbeddingBag`
 of `ngram_buckets` rows, one logit per tag each (a logistic regression on hashed n-grams, as the TF-IDF
-baseline is, without idf), started at zero so training begins from the encoder alone. Its features come
-with each batch (PadToLongest with the model's `ngram_hasher`), never from raw strings inside `forward`.
+baseline is, without idf). By default (`ngram_warm_start`) the table starts as those regressions fitted on
+the training rows; otherwise at zero, so training begins from the encoder alone. Its features come with
+each batch (PadToLongest with the model's `ngram_hasher`), never from raw strings inside `forward`.
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ class HybridTagger(ToxicCommentTagger):
         nn.init.zeros_(self.ngrams.weight)
 
     def on_fit_start(self) -> None:
-        if self.hparams.get("ngram_warm_start") and self.trainer.global_step == 0:
+        # Lightning restores the weights before this hook but the step count after it: a resumed run is
+        # told apart by its ckpt_path, and keeps its table and head bias as saved.
+        if self.hparams.get("ngram_warm_start") and self.trainer.ckpt_path is None:
             dataset = self.trainer.datamodule.dataset("train")
             self.warm_start(dataset.texts, dataset.labels.numpy())
 
@@ -100,7 +103,10 @@ class HybridTagger(ToxicCommentTagger):
         if ngram_ids is None or ngram_offsets is None or ngram_weights is None:
             raise ValueError(NGRAMS_MISSING)
         meaning = super().forward(input_ids, attention_mask)
-        spelling = self.ngrams(ngram_ids, ngram_offsets, per_sample_weights=ngram_weights.to(meaning.dtype))
+        # the table's dtype, not the encoder's: under autocast the encoder's logits are bf16, the table not
+        spelling = self.ngrams(
+            ngram_ids, ngram_offsets, per_sample_weights=ngram_weights.to(self.ngrams.weight.dtype)
+        )
         return meaning, spelling
 
     def logits_of(self, batch: dict) -> torch.Tensor:
