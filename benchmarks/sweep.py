@@ -72,6 +72,7 @@ VARIANTS["hybrid_frozen_table"] = VARIANTS["hybrid"] + [  # the warm table kept 
     "--model.init_args.ngram_learning_rate",  # learns what the n-gram regressions leave
     "0",
 ]
+VARIANTS["hybrid_balanced"] = VARIANTS["hybrid"] + ["--model.init_args.ngram_class_weight", "balanced"]
 VARIANTS["late_fusion"] = []
 LONG_TEXT_ONLY = {"head_tail", "max_length_256"}
 LONG_TEXT_DATASETS = {"jigsaw_sample"}

@@ -304,3 +304,28 @@ def test_a_resumed_run_keeps_its_table_and_is_not_warm_started_again(tmp_path, m
     )
     assert len(warm_starts) == 1  # the resumed run starts from the saved table and head bias
     assert resumed.trainer.current_epoch == 2
+
+
+def test_a_class_balanced_warm_start_scores_a_rare_tags_rows_higher(hybrid_checkpoint):
+    comments = make_comments(n_clean=60, n_toxic=40)  # severe_toxic: 8 rows of 100
+    texts, labels = comments["comment_text"].tolist(), comments[list(LABELS)].to_numpy()
+    severe = labels[:, 1] == 1
+
+    def fitted_branch_probability(class_weight):
+        model = TrainedCheckpoint.read(hybrid_checkpoint).build_model()
+        model.hparams.ngram_class_weight = class_weight
+        torch.nn.init.zeros_(model.ngrams.weight)
+        bias = model.head.bias.detach().clone()
+        model.warm_start(texts, labels)
+        logits = model.ngrams(*NgramHasher(4096).batch(texts).values()).detach() + (model.head.bias - bias)
+        return torch.sigmoid(logits[severe, 1]).mean().item()
+
+    unweighted, balanced = fitted_branch_probability(None), fitted_branch_probability("balanced")
+    assert unweighted < 0.5 < balanced
+
+
+def test_an_unknown_class_weight_is_refused():
+    from toxicity.models.hybrid import HybridTagger
+
+    with pytest.raises(ValueError, match='ngram_class_weight must be "balanced" or null'):
+        HybridTagger(ngram_class_weight="inverse", encoder_config={"model_type": "bert", "hidden_size": 32})

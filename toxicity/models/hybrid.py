@@ -42,6 +42,8 @@ class HybridTagger(ToxicCommentTagger):
         ngram_warm_start: before the first step, fit the branch to convergence on the training rows (one
             L2 logistic regression per tag on the hashed n-grams, scikit-learn), its weights the table's
             start and its intercepts added to the head's bias; joint training then fine-tunes both.
+        ngram_class_weight: "balanced" fits those regressions with each tag's rare class weighted up, as
+            the TF-IDF baseline does (its spelled insults then score over 0.5); None weighs every row alike.
     """
 
     family = "hybrid"
@@ -55,13 +57,16 @@ class HybridTagger(ToxicCommentTagger):
         branch_dropout: float = 0.0,
         branch_loss: float = 0.0,
         ngram_warm_start: bool = True,
+        ngram_class_weight: str | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         if branch_loss < 0:
             raise ValueError(f"branch_loss must be 0 or more, got {branch_loss}.")
         if not 0.0 <= branch_dropout <= 0.5:
             raise ValueError(f"branch_dropout must be from 0 to 0.5, got {branch_dropout}.")
+        if ngram_class_weight not in (None, "balanced"):
+            raise ValueError(f'ngram_class_weight must be "balanced" or null, got {ngram_class_weight!r}.')
+        super().__init__(**kwargs)
         self.ngram_hasher = NgramHasher(ngram_buckets, tuple(char_ngrams), tuple(word_ngrams))
         self.ngrams = nn.EmbeddingBag(ngram_buckets, len(self.labels), mode="sum")
         nn.init.zeros_(self.ngrams.weight)
@@ -83,7 +88,8 @@ class HybridTagger(ToxicCommentTagger):
             column = labels[:, k]
             if column.min() == column.max():  # one class in training: nothing to learn from
                 continue
-            model = LogisticRegression(C=4.0, max_iter=1000).fit(features, column)
+            class_weight = self.hparams.get("ngram_class_weight")
+            model = LogisticRegression(C=4.0, max_iter=1000, class_weight=class_weight).fit(features, column)
             self.ngrams.weight[:, k] = torch.as_tensor(model.coef_[0], dtype=self.ngrams.weight.dtype)
             self.head.bias[k] += float(model.intercept_[0])
 
