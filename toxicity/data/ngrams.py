@@ -4,8 +4,8 @@ Texts become bags of bucket ids (scikit-learn's HashingVectorizer: MurmurHash3, 
 weighted log(1 + count), the word and character n-grams of a text normalised together to L2 norm 1 (the
 TF-IDF baseline uses 1 + log(count) with idf and normalises each block alone). They are computed where
 a batch is built (PadToLongest), from the batch's texts, so training, evaluation and every scorer feed the
-model the same features. The settings are plain numbers, kept in the model's
-hyper-parameters: a checkpoint stores no vocabulary and nothing pickled.
+model the same features. The settings are plain numbers, kept in the model's hyper-parameters: a
+checkpoint stores no vocabulary and nothing pickled.
 """
 
 from __future__ import annotations
