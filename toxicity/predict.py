@@ -8,11 +8,11 @@ The CLI reads CSV, TSV (optionally compressed) or Parquet `--chunk-rows` rows at
 any size scores in flat memory. It writes the id column (when there is one), one probability column
 per tag and, with --threshold, one 0/1 column `<tag>_pred` per tag. Missing or blank texts are scored
 as the empty string and counted in the summary. A row that cannot be scored (the model fails on its text
-even alone) is still written, with empty scores and decisions, and counted; the command then exits with
-status 3 (SOME_ROWS_UNSCORED), so a pipeline notices without parsing the log while the other rows are kept.
-The output appears only once it is complete: a crash,
-Ctrl-C or SIGTERM leaves no partial file; SIGKILL can leave a hidden `.<output>.<pid>-*.partial`
-beside it, which the next write of the same output removes.
+even alone, or gives a NaN or infinite score) is still written, with empty scores and decisions, and
+counted; the command then exits with status 3 (SOME_ROWS_UNSCORED), so a pipeline notices without parsing
+the log while the other rows are kept. The output appears only once it is complete: a crash, Ctrl-C or
+SIGTERM leaves no partial file; SIGKILL can leave a hidden `.<output>.<pid>-*.partial` beside it, which
+the next write of the same output removes.
 
 An --output that does not end in .csv or .tsv is a folder of Parquet shards, scored on Lightning's
 distributed engine (toxicity.inference.distributed), resumable by running the same command again:
@@ -38,7 +38,9 @@ from toxicity.inference.distributed import (
     DistributedSummary,
     ScoringJob,
     ScoringSettings,
+    check_merge_path,
     default_precision,
+    is_merged,
     launcher_shape,
     merge_shards,
     open_output_folder,
@@ -198,10 +200,11 @@ def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
     """Scores into a folder of Parquet shards on every rank; only global rank 0 prints and merges."""
 
     def work():
+        merged_before = False
         if args.merge is not None:
-            if args.merge.suffix.lower() != ".parquet":
-                output_separator(args.merge)
-            refuse_to_overwrite(args.merge, args.input, overwrite=args.overwrite)
+            check_merge_path(args.output, args.merge)
+            merged_before = is_merged(args.output, args.merge)  # a rerun of a finished job: nothing to do
+            refuse_to_overwrite(args.merge, args.input, overwrite=args.overwrite or merged_before)
         id_column = check_columns(args.input, args.text_column, args.id_column)
         if args.onnx is not None:
             if args.devices or args.num_nodes or args.precision:
@@ -225,10 +228,10 @@ def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
         job = ScoringJob.describe(
             args.input,
             model_file,
+            cutoffs,
             text_column=args.text_column,
             id_column=id_column,
             tags=classifier.tags,
-            threshold=args.threshold,
             chunk_rows=args.chunk_rows,
             precision=precision,
         )
@@ -256,11 +259,11 @@ def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
             )
             rank, world_size = trainer.global_rank, trainer.world_size
         merged = None
-        if rank == 0 and args.merge is not None and summary.complete:
+        if rank == 0 and args.merge is not None and summary.complete and not merged_before:
             merged = merge_shards(args.output, args.merge, args.overwrite)
-        return rank, world_size, summary, merged
+        return rank, world_size, summary, merged, merged_before
 
-    rank, world_size, summary, merged = run_tool(work)
+    rank, world_size, summary, merged, merged_before = run_tool(work)
     if rank != 0:
         return summary
     notes = [f"{summary.shards} shards in {args.output}"]
@@ -274,6 +277,8 @@ def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
         )
     if merged is not None:
         notes.append(f"merged {merged} rows into {args.merge}")
+    elif merged_before and summary.complete:
+        notes.append(f"{args.merge} already holds them, merged by an earlier run and unchanged since")
     print(
         f"Scored {summary.rows_scored} comments in {summary.seconds:.1f} s "
         f"({summary.comments_per_second:.1f} comments/s) on {world_size} process(es); "

@@ -4,6 +4,7 @@ run resumed, and the refusals. Compared with the one-process scorer (score_file)
 About a minute on 2 busy cores (each multi-process run starts 2 Python processes).
 """
 
+import io
 import json
 import os
 import shutil
@@ -401,9 +402,12 @@ def test_another_jobs_folder_is_refused_unless_the_manifest_matches(tiny_checkpo
     shards = sorted(out.glob("part-*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in shards]
     message = refusal(capsys, *first, "--threshold", "0.5")
-    assert "another scoring job" in message and "'threshold': 0.5" in message
+    assert (
+        "another scoring job" in message
+        and "the thresholds changed (none then, 0.5 for every tag now)" in message
+    )
     message = refusal(capsys, *first[:-1], "100")
-    assert "'chunk_rows': 100" in message
+    assert "--chunk-rows was 64, now 100" in message and "Choose another --output" in message
     main(first)  # the same job: everything finished, nothing rescored
     assert [p.stat().st_mtime_ns for p in shards] == stamps
     assert "0 comments" in capsys.readouterr().out
@@ -425,3 +429,173 @@ def test_parquet_chunks_are_exact_row_ranges_across_row_groups(table):
     assert [c.number for c in chunks] == list(range(8)) and chunks[-1].last and chunks[3].frame is None
     kept = pd.concat([c.frame for c in chunks if c.frame is not None], ignore_index=True)
     assert kept["id"].tolist() == whole["id"].drop(index=range(96, 128)).tolist()
+
+
+# ------------------------------------------------------------------- what a resumed job checks (issue 26)
+def another_seed(ckpt: Path, copy: Path) -> None:
+    """`ckpt` with one weight moved, written to `copy`: a checkpoint of the same size with other scores,
+    as another seed's."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    name = next(key for key, value in state["state_dict"].items() if value.is_floating_point())
+    state["state_dict"][name] = state["state_dict"][name] + 0.5
+    written = io.BytesIO()  # as Lightning saves (the archive's inner name does not come from the file's)
+    torch.save(state, written)
+    copy.write_bytes(written.getvalue())
+
+
+def test_a_changed_checkpoint_thresholds_or_input_is_refused_naming_what_changed(
+    tiny_checkpoint, table, tmp_path, capsys
+):
+    """Same size, same mtime, same path: only the content changed; the rerun is refused, nothing in the
+    folder is touched, and once the file is restored the job resumes."""
+    from toxicity.checkpoint import thresholds_path
+
+    ckpt, source, out = tmp_path / "model.ckpt", tmp_path / "comments.csv", tmp_path / "scored"
+    shutil.copy(tiny_checkpoint, ckpt)
+    shutil.copy(table[0], source)
+    tuned = {**dict.fromkeys(TAGS, 0.3), "severe_toxic": 0.4}
+    thresholds_path(ckpt).write_text(json.dumps(tuned))
+    job = [*sharded(ckpt, source, out), "--threshold", "tuned"]
+    main(job)
+    assert json.loads((out / MANIFEST).read_text())["thresholds"] == tuned
+    shards = {p: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+
+    thresholds_path(ckpt).write_text(json.dumps({**tuned, "toxic": 0.7}))  # re-tuned in between
+    message = refusal(capsys, *job)
+    assert "the thresholds changed (toxic 0.3, severe_toxic 0.4" in message
+    assert "then, toxic 0.7, severe_toxic 0.4" in message and "restore what changed" in message
+    thresholds_path(ckpt).write_text(json.dumps(tuned))
+
+    original, stamp = source.read_bytes(), source.stat().st_mtime_ns
+    source.write_bytes(original.replace(b"thanks for edit number 1 ", b"thanks for edit number 2 ", 1))
+    os.utime(source, ns=(stamp, stamp))  # as `cp -p` leaves a copy: same size, same time
+    assert source.stat().st_size == len(original)
+    message = refusal(capsys, *job)
+    assert f"the input {source.resolve()} changed since this job began (sha256 " in message
+    source.write_bytes(original)
+
+    before = ckpt.read_bytes()
+    another_seed(tiny_checkpoint, ckpt)
+    thresholds_path(ckpt).write_text(json.dumps(tuned))  # newer than the checkpoint: it applies
+    assert ckpt.stat().st_size == len(before) and ckpt.read_bytes() != before
+    message = refusal(capsys, *job)
+    assert f"the checkpoint {ckpt.resolve()} changed since this job began (sha256 " in message
+    assert "… then, " in message and "… now)" in message
+
+    assert {p: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")} == shards
+    ckpt.write_bytes(before)
+    thresholds_path(ckpt).write_text(json.dumps(tuned))
+    main(job)  # restored: the same job again, nothing rescored
+    assert "0 comments" in capsys.readouterr().out
+
+
+def test_a_folder_of_the_older_format_is_refused(tiny_checkpoint, table, tmp_path, capsys):
+    out = tmp_path / "scored"
+    (out / DONE_FOLDER).mkdir(parents=True)
+    old = {"input": str(table[0]), "input_bytes": 1, "input_mtime_ns": 1, "threshold": None, "format": 1}
+    (out / MANIFEST).write_text(json.dumps(old))
+    message = refusal(capsys, *sharded(tiny_checkpoint, table[0], out))
+    assert f"{out / MANIFEST}: written by another version" in message and "output format 1" in message
+    assert "Choose another --output" in message
+
+
+@pytest.mark.parametrize(
+    ("damaged", "content", "says"),
+    [
+        (MANIFEST, "", "damaged scoring manifest"),
+        (MANIFEST, "[1, 2]", "damaged scoring manifest (not a JSON object)"),
+        (f"{DONE_FOLDER}/000001.json", '{"chunk": 1', "damaged chunk record"),
+        (f"{DONE_FOLDER}/000001.json", '{"chunk": 1}', "damaged chunk record (not the fields of one)"),
+        (f"{DONE_FOLDER}/000001.json", "\xff\xfe", "damaged chunk record"),
+    ],
+)
+def test_a_damaged_manifest_or_chunk_record_is_named_with_what_to_do(
+    tiny_checkpoint, table, tmp_path, capsys, damaged, content, says
+):
+    out = tmp_path / "scored"
+    job = sharded(tiny_checkpoint, table[1], out)
+    main(job)
+    (out / damaged).write_bytes(content.encode("latin-1"))
+    message = refusal(capsys, *job)
+    assert message.count("error:") == 1 and f"{out / damaged}: {says}" in message
+    remedy = (
+        "Choose another --output" if damaged == MANIFEST else "Delete it and its shard part-000001.parquet"
+    )
+    assert remedy in message
+
+
+def test_merge_into_the_output_folder_is_refused_naming_both(tiny_checkpoint, table, tmp_path, capsys):
+    out = tmp_path / "scored"
+    for inside in (out / "all.parquet", out / "sub" / "all.csv"):
+        message = refusal(capsys, *sharded(tiny_checkpoint, table[1], out), "--merge", str(inside))
+        assert f"--merge {inside} is inside the output folder {out}" in message
+    assert not out.exists()  # refused before anything was written
+
+
+def test_swapped_shards_are_refused_by_the_merge(tiny_checkpoint, table, tmp_path, capsys):
+    """Two shards' contents exchanged, then a shard copied over another's: the merge checks the `row`
+    column and names the file, instead of writing 64 rows twice and 64 lost."""
+    out, merged = tmp_path / "scored", tmp_path / "merged.csv"
+    job = sharded(tiny_checkpoint, table[1], out)
+    main(job)
+    first, second = distributed.shard_path(out, 1), distributed.shard_path(out, 2)
+    data_1, data_2 = first.read_bytes(), second.read_bytes()
+    first.write_bytes(data_2)
+    second.write_bytes(data_1)
+    message = refusal(capsys, *job, "--merge", str(merged))
+    assert (
+        f"{first}: chunk 1 is rows 64..127 (64 rows) of the input, but this shard holds 128..191" in message
+    )
+    assert "Delete it and" in message and not merged.exists()
+
+    first.write_bytes(data_1)
+    second.write_bytes(distributed.shard_path(out, 3).read_bytes())  # the last chunk's 48 rows
+    message = refusal(capsys, *job, "--merge", str(merged))
+    assert f"{second}: chunk 2 is rows 128..191" in message and "holds 192..239 (48 rows)" in message
+    assert not merged.exists()
+
+
+def test_rerunning_a_finished_merge_job_succeeds_and_never_overwrites(
+    tiny_checkpoint, table, tmp_path, capsys
+):
+    out, merged = tmp_path / "scored", tmp_path / "merged.parquet"
+    job = [*sharded(tiny_checkpoint, table[1], out), "--merge", str(merged)]
+    main(job)
+    written, stamp = merged.read_bytes(), merged.stat().st_mtime_ns
+    capsys.readouterr()
+
+    main(job)  # the same command again: done already, says so, exit 0
+    printed = capsys.readouterr().out
+    assert "0 comments" in printed and f"{merged} already holds them, merged by an earlier run" in printed
+    assert merged.read_bytes() == written and merged.stat().st_mtime_ns == stamp
+
+    merged.write_bytes(b"the user's own file")  # no longer the merge: never overwritten
+    message = refusal(capsys, *job)
+    assert f"{merged} already exists" in message and merged.read_bytes() == b"the user's own file"
+
+
+def test_a_model_giving_nan_leaves_rows_unscored_and_exit_status_3(
+    tiny_checkpoint, table, tmp_path, monkeypatch, capsys
+):
+    """NaN scores are no scores: the row is counted as unscored, as a row that fails is, and the command
+    exits 3 instead of 0 (the weights stay finite: the model's output is made NaN in-process)."""
+    from toxicity.models.encoder import ToxicCommentTagger
+
+    forward = ToxicCommentTagger.forward
+
+    def nan_on_long_rows(self, input_ids, attention_mask):
+        logits = forward(self, input_ids, attention_mask)
+        logits[attention_mask.sum(dim=1) > 40] = float("nan")  # only "007", the long comment
+        return logits
+
+    monkeypatch.setattr(ToxicCommentTagger, "forward", nan_on_long_rows)
+    out, merged = tmp_path / "scored", tmp_path / "merged.csv"
+    with pytest.raises(SystemExit) as exit_status:
+        main([*sharded(tiny_checkpoint, table[0], out), "--threshold", "0.5", "--merge", str(merged)])
+    assert exit_status.value.code == SOME_ROWS_UNSCORED
+    printed = capsys.readouterr().out
+    assert "1 rows could not be scored" in printed and "the model gave a NaN or infinite score" in printed
+    scores = pd.read_csv(merged, dtype={"id": str})
+    unscored = scores[scores[TAGS].isna().all(axis=1)]
+    assert unscored["id"].tolist() == ["007"] and unscored[PRED_COLUMNS].isna().all(axis=None)
+    assert scores.drop(unscored.index)[TAGS].notna().all(axis=None)

@@ -417,3 +417,37 @@ def test_cli_writes_every_row_counts_the_unscored_and_exits_3(tiny_checkpoint, t
     unscored = scores.drop(columns="id").isna().all(axis=1)
     assert unscored.tolist() == [k == 17 for k in range(30)]  # empty scores and decisions, not a 0 "clean"
     assert "1 rows could not be scored" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ a score that is not a number (issue 26.6)
+@pytest.mark.parametrize("broken", ["inf on the long row", "NaN everywhere"])
+def test_non_finite_scores_count_as_unscored_and_exit_3(
+    tiny_checkpoint, tmp_path, monkeypatch, capsys, broken
+):
+    """A model giving NaN or inf (its weights stay finite: the probability function is patched) writes empty
+    cells, counts the rows as unscored and exits 3, never "Scored N comments" with exit 0."""
+    frame = pd.DataFrame(
+        {"id": [f"r{k}" for k in range(30)], "comment_text": [f"comment {k}" for k in range(30)]}
+    )
+    frame.loc[17, "comment_text"] = LONG_TEXT
+    source, output = tmp_path / "comments.csv", tmp_path / "scores.csv"
+    frame.to_csv(source, index=False)
+    real = ToxicityClassifier._probabilities
+
+    def probabilities(self, input_ids, attention_mask):
+        probs = real(self, input_ids, attention_mask)
+        if broken == "NaN everywhere":
+            return np.full_like(probs, np.nan)
+        probs[attention_mask.sum(dim=1).numpy() > 20] = np.inf
+        return probs
+
+    monkeypatch.setattr(ToxicityClassifier, "_probabilities", probabilities)
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli(tiny_checkpoint, source, output, "--chunk-rows", "8", "--threshold", "0.5"))
+    assert exit_info.value.code == 3
+    scores = pd.read_csv(output)
+    assert scores["id"].tolist() == frame["id"].tolist()
+    unscored = scores.drop(columns="id").isna().all(axis=1)
+    expected = [True] * 30 if broken == "NaN everywhere" else [k == 17 for k in range(30)]
+    assert unscored.tolist() == expected  # empty cells: no "inf" score, no 0 "clean" decision
+    assert f"{sum(expected)} rows could not be scored" in capsys.readouterr().out

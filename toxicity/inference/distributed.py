@@ -7,15 +7,18 @@ tokenizes its chunks, sorts a chunk's texts by length and cuts it into batches (
 probabilities (never more) and writes it as one Parquet shard `part-<chunk>.parquet`, atomically, then
 its record `_done/<chunk>.json`, atomically: the records are the manifest of finished chunks. A rerun of
 the same command skips every chunk with a record; a chunk cut short by a crash has none and is scored
-again, its shard replaced whole. `_manifest.json` names the job (input, checkpoint, columns,
-thresholds, precision, chunk size); a folder holding another job's shards is refused.
+again, its shard replaced whole. `_manifest.json` names the job (the input's and the model's sha256,
+columns, the thresholds as numbers, precision, chunk size); a folder holding another job's shards is
+refused, naming what changed.
 
 Readers of the folder (pandas, pyarrow.dataset, DuckDB, Spark) ignore the names that start with `_` or
-`.`, so the folder reads as one Parquet dataset; `merge_shards` writes it as one file in input order.
+`.`, so the folder reads as one Parquet dataset; `merge_shards` writes it as one file in input order
+(checking each shard's `row` column) and records it in `_merged.json`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -37,46 +40,126 @@ from toxicity.core.errors import DataError
 from toxicity.core.files import atomic_output, refuse_to_overwrite, write_text_atomically
 from toxicity.data.tables import iter_table, table_format
 from toxicity.data.tokenize import tokenize_texts
-from toxicity.inference.files import clean_texts, output_separator, score_table
+from toxicity.inference.files import clean_texts, output_separator, score_table, unscored_if_not_finite
 from toxicity.inference.scorer import BatchScorer, ScoredTexts, ToxicityClassifier
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
 DONE_FOLDER = "_done"
-OUTPUT_FORMAT = 1  # bump when the shard layout changes: an old folder is then refused, not mixed
+MERGED = "_merged.json"  # the files merged from the folder: {path: {"sha256", "rows"}}
+OUTPUT_FORMAT = 2  # bump when the shard layout changes: an old folder is then refused, not mixed
 ROW_COLUMN = "row"  # each shard row's position in the input (0-based), so the dataset sorts back to it
 
 
 # ------------------------------------------------------------------------------------------ the job
+HASH_BLOCK = 1 << 20  # bytes read at a time when hashing a file: memory stays flat for any size
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def thresholds_by_tag(tags: list[str], cutoffs: np.ndarray | None) -> dict[str, float] | None:
+    """The cutoffs the decisions use, as {tag: number}; str() gives a float32's shortest exact form (0.3,
+    not 0.30000001192092896), so the manifest stays readable and the comparison exact."""
+    return None if cutoffs is None else {tag: float(str(value)) for tag, value in zip(tags, cutoffs)}
+
+
 @dataclass(frozen=True)
 class ScoringJob:
-    """What `_manifest.json` records: a rerun with the same job resumes; any other job is refused."""
+    """What `_manifest.json` records: a rerun with the same job resumes; any other job is refused.
+
+    The input and the model are known by their sha256, not by path, size or time: a file replaced by
+    another of the same size (or copied with `cp -p`) is a different job; the same file moved is not.
+    """
 
     input: str
-    input_bytes: int
-    input_mtime_ns: int
-    checkpoint: str
-    checkpoint_bytes: int
+    input_sha256: str
+    checkpoint: str  # the ONNX model file with --onnx
+    checkpoint_sha256: str
     text_column: str
     id_column: str | None
     tags: list[str]
-    threshold: float | str | None
+    thresholds: dict[str, float] | None  # the numbers used, per tag ("tuned" resolved)
     chunk_rows: int
     precision: str
     format: int = OUTPUT_FORMAT
 
     @classmethod
-    def describe(cls, input_path: Path, ckpt_path: Path, **settings) -> ScoringJob:
-        source, ckpt = input_path.resolve().stat(), ckpt_path.resolve().stat()
+    def describe(
+        cls, input_path: Path, model_file: Path, cutoffs: np.ndarray | None, **settings
+    ) -> ScoringJob:
         return cls(
             str(input_path.resolve()),
-            source.st_size,
-            source.st_mtime_ns,
-            str(ckpt_path.resolve()),
-            ckpt.st_size,
+            file_sha256(input_path),
+            str(model_file.resolve()),
+            file_sha256(model_file),
+            thresholds=thresholds_by_tag(settings["tags"], cutoffs),
             **settings,
         )
+
+
+SETTING_NAMES = {
+    "text_column": "--text-column",
+    "id_column": "--id-column",
+    "tags": "the model's tags",
+    "chunk_rows": "--chunk-rows",
+    "precision": "the precision (--precision, --onnx, --int8)",
+}
+
+
+def job_changes(stored: dict, job: ScoringJob) -> list[str]:
+    """What differs between the job a manifest records and this one, in words."""
+    changes = []
+    model = "ONNX model" if job.precision.startswith("onnx") else "checkpoint"
+    for key, what in (("input", "input"), ("checkpoint", model)):
+        then, now = stored.get(f"{key}_sha256"), getattr(job, f"{key}_sha256")
+        then_path, now_path = stored.get(key), getattr(job, key)
+        if then == now:
+            continue
+        if then_path == now_path:
+            changes.append(
+                f"the {what} {now_path} changed since this job began (sha256 {str(then)[:12]}… then, "
+                f"{now[:12]}… now)"
+            )
+        else:
+            changes.append(
+                f"the {what} is another file ({then_path}, sha256 {str(then)[:12]}… then; {now_path}, "
+                f"sha256 {now[:12]}… now)"
+            )
+    if stored.get("thresholds") != job.thresholds:
+        changes.append(
+            f"the thresholds changed ({_thresholds_text(stored.get('thresholds'))} then, "
+            f"{_thresholds_text(job.thresholds)} now)"
+        )
+    for key, name in SETTING_NAMES.items():
+        if stored.get(key) != getattr(job, key):
+            changes.append(f"{name} was {stored.get(key)!r}, now {getattr(job, key)!r}")
+    return changes
+
+
+def _thresholds_text(thresholds: dict[str, float] | None) -> str:
+    if not thresholds:
+        return "none"
+    if len(set(thresholds.values())) == 1:
+        return f"{next(iter(thresholds.values()))} for every tag"
+    return ", ".join(f"{tag} {value}" for tag, value in thresholds.items())
+
+
+def read_json(path: Path, what: str, remedy: str) -> dict:
+    """A JSON object the scorer wrote; a damaged one is one DataError naming it and what to do."""
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: damaged {what} ({error}). {remedy}") from None
+    if not isinstance(stored, dict):
+        raise DataError(f"{path}: damaged {what} (not a JSON object). {remedy}")
+    return stored
 
 
 def open_output_folder(folder: Path, job: ScoringJob) -> set[int]:
@@ -90,18 +173,18 @@ def open_output_folder(folder: Path, job: ScoringJob) -> set[int]:
         raise FileExistsError(f"{folder} is a file; --output names a folder for the Parquet shards.")
     manifest = folder / MANIFEST
     if manifest.is_file():
-        try:
-            stored = json.loads(manifest.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DataError(
-                f"{manifest}: not a scoring manifest ({error}). Choose another --output."
-            ) from None
-        differing = {key: value for key, value in asdict(job).items() if stored.get(key) != value}
-        if differing:
-            was = {key: stored.get(key) for key in differing}
+        stored = read_json(manifest, "scoring manifest", "Choose another --output.")
+        if stored.get("format") != OUTPUT_FORMAT:
             raise FileExistsError(
-                f"{folder} holds the shards of another scoring job (its {MANIFEST} has {was}; this run has "
-                f"{differing}). Choose another --output, or rerun that job's exact command to finish it."
+                f"{manifest}: written by another version of toxicity.predict (output format "
+                f"{stored.get('format')!r}; this one writes {OUTPUT_FORMAT}), so this version cannot resume "
+                "it. Choose another --output."
+            )
+        changes = job_changes(stored, job)
+        if changes:
+            raise FileExistsError(
+                f"{folder} holds the shards of another scoring job: {'; '.join(changes)}. Choose another "
+                "--output, or restore what changed and rerun that job's exact command to finish it."
             )
     else:
         visible = (
@@ -141,10 +224,27 @@ def shard_path(folder: Path, chunk: int) -> Path:
     return folder / f"part-{chunk:06d}.parquet"
 
 
+def read_record(path: Path) -> ChunkRecord:
+    remedy = (
+        f"Delete it and its shard {shard_path(path.parent.parent, int(path.stem)).name} (if any), then rerun "
+        "the same command: that chunk is scored again."
+    )
+    stored = read_json(path, "chunk record", remedy)
+    try:
+        record = ChunkRecord(**stored)
+    except TypeError:
+        raise DataError(f"{path}: damaged chunk record (not the fields of one). {remedy}") from None
+    if record.chunk != int(path.stem):
+        raise DataError(f"{path}: damaged chunk record (it names chunk {record.chunk!r}). {remedy}")
+    return record
+
+
 def finished_chunks(folder: Path) -> dict[int, ChunkRecord]:
     records = {}
     for path in sorted((folder / DONE_FOLDER).glob("[0-9]*.json")):
-        record = ChunkRecord(**json.loads(path.read_text()))
+        if not path.stem.isdigit():
+            continue  # not a name the writer gives
+        record = read_record(path)
         if shard_path(folder, record.chunk).is_file():  # a record never outlives its shard, but check
             records[record.chunk] = record
     return records
@@ -352,6 +452,7 @@ class ShardWriter(BasePredictionWriter):
 
 def write_chunk(settings: ScoringSettings, info: ChunkInfo, scored: ScoredTexts, rank: int, seconds: float):
     """The chunk's shard, then its record (the chunk counts as finished only once both are whole)."""
+    scored = unscored_if_not_finite(scored)
     first_error = (
         f"data row {info.first_row + scored.failed[0] + 1}: {scored.first_error}"
         if scored.failed.size
@@ -507,12 +608,38 @@ def score_rank_without_ddp(scorer: BatchScorer, settings: ScoringSettings, rank:
     return summarize(settings.output, before, time.perf_counter() - started, rank)
 
 
+def check_merge_path(folder: Path, output: Path) -> None:
+    """A merged file goes outside the shard folder (a reader of the folder would count its rows twice) and
+    is Parquet, CSV or TSV."""
+    if output.resolve().is_relative_to(folder.resolve()):
+        raise DataError(
+            f"--merge {output} is inside the output folder {folder}: readers of the folder would take it "
+            "for shards and count its rows twice. Give --merge a path outside that folder."
+        )
+    if output.suffix.lower() != ".parquet":
+        output_separator(output)
+
+
+REMAKE_MERGE_RECORD = "Delete it, and the merged file or --merge another path, then rerun."
+
+
+def is_merged(folder: Path, output: Path) -> bool:
+    """Whether `output` is a merge of `folder` written by `merge_shards`, unchanged since (same sha256)."""
+    path = folder / MERGED
+    if not path.is_file() or not output.is_file():
+        return False
+    merges = read_json(path, "merge record", REMAKE_MERGE_RECORD)
+    written = merges.get(str(output.resolve()))
+    return isinstance(written, dict) and written.get("sha256") == file_sha256(output)
+
+
 def merge_shards(folder: Path, output: Path, overwrite: bool = False) -> int:
     """Writes every shard, in input order, as one Parquet/CSV/TSV file (without the `row` column: the same
     columns as `python -m toxicity.predict --output x.csv`); a shard at a time, so memory stays flat.
-    Returns the rows written."""
+    Records it in `_merged.json` (so a rerun knows it). Returns the rows written."""
     import pyarrow.parquet as pq
 
+    check_merge_path(folder, output)
     refuse_to_overwrite(output, overwrite=overwrite)
     parquet = output.suffix.lower() == ".parquet"
     sep = None if parquet else output_separator(output)
@@ -529,7 +656,7 @@ def merge_shards(folder: Path, output: Path, overwrite: bool = False) -> int:
         writer = None
         try:
             for chunk in range(last[0] + 1):
-                table = pq.read_table(shard_path(folder, chunk)).drop_columns([ROW_COLUMN])
+                table = read_shard(folder, records[chunk], rows)
                 if parquet:
                     writer = writer or pq.ParquetWriter(partial, table.schema)
                     writer.write_table(table)
@@ -541,4 +668,43 @@ def merge_shards(folder: Path, output: Path, overwrite: bool = False) -> int:
         finally:
             if writer is not None:
                 writer.close()
+    record_merge(folder, output, rows)
     return rows
+
+
+def read_shard(folder: Path, record: ChunkRecord, first_row: int):
+    """The chunk's shard without its `row` column, once that column holds exactly the chunk's rows, in
+    order: `first_row` (the rows of the chunks before it) onwards. A shard swapped with another or copied
+    from another folder is refused, never merged as rows twice and rows lost."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = shard_path(folder, record.chunk)
+    remedy = (
+        f"Delete it and {record_path(folder, record.chunk)}, then rerun the scoring command: that chunk is "
+        "scored again."
+    )
+    try:
+        table = pq.read_table(path)
+    except pa.ArrowException as error:
+        raise DataError(f"{path}: not a readable shard ({error}). {remedy}") from None
+    wanted = np.arange(first_row, first_row + record.rows)
+    rows = table.column(ROW_COLUMN).to_numpy() if ROW_COLUMN in table.column_names else None
+    if rows is None or not np.array_equal(rows, wanted):
+        held = "no row column" if rows is None else _row_span(rows)
+        raise DataError(
+            f"{path}: chunk {record.chunk} is rows {_row_span(wanted)} of the input, but this shard holds "
+            f"{held} (shards swapped, or copied from another folder?). {remedy}"
+        )
+    return table.drop_columns([ROW_COLUMN])
+
+
+def _row_span(rows: np.ndarray) -> str:
+    return f"{rows[0]}..{rows[-1]} ({len(rows)} rows)" if len(rows) else "no rows"
+
+
+def record_merge(folder: Path, output: Path, rows: int) -> None:
+    path = folder / MERGED
+    merges = read_json(path, "merge record", REMAKE_MERGE_RECORD) if path.is_file() else {}
+    merges[str(output.resolve())] = {"sha256": file_sha256(output), "rows": rows}
+    write_text_atomically(path, json.dumps(merges, indent=2) + "\n")

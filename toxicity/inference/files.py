@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_CHUNK_ROWS = 10_000  # rows the CLI reads from the input file at a time
+NOT_FINITE = "the model gave a NaN or infinite score"
 
 
 # ------------------------------------------------------------------------------------------ scoring files
@@ -84,7 +85,7 @@ def score_file(
         pd.DataFrame(columns=header).to_csv(partial, sep=sep, index=False)
         for chunk in iter_table(input_path, [c for c in (id_column, text_column) if c], chunk_rows):
             texts, chunk_blank = clean_texts(chunk[text_column])
-            scored = scorer.score(texts, progress=False)
+            scored = unscored_if_not_finite(scorer.score(texts, progress=False))
             score_table(scored, tags, cutoffs, chunk[id_column] if id_column else None).to_csv(
                 partial, sep=sep, index=False, header=False, mode="a"
             )
@@ -108,6 +109,20 @@ def score_file(
             *first_unscored,
         )
     return ScoringSummary(rows, blank, time.perf_counter() - started, unscored)
+
+
+def unscored_if_not_finite(scored: ScoredTexts) -> ScoredTexts:
+    """`scored` with every row that has a NaN or infinite score counted as unscored (empty cells, exit 3),
+    as a row that failed is: a broken model must not pass for a run that scored everything."""
+    broken = np.flatnonzero(~np.isfinite(scored.probs).all(axis=1))
+    new = np.setdiff1d(broken, scored.failed)
+    if not new.size:
+        return scored
+    probs = scored.probs.copy()
+    probs[broken] = np.nan
+    failed = np.union1d(scored.failed, new)
+    first_error = NOT_FINITE if failed[0] == new[0] else scored.first_error
+    return ScoredTexts(probs, failed, first_error)
 
 
 def score_table(
