@@ -301,3 +301,59 @@ def test_an_older_checkpoint_keeps_its_absolute_log_dir():
         TrainedCheckpoint.read(LEGACY / "encoder.ckpt").log_dir
         == "/tmp/legacy/out/run_encoder/logs/toxic-comments/version_0"
     )
+
+
+# ------------------------------------------------------------------------ weights a diverged run leaves
+QUERY = "encoder.encoder.layer.0.attention.self.query.weight"
+REFUSED_NAN = (
+    "refused: tensor {name} has {count} NaN/inf values{more}; the run diverged or the file is damaged. "
+    "Use an earlier checkpoint, or train again with a lower --model.learning_rate."
+)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_weights_holding_nan_or_inf_are_refused_when_read_naming_the_tensor(bad, tmp_path):
+    def diverge(contents):
+        contents["state_dict"][QUERY][0, :3] = bad
+        contents["state_dict"]["head.weight"][1, 1] = bad
+
+    path = edited_legacy("encoder", tmp_path, diverge)
+    with pytest.raises(CheckpointError) as refused:
+        TrainedCheckpoint.read(path)
+    assert str(refused.value) == f"{path}: " + REFUSED_NAN.format(
+        name=QUERY, count=3, more=" (and 1 other tensor)"
+    )
+
+
+def test_the_tools_and_the_server_refuse_a_diverged_checkpoint_before_scoring(tmp_path, capsys):
+    from toxicity.predict import main as predict
+    from toxicity.serving.app import model_info
+
+    path = edited_legacy(
+        "encoder", tmp_path, lambda contents: contents["state_dict"]["head.bias"].fill_(np.nan)
+    )
+    comments = tmp_path / "in.csv"
+    comments.write_text("comment_text\nhello\n")
+    with pytest.raises(SystemExit) as stopped:
+        predict(["--ckpt", str(path), "--input", str(comments), "--output", str(tmp_path / "out.csv")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert stopped.value.code == 2 and len(errors) == 1
+    assert errors[0] == f"error: {path}: " + REFUSED_NAN.format(name="head.bias", count=6, more="")
+    assert not (tmp_path / "out.csv").exists()
+    with pytest.raises(CheckpointError, match="tensor head.bias has 6 NaN/inf values"):
+        model_info(str(path))  # what the server reads before it starts: it never comes up healthy
+
+
+# ------------------------------------------------------------------------- weights the model does not make
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_weight_its_model_does_not_make_is_refused_naming_it(family, tmp_path):
+    def add_weights(contents):
+        contents["state_dict"]["extra.weight"] = torch.zeros(2)
+        contents["state_dict"]["extra.bias"] = torch.zeros(2)
+
+    path = edited_legacy(family, tmp_path, add_weights)
+    with pytest.raises(CheckpointError) as refused:
+        TrainedCheckpoint.read(path).build_model()
+    assert str(refused.value).startswith(
+        f"{path}: refused: it holds weights 'extra.bias', 'extra.weight', which its model config does not"
+    )

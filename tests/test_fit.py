@@ -1,5 +1,6 @@
 """End to end: `python -m toxicity.fit` on a small fixture with a tiny random encoder (no download)."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -284,3 +285,86 @@ def test_a_config_naming_a_class_path_from_before_the_move_gets_the_new_one(tmp_
         f"error: {saved} names toxicity.model.ToxicCommentTagger, which is now "
         "toxicity.models.encoder.ToxicCommentTagger; write the new class path there."
     )
+
+
+# ------------------------------------------------------------------------------------------ divergence
+def error_line(capsys) -> str:
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def finite_checkpoints(folder: Path) -> list[str]:
+    """Names of the checkpoints under `folder`, each asserted to hold finite weights only."""
+    from toxicity.models.base import non_finite_tensors
+
+    for path in folder.rglob("*.ckpt"):
+        assert not non_finite_tensors(torch.load(path, weights_only=True)["state_dict"]), path
+    return sorted(path.name for path in folder.rglob("*.ckpt"))
+
+
+def test_a_diverging_run_stops_at_the_step_with_a_nan_loss_and_writes_no_nan_checkpoint(
+    tmp_path, comments_csv, capsys
+):
+    with pytest.raises(SystemExit) as stopped:
+        main(fit_args(tmp_path, comments_csv, "--model.learning_rate", "1e30"))
+    assert stopped.value.code == 2
+    error = error_line(capsys)
+    assert re.match(
+        r"error: training diverged: the loss is (nan|inf) at global step [1-9]\d* \(epoch 0\)", error
+    )
+    assert "lower --model.learning_rate" in error and "No best checkpoint was written" in error
+    assert finite_checkpoints(tmp_path) == []
+    assert not (tmp_path / "checkpoints" / "best-checkpoint.ckpt").exists()
+
+
+def test_a_nan_loss_later_in_the_run_keeps_the_best_checkpoint_written_before_it(
+    tmp_path, comments_csv, capsys, monkeypatch
+):
+    run = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints"
+    shared_step = ToxicCommentTagger._shared_step
+    before_nan = {}
+
+    def nan_in_the_second_epoch(self, batch, stage):
+        loss = shared_step(self, batch, stage)
+        if stage != "train" or self.current_epoch == 0:
+            return loss
+        before_nan.setdefault("step", self.global_step)
+        before_nan.setdefault("best", (run / "best.ckpt").read_bytes())
+        return loss * float("nan")
+
+    monkeypatch.setattr(ToxicCommentTagger, "_shared_step", nan_in_the_second_epoch)
+    with pytest.raises(SystemExit) as stopped:
+        main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "3"))
+    assert stopped.value.code == 2
+    assert error_line(capsys) == (
+        f"error: training diverged: the loss is nan at global step {before_nan['step']} (epoch 1), so "
+        "training stopped before that step changed the weights; lower --model.learning_rate (or raise "
+        f"warmup_fraction) and train again. The best checkpoint before it is kept: {run / 'best.ckpt'} "
+        "(no link was made to it)."
+    )
+    assert (run / "best.ckpt").read_bytes() == before_nan["best"]
+    assert finite_checkpoints(tmp_path) == ["best.ckpt", "last.ckpt"]
+
+
+def test_weights_gone_non_finite_without_a_nan_loss_are_never_saved(
+    tmp_path, comments_csv, capsys, monkeypatch
+):
+    validated = ToxicCommentTagger.on_validation_epoch_end
+
+    def overflow_after_validating(self):  # as an update that overflows would leave them
+        validated(self)
+        if not self.trainer.sanity_checking:
+            with torch.no_grad():
+                self.head.weight[2, 3] = float("inf")
+
+    monkeypatch.setattr(ToxicCommentTagger, "on_validation_epoch_end", overflow_after_validating)
+    with pytest.raises(SystemExit) as stopped:
+        main(fit_args(tmp_path, comments_csv, "--trainer.max_epochs", "1"))
+    assert stopped.value.code == 2
+    error = error_line(capsys)
+    assert error.startswith(
+        "error: training diverged: tensor head.weight has 1 NaN/inf values at global step"
+    )
+    assert "training stopped without writing the checkpoint" in error
+    assert finite_checkpoints(tmp_path) == []

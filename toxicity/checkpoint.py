@@ -10,6 +10,9 @@ an unrestricted unpickler would construct, running whatever code it names) is re
 in it runs. Building the model uses the checkpoint alone: the embedded tokenizer (known file names only,
 bounded size, no custom code), the stored config (its shapes checked against the stored weights on the
 `meta` device before anything is allocated); no backbone is fetched, no code from the file runs.
+
+A checkpoint whose weights hold NaN or infinite values (a diverged run, a damaged file) is refused when it
+is read, naming the tensor: it would score every text NaN (or 1.0) rather than fail.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from toxicity.core.files import write_text_atomically
 from toxicity.core.tags import LABELS
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH
-from toxicity.models.base import FAMILY_KEY, RUN_FOLDER_KEY
+from toxicity.models.base import FAMILY_KEY, RUN_FOLDER_KEY, describe_non_finite, non_finite_tensors
 from toxicity.models.families import ENCODER, FAMILIES
 
 log = logging.getLogger(__name__)
@@ -130,6 +133,7 @@ class TrainedCheckpoint:
                 f"{ckpt_path}: not a toxicity checkpoint (no tagger hyper-parameters). "
                 "Give a checkpoint written by `python -m toxicity.fit`."
             )
+        check_finite(contents["state_dict"], ckpt_path)
         return cls(Path(ckpt_path), contents)
 
     @property
@@ -188,6 +192,9 @@ class TrainedCheckpoint:
         with torch.device("meta"):  # shapes only: a config asking for huge tables allocates nothing
             skeleton = self._build(model_class, tokenizer, tokenizer_bytes, hparams)
         self.check_shapes(skeleton.state_dict())
+        mismatch = skeleton.stored_settings_mismatch(self.contents)
+        if mismatch:
+            raise CheckpointError(f"{self.ckpt_path}: refused: {mismatch}")
         model = self._build(model_class, tokenizer, tokenizer_bytes, hparams)
         model.load_state_dict(self.contents["state_dict"])
         return model.eval()
@@ -224,6 +231,14 @@ class TrainedCheckpoint:
         """Every weight the stored config makes has the stored weight's shape (the config cannot ask for
         more memory than the file holds)."""
         stored = self.contents["state_dict"]
+        extra = sorted(set(stored) - set(expected))
+        if extra:
+            more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+            raise CheckpointError(
+                f"{self.ckpt_path}: refused: it holds weight{'s' if len(extra) > 1 else ''} "
+                f"{', '.join(map(repr, extra[:3]))}{more}, which its model config does not make; the file "
+                "is damaged or was edited. Use the checkpoint as toxicity.fit wrote it."
+            )
         for name, tensor in expected.items():
             if name not in stored:
                 raise CheckpointError(
@@ -237,6 +252,16 @@ class TrainedCheckpoint:
                     f"of shape {tuple(tensor.shape)}, "
                     f"but the stored weight is {stored_shape}; the file is damaged or was edited."
                 )
+
+
+def check_finite(state: dict, ckpt_path: str | Path) -> None:
+    """Refuses weights holding NaN or infinite values (one aminmax pass over each floating tensor)."""
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"{ckpt_path}: refused: {describe_non_finite(bad)}; the run diverged or the file is damaged. "
+            "Use an earlier checkpoint, or train again with a lower --model.learning_rate."
+        )
 
 
 def model_class_for(family: str, ckpt_path: Path):

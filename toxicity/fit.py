@@ -14,7 +14,8 @@ null, drops it), so two runs never overwrite each other's model. At the end it p
 checkpoint's per-tag validation AUROC.
 
 Bad data stops the run before any run folder is made, with one line naming the file and what to do
-(exit status 2).
+(exit status 2). A NaN or infinite loss stops it at that step, before its checkpoints are overwritten, with
+one line naming the step (exit status 2).
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from toxicity.core.cli import fail
-from toxicity.core.errors import BackboneError, DataError
+from toxicity.core.errors import BackboneError, CheckpointError, DataError
 from toxicity.core.tags import LABELS
 from toxicity.data.datamodule import ToxicCommentsDataModule
 from toxicity.data.tables import tweeteval_task
-from toxicity.models.base import TaggerModule
+from toxicity.models.base import TaggerModule, TrainingDiverged
 from toxicity.models.encoder import ToxicCommentTagger
 from toxicity.models.text2text import TextToTextTagger
 
@@ -239,6 +240,14 @@ def no_best_checkpoint_reason(trainer) -> str:
     )
 
 
+def kept_after_divergence(trainer) -> str:
+    """What a diverged run leaves: its best checkpoint so far (never overwritten by the diverged weights)."""
+    best = best_checkpoint_callback(trainer).best_model_path
+    if best and Path(best).is_file():
+        return f"The best checkpoint before it is kept: {best} (no link was made to it)."
+    return f"No best checkpoint was written; the run folder is {trainer.log_dir}."
+
+
 def link_best(best: str, link: str | None) -> None:
     """Points `link` at `best` (a relative symlink, swapped in atomically); a real file there is kept."""
     if not link:
@@ -278,7 +287,12 @@ def main(args=None) -> ToxicityCLI:
         raise fail(str(error)) from None
     except ValueError as error:  # a model that refuses its arguments, wrapped by jsonargparse
         raise fail(model_refusal(error)) from None
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    except TrainingDiverged as error:
+        raise fail(f"{error} {kept_after_divergence(cli.trainer)}") from None
+    except CheckpointError as error:  # the checkpoint resumed from does not fit the model
+        raise fail(f"{cli.config.ckpt_path}: {error}") from None
     best = best_checkpoint_callback(cli.trainer).best_model_path
     if not best:
         log.warning(no_best_checkpoint_reason(cli.trainer))

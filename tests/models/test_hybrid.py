@@ -329,3 +329,67 @@ def test_an_unknown_class_weight_is_refused():
 
     with pytest.raises(ValueError, match='ngram_class_weight must be "balanced" or null'):
         HybridTagger(ngram_class_weight="inverse", encoder_config={"model_type": "bert", "hidden_size": 32})
+
+
+# ------------------------------------------------------------------ hashing other than the trained one
+@pytest.mark.parametrize(
+    ("edit", "setting", "now", "trained"),
+    [
+        (
+            lambda contents: contents["hyper_parameters"].update(char_ngrams=[1, 8]),
+            "char_ngrams",
+            [1, 8],
+            [2, 5],
+        ),
+        (
+            lambda contents: contents["hyper_parameters"].update(word_ngrams=[1, 1]),
+            "word_ngrams",
+            [1, 1],
+            [1, 2],
+        ),
+        # what a version of toxicity that hashed differently would have written
+        (
+            lambda contents: contents["ngram_hashing"].update({"char_vectorizer.lowercase": False}),
+            "char_vectorizer.lowercase",
+            True,
+            False,
+        ),
+    ],
+    ids=["char_ngrams", "word_ngrams", "lowercase"],
+)
+def test_hashing_settings_other_than_the_trained_ones_are_refused_naming_the_setting(
+    hybrid_checkpoint, tmp_path, edit, setting, now, trained
+):
+    path = edited(hybrid_checkpoint, tmp_path, edit)
+    with pytest.raises(CheckpointError) as refused:
+        ToxicityClassifier.from_checkpoint(path, device="cpu")
+    assert str(refused.value).startswith(
+        f"{path}: refused: its n-gram setting {setting} is {now!r} but was {trained!r} when its n-gram table "
+        "was trained, so texts would hash into other buckets and every score would change;"
+    )
+
+
+def test_a_hybrid_checkpoint_written_before_the_hashing_fingerprint_still_loads(hybrid_checkpoint, tmp_path):
+    assert torch.load(hybrid_checkpoint, weights_only=True)["ngram_hashing"]["char_ngrams"] == [2, 5]
+    older = edited(hybrid_checkpoint, tmp_path, lambda contents: contents.pop("ngram_hashing"))
+    np.testing.assert_allclose(
+        ToxicityClassifier.from_checkpoint(older, device="cpu").predict_proba(TEXTS),
+        ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu").predict_proba(TEXTS),
+        atol=1e-6,
+    )
+
+
+def test_resuming_with_other_hashing_settings_is_one_line_and_exit_2(hybrid_checkpoint, tmp_path, capsys):
+    from toxicity.fit import main
+
+    last = hybrid_checkpoint.resolve().with_name("last.ckpt")
+    data = tmp_path / "comments.csv"
+    make_comments(n_clean=60, n_toxic=40).to_csv(data, index=False)
+    extra = ["--model.init_args.char_ngrams", "[1, 8]", "--ckpt_path", str(last)]
+    with pytest.raises(SystemExit) as stopped:
+        main(fit_args(tmp_path, data, *extra, config=TINY_HYBRID_YAML))
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert stopped.value.code == 2 and len(errors) == 1
+    assert errors[0].startswith(
+        f"error: {last}: refused: its n-gram setting char_ngrams is [1, 8] but was [2, 5]"
+    )

@@ -19,6 +19,8 @@ import torch
 
 MAX_BUCKETS = 1 << 24  # 16.7M rows of tag weights: far beyond use, refused beyond (a checkpoint is data)
 MAX_N = 8
+# how counts become weights (matrix below); part of the fingerprint, so change it when that changes
+WEIGHTING = "log1p counts, word and char n-grams of a text normalised together to L2 norm 1"
 
 
 def _checked_range(name: str, span: Sequence[int]) -> tuple[int, int]:
@@ -73,6 +75,38 @@ class NgramHasher:
             HashingVectorizer(analyzer="word", ngram_range=self.word_ngrams, **shared),
             HashingVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, **shared),
         )
+
+    def fingerprint(self) -> dict[str, object]:
+        """Every setting that decides which bucket a text's n-grams land in and with what weight, as plain
+        values: the checkpoint keeps it, so a table is never read through different hashing."""
+        settings = {
+            "ngram_buckets": self.buckets,
+            "char_ngrams": list(self.char_ngrams),
+            "word_ngrams": list(self.word_ngrams),
+            "weighting": WEIGHTING,
+        }
+        for name, vectorizer in zip(("word", "char"), self._vectorizers):
+            for key, value in sorted(vectorizer.get_params().items()):
+                if key not in ("n_features", "ngram_range", "dtype"):  # those three: above, or weights only
+                    plain = value is None or isinstance(value, (str, bool, int, float))
+                    settings[f"{name}_vectorizer.{key}"] = value if plain else repr(value)
+        return settings
+
+    def fingerprint_mismatch(self, stored: dict) -> str | None:
+        """The first setting in which `stored` (a fingerprint written with a checkpoint) differs from this
+        hasher's, as a sentence; None when they agree. Settings only one side knows (another version of
+        toxicity or scikit-learn) are not compared."""
+        if not isinstance(stored, dict):
+            return "its n-gram hashing fingerprint is not a table of settings; the file is damaged or edited."
+        current = self.fingerprint()
+        for key in sorted(stored.keys() & current.keys()):
+            if stored[key] != current[key]:
+                return (
+                    f"its n-gram setting {key} is {current[key]!r} but was {stored[key]!r} when its n-gram "
+                    "table was trained, so texts would hash into other buckets and every score would "
+                    f"change; set {key} back to {stored[key]!r} (or use the toxicity version that wrote it)."
+                )
+        return None
 
     def matrix(self, texts: Sequence[str]):
         """A CSR matrix (texts × buckets): log(1 + count) of each n-gram, each row of L2 norm 1."""

@@ -1,6 +1,6 @@
 """TaggerModule: what both model families share (tags, the tokenizer carried in the checkpoint, per-tag
-AUROC and F1 logged per epoch, AdamW with linear warmup and decay, layer-wise learning rates), and the
-checkpoint keys it writes.
+AUROC and F1 logged per epoch, AdamW with linear warmup and decay, layer-wise learning rates, a stop on a
+non-finite loss), and the checkpoint keys it writes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 
 from toxicity.core.backbone import load_tokenizer
+from toxicity.core.errors import CheckpointError
 from toxicity.models.epoch_metrics import PerTagAUROC, PerTagF1
 from toxicity.models.tokenizer_files import tokenizer_from_bytes, tokenizer_to_bytes
 
@@ -21,6 +22,35 @@ FAMILY_KEY = "toxicity_family"  # the checkpoint key naming the model family (to
 RUN_FOLDER_KEY = "log_dir_relative"  # the TensorBoard run, relative to the checkpoint's folder
 # (tokenizer, its zip) for the model being built from a checkpoint: see TaggerModule.with_tokenizer
 _CARRIED_TOKENIZER: ContextVar[tuple] = ContextVar("carried_tokenizer", default=(None, None))
+
+
+class TrainingDiverged(ArithmeticError):
+    """A NaN or infinite loss or weight in training: the run stops before it writes a checkpoint from it."""
+
+
+def non_finite_tensors(state: dict) -> list[tuple[str, int]]:
+    """(name, how many NaN/inf values) of each floating-point tensor in `state` that holds any."""
+    return [
+        (name, int((~torch.isfinite(tensor)).sum()))
+        for name, tensor in state.items()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not is_finite(tensor)
+    ]
+
+
+def is_finite(tensor: torch.Tensor) -> bool:
+    """Whether no value is NaN or infinite. aminmax propagates NaN and keeps ±inf, in one pass without a
+    mask: 7 ms for the default MiniLM's 23M weights on one CPU core, against 90 ms for isfinite().all()."""
+    if tensor.numel() == 0:  # aminmax refuses an empty tensor
+        return True
+    low, high = torch.aminmax(tensor.detach())
+    return bool(torch.isfinite(low) & torch.isfinite(high))
+
+
+def describe_non_finite(bad: list[tuple[str, int]]) -> str:
+    """'tensor NAME has N NaN/inf values' for the first of `bad`, and how many other tensors have some."""
+    (name, count), others = bad[0], len(bad) - 1
+    more = f" (and {others} other tensor{'s' if others > 1 else ''})" if others else ""
+    return f"tensor {name} has {count} NaN/inf values{more}"
 
 
 def encoder_depth(name: str, top: int) -> int:
@@ -154,7 +184,23 @@ class TaggerModule(pl.LightningModule):
             group["params"].append(parameter)
         return list(groups.values())
 
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        """Stops training on a NaN or infinite loss, before its gradients reach the weights."""
+        if not torch.isfinite(loss.detach()).all():
+            raise TrainingDiverged(
+                f"training diverged: the loss is {loss.detach().float().mean().item()} at global step "
+                f"{self.global_step} (epoch {self.current_epoch}), so training stopped before that step "
+                "changed the weights; lower --model.learning_rate (or raise warmup_fraction) and train again."
+            )
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        bad = non_finite_tensors(checkpoint.get("state_dict", {}))
+        if bad:  # weights gone bad without a NaN loss (an overflow in the update): never save them
+            raise TrainingDiverged(
+                f"training diverged: {describe_non_finite(bad)} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}), so training stopped without writing the checkpoint; lower "
+                "--model.learning_rate and train again."
+            )
         checkpoint[FAMILY_KEY] = self.family
         if self._tokenizer_bytes is None:
             self._tokenizer_bytes = tokenizer_to_bytes(self.tokenizer)
@@ -175,7 +221,15 @@ class TaggerModule(pl.LightningModule):
         except ValueError:  # Windows: the run and the checkpoint folder on different drives
             return None
 
+    def stored_settings_mismatch(self, checkpoint: dict) -> str | None:
+        """Why this model cannot read `checkpoint`'s weights although their shapes fit (a family with
+        settings that shapes do not show says so); None when it can."""
+        return None
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        mismatch = self.stored_settings_mismatch(checkpoint)
+        if mismatch:
+            raise CheckpointError(f"refused: {mismatch}")
         if "tokenizer" in checkpoint and checkpoint["tokenizer"] != self._tokenizer_bytes:
             self._tokenizer = tokenizer_from_bytes(checkpoint["tokenizer"])
             self._tokenizer_bytes = checkpoint["tokenizer"]

@@ -17,6 +17,7 @@ from torch import nn
 from toxicity.data.ngrams import NgramHasher
 from toxicity.models.encoder import ToxicCommentTagger
 
+HASHING_KEY = "ngram_hashing"  # the checkpoint key holding the hasher's fingerprint (NgramHasher.fingerprint)
 NGRAMS_MISSING = (
     "a hybrid model needs each text's n-gram features (ngram_ids, ngram_offsets, ngram_weights): build "
     "batches with PadToLongest(pad_token_id, ngrams=model.ngram_hasher), or score with ToxicityClassifier, "
@@ -155,6 +156,17 @@ class HybridTagger(ToxicCommentTagger):
             "ngram_offsets": offsets.new_zeros(1),
             "ngram_weights": batch["ngram_weights"][begin:end],
         }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[HASHING_KEY] = self.ngram_hasher.fingerprint()
+
+    def stored_settings_mismatch(self, checkpoint: dict) -> str | None:
+        """A hasher other than the one the table was trained with (the table's shape alone does not show
+        it); checkpoints written before the fingerprint are not checked."""
+        if HASHING_KEY not in checkpoint:
+            return None
+        return self.ngram_hasher.fingerprint_mismatch(checkpoint[HASHING_KEY])
 
     def parameter_groups(self) -> list[dict]:
         """The encoder's groups, and the n-gram table in its own group at `ngram_learning_rate`."""
