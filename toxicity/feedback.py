@@ -5,9 +5,11 @@ a table `python -m toxicity.fit` trains on.
     python -m toxicity.feedback export --db postgresql+psycopg://toxicity@db/feedback --out feedback.csv \
         --tags toxic insult --missing-as 0
 
-The table: id, comment_text and one 0/1 column per tag. Per comment and tag the latest suggestion wins; a
-value of 0.5 or more is the tag. Rows stored as a hash only (--feedback-hash-comments) have no text to
-export: they are counted. See toxicity.serving.feedback_export.
+The table: id, comment_text and one 0/1 column per tag; a value of 0.5 or more is the tag. Where the
+suggestions on a comment disagree, --conflict decides: agree (default: only comments whose suggestions all
+agree), majority, or latest. Rows stored as a hash only (--feedback-hash-comments) have no text to export:
+they are counted. The CSV holds the comments verbatim, for `fit`; --safe-csv quotes cells a spreadsheet
+would run as formulas (=, +, -, @), for opening it in one. See toxicity.serving.feedback_export.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from pathlib import Path
 
 from toxicity.core.cli import run_tool
 from toxicity.core.files import atomic_output
-from toxicity.serving.feedback_export import Export, feedback_table
+from toxicity.data.sources import TEXT_COLUMN
+from toxicity.serving.feedback_export import (
+    RULES,
+    Export,
+    check_tags,
+    exported_records,
+    suggested_tags,
+    write_csv,
+)
 from toxicity.serving.feedback_store import database_url, read_rows, shown
 
 
@@ -44,31 +54,56 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the value of a tag no suggestion gave for a comment (default: leave the comment out, counted)",
     )
+    export.add_argument(
+        "--conflict",
+        choices=RULES,
+        default="agree",
+        help="when suggestions on a comment disagree: agree = leave it out (default), majority = more than "
+        "half of the writers' votes decide, latest = the latest suggestion decides",
+    )
+    export.add_argument(
+        "--safe-csv",
+        action="store_true",
+        help="quote text cells starting with = + - @ so that a spreadsheet shows them instead of running "
+        "them (changes the text: not for training)",
+    )
     return parser
 
 
 def export(args: argparse.Namespace) -> Export:
+    """Two passes over the database, both streamed: the tags suggested, then the table."""
     if Path(args.out).exists():
         raise FileExistsError(f"{args.out} already exists; choose another --out (export never overwrites)")
-    exported = feedback_table(read_rows(args.db), args.tags, args.missing_as)
-    if exported.table.empty:
-        raise ValueError(
-            f"feedback database {shown(database_url(args.db))}: no suggestion to export "
-            f"({exported.rows_read} rows, {exported.hash_only} stored as a hash only, "
-            f"{exported.missing_tags} comments without every tag); nothing written"
-        )
+    suggested = suggested_tags(read_rows(args.db))
+    tags = args.tags or suggested
+    exported = Export(never_suggested=check_tags(tags, suggested))
+    records = exported_records(read_rows(args.db), tags, exported, args.missing_as, args.conflict)
     with atomic_output(args.out) as temporary:
-        exported.table.to_csv(temporary, index=False)
+        write_csv(records, ["id", TEXT_COLUMN, *tags], temporary, safe=args.safe_csv)
+        if not exported.written:  # raised inside: the partial file is removed, nothing is written
+            raise ValueError(
+                f"feedback database {shown(database_url(args.db))}: no suggestion to export "
+                f"({exported.rows_read} rows, {exported.hash_only} stored as a hash only, "
+                f"{exported.missing_tags} comments without every tag, {exported.conflicts_left_out} left out "
+                f"by --conflict {args.conflict}); nothing written"
+            )
     return exported
 
 
 def main(argv: Sequence[str] | None = None) -> Export:
     args = build_parser().parse_args(argv)
     exported = run_tool(lambda: export(args))
+    never = (
+        f"; never suggested, so all {args.missing_as} (--missing-as): {', '.join(exported.never_suggested)}"
+        if exported.never_suggested and args.missing_as is not None
+        else ""
+    )
     print(
-        f"wrote {len(exported.table)} comments with tags {', '.join(exported.tags)} to {Path(args.out)} "
-        f"from {exported.rows_read} suggestions; left out: {exported.hash_only} stored as a hash only, "
-        f"{exported.missing_tags} comments missing a tag (--missing-as)"
+        f"wrote {exported.written} comments with tags {', '.join(exported.tags)} to {Path(args.out)} "
+        f"from {exported.rows_read} suggestions; {exported.conflicts} disagreements on a comment's tag; "
+        f"left out: {exported.hash_only} stored as a hash only, {exported.missing_tags} comments missing a "
+        f"tag (--missing-as), {exported.conflicts_left_out} comments whose suggestions disagree "
+        f"(--conflict {args.conflict}){never}"
     )
     return exported
 

@@ -6,7 +6,7 @@
 Routes:
     POST /predict                       {"texts": [...], "threshold": 0.5 | "tuned" (optional)}
     POST /v1alpha1/comments:analyze     the Perspective API's request and response shape
-    POST /v1alpha1/comments:suggestscore  Perspective's feedback, stored in --feedback-db
+    POST /v1alpha1/comments:suggestscore  Perspective's feedback, stored in --feedback-db (off without it)
     GET  /health                        "ok" once every worker has loaded its model (no key needed)
     GET  /info                          {"model": tags, backbone, max_length, thresholds, sha256, ...}
     GET  /                              the try-it page (toxicity/serving/static/index.html; no key needed)
@@ -14,6 +14,10 @@ Routes:
 Each inference worker (--workers) loads the classifier once, in `setup`. LitServe gathers requests that
 arrive together (up to --max-batch-size, waiting at most --batch-timeout seconds) into one `predict`
 call, which scores all their texts in one `predict_proba`.
+
+Requests are checked before any route runs (toxicity.serving.guards): the Host header against
+--allowed-hosts, the Origin of a POST against the server's own (a page on another site is refused), the
+content type of a suggestion (application/json only), the sizes of the head and the body, and the API key.
 
 Bad requests are refused in the HTTP process, before they reach a worker, and a batch that fails in a
 worker is scored again one request at a time, so that no request can fail another. Every refusal is one
@@ -30,15 +34,19 @@ import argparse
 import logging
 import os
 import sys
-
-import litserve as ls
+import tempfile
+from typing import TYPE_CHECKING
 
 from toxicity.core.cli import fail, run_tool
-from toxicity.serving.app import Timeouts, build_server, model_info
-from toxicity.serving.connections import guarded_h11, logging_config
-from toxicity.serving.feedback_store import DEFAULT_FEEDBACK_DB, FeedbackStore
-from toxicity.serving.processes import stop_on_signals
-from toxicity.serving.schemas import Limits
+from toxicity.serving.guards import LOCAL_HOSTS, ApiKeys
+
+if TYPE_CHECKING:
+    import litserve as ls
+
+    from toxicity.serving.feedback_store import FeedbackStore
+
+# The server's own modules (LitServe, torch) are imported when it starts, not with this module: the sentence
+# splitter's child process (toxicity.serving.splitter) imports this module again, and needs none of them.
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +110,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comments:analyze leaves out the attributes it cannot score (not in the model, or not in the "
         "comment's language) instead of refusing, as if every request said dropUnsupportedAttributes",
     )
-    parser.add_argument(
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
         "--api-key-env",
         metavar="NAME",
         help="require the API key held in this environment variable (never on the command line)",
+    )
+    keys.add_argument(
+        "--api-keys-file",
+        metavar="FILE",
+        help="require one of the keys in FILE, one NAME:KEY a line (chmod 600); a suggestion is stored "
+        "with the name of the key that sent it",
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        nargs="+",
+        metavar="HOST",
+        default=None,
+        help="the names clients reach the server by, checked against each request's Host header (a name, "
+        f"*.domain, or '*' for any; default: {' '.join(LOCAL_HOSTS)}); needed with --host 0.0.0.0 or ::",
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address clients use (e.g. https://toxicity.example.org), given in the discovery document "
+        "(default: the address each request was sent to)",
     )
     parser.add_argument(
         "--max-header-bytes",
@@ -139,16 +168,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--feedback-db",
-        default=DEFAULT_FEEDBACK_DB,
+        default=None,
         metavar="PATH_OR_URL",
-        help="where comments:suggestscore stores suggestions: a SQLite file (default ./"
-        f"{DEFAULT_FEEDBACK_DB}, created by the first one) or a SQLAlchemy URL such as "
-        "postgresql+psycopg://user@host/db for several servers",
+        help="turns comments:suggestscore on, storing suggestions here: a SQLite file (created by the "
+        "first one) or a SQLAlchemy URL such as postgresql+psycopg://user@host/db for several servers "
+        "(the password from PGPASSWORD or ~/.pgpass). Default: off",
     )
     parser.add_argument(
         "--feedback-hash-comments",
-        action="store_true",
-        help="store only the sha256 of each suggested comment, not its text (such rows cannot be exported)",
+        metavar="SECRET_ENV",
+        help="store each suggested comment's HMAC-SHA256 under the secret held in this environment "
+        "variable instead of its text (such rows cannot be exported)",
     )
     parser.add_argument(
         "--log-level",
@@ -160,6 +190,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare(options: argparse.Namespace) -> ls.LitServer:
+    from toxicity.serving.app import Access, Timeouts, build_server, model_info
+    from toxicity.serving.schemas import Limits
+
     if options.int8 and not options.onnx:
         raise fail("--int8 goes with --onnx (the int8 ONNX model); leave it out with --ckpt")
     for name in (
@@ -179,22 +212,11 @@ def prepare(options: argparse.Namespace) -> ls.LitServer:
             raise fail(f"--{name.replace('_', '-')} must be more than 0 seconds")
     if options.batch_timeout < 0:
         raise fail("--batch-timeout must be 0 or more seconds")
-    if options.host != "127.0.0.1" and not options.api_key_env and not options.allow_open:
-        raise fail(
-            f"--host {options.host} serves every network this machine is on, and anyone there could use "
-            "it: require a key with --api-key-env NAME, or say --allow-open"
-        )
-    api_key = None
-    if options.api_key_env:
-        api_key = os.environ.get(options.api_key_env)
-        if not api_key:
-            raise fail(
-                f"environment variable {options.api_key_env} is empty or not set; "
-                f"export {options.api_key_env}=<key> first, or leave out --api-key-env"
-            )
+    keys = api_keys(options)
+    access = Access(keys, allowed_hosts(options), options.public_url, options.max_header_bytes)
+    feedback = feedback_store(options, keys)
+    check_serving_needs()
     info = model_info(options.ckpt, options.onnx, options.int8)
-    feedback = FeedbackStore(options.feedback_db, options.feedback_hash_comments)
-    feedback.prepare()
     timeouts = Timeouts(options.read_timeout, options.keep_alive, options.shutdown_timeout)
     return build_server(
         info,
@@ -205,11 +227,87 @@ def prepare(options: argparse.Namespace) -> ls.LitServer:
         options.batch_timeout,
         Limits(options.max_texts, options.max_chars),
         options.max_body_bytes,
-        api_key,
+        access,
         timeouts,
         feedback,
         drop_unsupported_attributes=options.drop_unsupported_attributes,
     )
+
+
+def listens_beyond_this_machine(options: argparse.Namespace) -> bool:
+    return options.host != "127.0.0.1"
+
+
+def api_keys(options: argparse.Namespace) -> ApiKeys | None:
+    if options.api_key_env:
+        return ApiKeys.from_env(options.api_key_env)
+    if options.api_keys_file:
+        return ApiKeys.from_file(options.api_keys_file)
+    if listens_beyond_this_machine(options) and not options.allow_open:
+        raise fail(
+            f"--host {options.host} serves every network this machine is on, and anyone there could use "
+            "it: require a key with --api-key-env NAME or --api-keys-file FILE, or say --allow-open"
+        )
+    return None
+
+
+def allowed_hosts(options: argparse.Namespace) -> tuple[str, ...]:
+    if options.allowed_hosts:
+        return tuple(options.allowed_hosts)
+    if listens_beyond_this_machine(options):
+        raise fail(
+            f"--host {options.host}: name the hosts clients reach this server by with --allowed-hosts (e.g. "
+            "--allowed-hosts toxicity.example.org 10.0.0.5), or --allowed-hosts '*' for any; requests with "
+            "another Host header are refused (a web page's DNS rebinding)"
+        )
+    return LOCAL_HOSTS
+
+
+def feedback_store(options: argparse.Namespace, keys: ApiKeys | None) -> FeedbackStore | None:
+    """The store behind comments:suggestscore, or None (the route off) without --feedback-db."""
+    if not options.feedback_db:
+        if options.feedback_hash_comments:
+            raise fail("--feedback-hash-comments goes with --feedback-db (the feedback route is off)")
+        return None
+    if keys is None and listens_beyond_this_machine(options):
+        raise fail(
+            f"--feedback-db with --host {options.host} and no API key would store as training rows what "
+            "anyone on the network sends: require keys (--api-key-env or --api-keys-file)"
+        )
+    secret = None
+    if options.feedback_hash_comments:
+        secret = os.environ.get(options.feedback_hash_comments, "").encode()
+        if len(secret) < 16:
+            raise fail(
+                f"--feedback-hash-comments: environment variable {options.feedback_hash_comments} must hold "
+                "a secret of 16 characters or more (e.g. export it from `openssl rand -hex 32`); keep it: "
+                "the same comment hashes the same only under the same secret"
+            )
+    from toxicity.serving.feedback_store import FeedbackStore
+
+    feedback = FeedbackStore(options.feedback_db, secret)
+    feedback.prepare()
+    return feedback
+
+
+def check_serving_needs() -> None:
+    """What the routes need at run time, checked at start so a missing piece stops the server with one
+    line instead of failing requests: the sentence splitter, the language detector, a writable temp
+    folder (LitServe passes requests to its workers through it)."""
+    for module, package in (("pysbd", "pysbd"), ("py3langid", "py3langid")):
+        try:
+            __import__(module)
+        except ImportError:
+            raise fail(f"the Perspective route needs {package}: pip install {package}") from None
+    try:
+        with tempfile.TemporaryFile() as probe:
+            probe.write(b"x" * 4096)
+            probe.flush()
+    except OSError as error:
+        raise fail(
+            f"cannot write to the temp folder {tempfile.gettempdir()} ({error.strerror}); free some space, "
+            "or point TMPDIR at a writable folder"
+        ) from None
 
 
 def banner(options: argparse.Namespace) -> str:
@@ -221,11 +319,14 @@ def banner(options: argparse.Namespace) -> str:
     address = f"[{options.host}]" if ":" in options.host else options.host
     return (
         f"listening on {address}:{options.port} ({where}; open http://127.0.0.1:{options.port}/ here), "
-        f"{'API key required' if options.api_key_env else 'no API key'}"
+        f"{'API key required' if options.api_key_env or options.api_keys_file else 'no API key'}, "
+        f"feedback {'stored in ' + options.feedback_db if options.feedback_db else 'off'}"
     )
 
 
 def uvicorn_options(options: argparse.Namespace) -> dict:
+    from toxicity.serving.connections import guarded_h11, logging_config
+
     return {
         "http": guarded_h11(options.read_timeout),
         "h11_max_incomplete_event_size": options.max_header_bytes,
@@ -239,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     options = parse_args(argv)
     server = run_tool(lambda: prepare(options))
     print(banner(options), flush=True)
+    from toxicity.serving.processes import stop_on_signals
+
     stop_on_signals()
     try:
         server.run(

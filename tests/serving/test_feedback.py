@@ -9,14 +9,13 @@ import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from tests.helpers import ROOT
-from tests.serving.test_serve import Server
+from tests.serving.server import Server
 from toxicity.core.tags import LABELS
 from toxicity.data.validation import validate_comments
 from toxicity.feedback import main as feedback_main
@@ -26,8 +25,10 @@ from toxicity.serving.feedback_store import (
     FeedbackDatabaseError,
     FeedbackStore,
     Suggestion,
-    comment_sha256,
-    read_rows,
+    comment_hash,
+    connect,
+    database_url,
+    feedback,
 )
 
 SUGGEST = "/v1alpha1/comments:suggestscore"
@@ -44,7 +45,13 @@ POSTGRES_URL = os.environ.get("TOXICITY_TEST_POSTGRES_URL")
 
 
 def rows_of(database) -> list[dict]:
-    return list(read_rows(str(database)))
+    """Every stored row, every column, in the order stored."""
+    engine = connect(database_url(str(database)))
+    try:
+        with engine.connect() as connection:
+            return [dict(row) for row in connection.execute(sa.select(feedback).order_by("id")).mappings()]
+    finally:
+        engine.dispose()
 
 
 def suggestion(text: str, client: int, number: int) -> dict:
@@ -71,7 +78,9 @@ def server_call(url: str, body: dict) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url + SUGGEST, json.dumps(body).encode())
+    request = urllib.request.Request(
+        url + SUGGEST, json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, json.loads(answer.read())
@@ -95,7 +104,7 @@ def test_the_reference_example_is_answered_and_stored_with_the_model(feedback_se
     _, info = feedback_server.call("/info")
     [row] = [row for row in rows_of(feedback_server.database) if row["client_token"] == "comment-53922"]
     assert row["comment"] == REFERENCE_REQUEST["comment"]["text"]
-    assert row["comment_sha256"] == comment_sha256(row["comment"])
+    assert row["comment_hash"] == comment_hash(row["comment"]) and row["api_key_name"] is None
     assert row["attribute_scores"] == {"TOXICITY": {"summaryScore": 0.0, "spanScores": []}}
     assert row["community_id"] == "/forum/movies" and row["session_id"] is None
     assert row["model_sha256"] == info["model"]["sha256"]
@@ -236,17 +245,22 @@ def test_two_servers_on_one_postgresql_database_lose_no_suggestion(tiny_checkpoi
         for server in servers:
             server.stop()
     assert statuses == [200] * 200
-    tokens = sorted(row["client_token"] for row in read_rows(postgres_url))
+    tokens = sorted(row["client_token"] for row in rows_of(postgres_url))
     assert tokens == sorted(f"{client}-{number}" for client in range(8) for number in range(25))
 
 
 # ----------------------------------------------------------------------------------------------- store
-def test_hashed_comments_keep_only_the_sha256(tmp_path):
-    store = FeedbackStore(str(tmp_path / "f.sqlite"), hash_comments=True)
+def test_hashed_comments_keep_only_a_keyed_hash(tmp_path):
+    """Pseudonymisation: the HMAC under the server's secret, which a guess of the comment cannot be checked
+    against without the secret (a plain sha256 could be)."""
+    store = FeedbackStore(str(tmp_path / "f.sqlite"), hash_secret=b"a secret of the server")
     store.prepare()
     store.add(Suggestion("you idiot", {"TOXICITY": {"summaryScore": 1.0, "spanScores": []}}, "abc"))
     [row] = rows_of(tmp_path / "f.sqlite")
-    assert row["comment"] is None and row["comment_sha256"] == comment_sha256("you idiot")
+    assert row["comment"] is None and row["comment_hash"] == comment_hash(
+        "you idiot", b"a secret of the server"
+    )
+    assert row["comment_hash"] != comment_hash("you idiot")
     assert "you idiot" not in (tmp_path / "f.sqlite").read_bytes().decode("latin-1")
 
 
@@ -293,22 +307,33 @@ def test_many_processes_creating_the_table_at_once(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- export
-def stored(comment: str | None, scores: dict, minutes: int = 0) -> dict:
+_ids = iter(range(1, 1_000_000))
+
+
+def stored(comment: str | None, scores: dict, key: str | None = None) -> dict:
+    """A row as read_rows yields it (call in the order the database received them)."""
     return {
+        "id": next(_ids),
         "comment": comment,
+        "comment_hash": comment_hash(comment or "hashed"),
+        "comment_type": "PLAIN_TEXT",
         "attribute_scores": scores,
-        "received_at": datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minutes),
+        "api_key_name": key,
     }
+
+
+def as_read(rows: list[dict]) -> list[dict]:
+    """Grouped by comment, oldest first in each group, as read_rows yields them."""
+    return sorted(rows, key=lambda row: (row["comment_hash"], row["id"]))
 
 
 def summary(value: float) -> dict:
     return {"summaryScore": value, "spanScores": []}
 
 
-def test_export_rule_latest_wins_per_tag_and_spans_count_by_their_highest():
+def test_spans_count_by_their_highest_and_what_is_left_out_is_counted():
     rows = [
-        stored("you idiot", {"TOXICITY": summary(1), "INSULT": summary(1)}, 0),
-        stored("you idiot", {"TOXICITY": summary(0.2)}, 1),  # a later decision on one tag
+        stored("you idiot", {"TOXICITY": summary(1), "INSULT": summary(1)}),
         stored(
             "fine. you moron",
             {
@@ -325,15 +350,41 @@ def test_export_rule_latest_wins_per_tag_and_spans_count_by_their_highest():
         stored(None, {"TOXICITY": summary(1), "INSULT": summary(1)}),  # hash only
         stored("only toxic", {"TOXICITY": summary(1)}),
     ]
-    exported = feedback_table(rows)
+    exported = feedback_table(as_read(rows))
     assert exported.tags == ["toxic", "insult"]
-    assert exported.table.to_dict("records") == [
-        {"id": "feedback000000", "comment_text": "you idiot", "toxic": 0, "insult": 1},
-        {"id": "feedback000001", "comment_text": "fine. you moron", "toxic": 1, "insult": 1},
+    assert sorted(exported.table[["comment_text", "toxic", "insult"]].values.tolist()) == [
+        ["fine. you moron", 1, 1],
+        ["you idiot", 1, 1],
     ]
-    assert (exported.rows_read, exported.hash_only, exported.missing_tags) == (5, 1, 1)
-    filled = feedback_table(rows, tags=["toxic", "insult", "obscene"], missing_as=0)
-    assert filled.table["obscene"].tolist() == [0, 0, 0] and filled.missing_tags == 0
+    assert (exported.rows_read, exported.hash_only, exported.missing_tags) == (4, 1, 1)
+    filled = feedback_table(as_read(rows), tags=["toxic", "insult", "obscene"], missing_as=0)
+    assert filled.table["obscene"].tolist() == [0, 0, 0] and filled.never_suggested == ["obscene"]
+
+
+def test_the_conflict_rule_decides_and_one_request_cannot_flip_a_label_by_default():
+    """alice and carol (named keys) say toxic, then bob says not; dave corrects himself; two keyless
+    suggestions disagree."""
+    rows = as_read(
+        [
+            stored("you idiot", {"TOXICITY": summary(1)}, key="alice"),
+            stored("you idiot", {"TOXICITY": summary(1)}, key="carol"),
+            stored("you idiot", {"TOXICITY": summary(0)}, key="bob"),
+            stored("thanks", {"TOXICITY": summary(1)}, key="dave"),
+            stored("thanks", {"TOXICITY": summary(0)}, key="dave"),  # his latest word is his vote
+            stored("go away", {"TOXICITY": summary(1)}),
+            stored("go away", {"TOXICITY": summary(0)}),  # keyless: every suggestion votes
+        ]
+    )
+
+    def decided(rule: str) -> dict:
+        exported = feedback_table(rows, rule=rule)
+        assert exported.conflicts == 2  # you idiot, go away
+        return dict(zip(exported.table["comment_text"], exported.table["toxic"]))
+
+    assert decided("agree") == {"thanks": 0}
+    assert decided("majority") == {"thanks": 0, "you idiot": 1}  # 2 to 1; go away is a tie
+    assert decided("latest") == {"thanks": 0, "you idiot": 0, "go away": 0}
+    assert feedback_table(rows).conflicts_left_out == 2
 
 
 def test_an_html_comment_is_exported_as_the_text_the_model_scores():
@@ -351,20 +402,45 @@ def test_the_export_command_writes_a_table_fit_reads(tmp_path, capsys):
     database = tmp_path / "f.sqlite"
     store = FeedbackStore(str(database))
     store.prepare()
-    for text, value in (("you idiot", 1), ("thanks", 0)):
+    for text, value in (("you idiot", 1), ("thanks", 0), ('=HYPERLINK("http://x")', 1)):
         store.add(Suggestion(text, {name: summary(value) for name in ("TOXICITY", "INSULT")}, "abc"))
-    FeedbackStore(str(database), hash_comments=True).add(
+    store.add(Suggestion("you idiot", {"TOXICITY": summary(0)}, "abc"))  # a later request disagrees
+    FeedbackStore(str(database), hash_secret=b"0123456789abcdef").add(
         Suggestion("secret", {"TOXICITY": summary(1)}, "abc")
     )
+    assert all(row["received_at"] is not None for row in rows_of(database))  # the database's clock
     out = tmp_path / "feedback.csv"
     feedback_main(
         ["export", "--db", str(database), "--out", str(out), "--tags", *LABELS, "--missing-as", "0"]
     )
     said = capsys.readouterr().out
     assert "wrote 2 comments" in said and "1 stored as a hash only" in said
+    assert "1 comments whose suggestions disagree (--conflict agree)" in said
+    assert "never suggested, so all 0 (--missing-as): severe_toxic, obscene, threat, identity_hate" in said
     table = validate_comments(pd.read_csv(out), out, "comment_text", LABELS)  # as fit checks a table
-    assert table["text"].tolist() == ["you idiot", "thanks"]
-    assert table[["toxic", "insult", "obscene"]].values.tolist() == [[1, 1, 0], [0, 0, 0]]
+    assert sorted(table["text"]) == ['=HYPERLINK("http://x")', "thanks"]  # verbatim: it is for training
+    assert set(table["toxic"]) == {0, 1} and table["obscene"].tolist() == [0, 0]
+
+    latest = tmp_path / "latest.csv"
+    feedback_main(
+        ["export", "--db", str(database), "--out", str(latest), "--conflict", "latest", "--safe-csv"]
+    )
+    table = pd.read_csv(latest).set_index("comment_text")
+    assert table.loc["you idiot", "toxic"] == 0  # the later suggestion, by the order the database received
+    assert '\'=HYPERLINK("http://x")' in table.index  # a spreadsheet shows it rather than runs it
+
+
+def test_an_exported_tag_nobody_suggested_must_be_a_known_one(tmp_path, capsys):
+    database = tmp_path / "f.sqlite"
+    store = FeedbackStore(str(database))
+    store.add(Suggestion("you idiot", {"TOXICITY": summary(1)}, "abc"))
+    out = tmp_path / "feedback.csv"
+    with pytest.raises(SystemExit) as exit_:
+        feedback_main(
+            ["export", "--db", str(database), "--out", str(out), "--tags", "bogus", "--missing-as", "0"]
+        )
+    assert exit_.value.code == 2 and "tag bogus was never suggested" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_the_export_command_refuses_to_overwrite_and_names_a_bad_database(tmp_path, capsys):
@@ -390,3 +466,27 @@ def test_the_export_command_refuses_to_overwrite_and_names_a_bad_database(tmp_pa
         feedback_main(["export", "--db", str(empty), "--out", str(tmp_path / "new.csv")])
     assert f"has no table {TABLE}" in capsys.readouterr().err
     assert not (tmp_path / "new.csv").exists()
+
+
+def test_a_postgresql_password_comes_from_the_environment(postgres_url, monkeypatch):
+    """The URL without its password (not on the command line, where `ps` shows it): psycopg reads
+    PGPASSWORD, or ~/.pgpass."""
+    url = database_url(postgres_url)
+    if not url.password:
+        pytest.skip("TOXICITY_TEST_POSTGRES_URL has no password to move to PGPASSWORD")
+    monkeypatch.setenv("PGPASSWORD", url.password)
+    without = url.set(password=None).render_as_string(hide_password=False)
+    store = FeedbackStore(without)
+    store.prepare()
+    store.add(Suggestion("hi", {"TOXICITY": summary(0)}, "abc"))
+    assert [row["comment"] for row in rows_of(without)] == ["hi"]
+
+
+def test_the_export_command_imports_no_model_code():
+    """A database to a CSV needs neither torch nor Lightning nor LitServe (6.8 s of imports before)."""
+    heavy = ("torch", "pytorch_lightning", "litserve", "onnxruntime", "transformers")
+    check = f"import sys, toxicity.feedback; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"

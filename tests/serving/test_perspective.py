@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.serving.test_serve import Server
+from tests.serving.server import Server
 from tests.serving.test_text import utf16_slice
 from toxicity.inference.scorer import ToxicityClassifier
 
@@ -19,6 +19,11 @@ PERSPECTIVE_ERROR = "type.googleapis.com/google.commentanalyzer.v1alpha1.Error"
 EXAMPLE = "What kind of idiot name is foo? Sorry, I like your name."
 
 
+# a client with Google's address in its code reaches this server by that name (DNS, or a proxy that keeps
+# the Host header), so the server must answer to it
+GOOGLES_NAME = ("--allowed-hosts", "localhost", "127.0.0.1", "commentanalyzer.googleapis.com")
+
+
 @pytest.fixture(scope="module")
 def keyed(tiny_checkpoint):
     running = Server(
@@ -26,6 +31,7 @@ def keyed(tiny_checkpoint):
         str(tiny_checkpoint),
         "--api-key-env",
         "TEST_PERSPECTIVE_KEY",
+        *GOOGLES_NAME,
         env={"TEST_PERSPECTIVE_KEY": KEY},
     )
     yield running
@@ -180,7 +186,8 @@ def test_the_key_in_googles_header_query_or_ours(keyed):
 # ---------------------------------------------------------------------------------- clients from PyPI
 class ToServer(httpx.HTTPTransport):
     """The `perspectiveapi` client posts to Google's URL written into its code: this sends its requests to
-    the test server instead, changing nothing but the scheme, host and port."""
+    the test server instead, changing nothing but the scheme, host and port (the Host header stays Google's
+    name, as when DNS points that name at the server)."""
 
     def __init__(self, url: str):
         super().__init__()
@@ -221,6 +228,7 @@ def test_the_perspectiveapi_client(keyed, direct, tiny_checkpoint):
         "--drop-unsupported-attributes",
         "--api-key-env",
         "TEST_PERSPECTIVE_KEY",
+        *GOOGLES_NAME,
         env={"TEST_PERSPECTIVE_KEY": KEY},
     )
     try:

@@ -6,9 +6,7 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.serving.chromium import Browser
+from tests.serving.server import Server
 from toxicity.checkpoint import save_thresholds, thresholds_path
 from toxicity.core.tags import LABELS
 from toxicity.inference.scorer import ToxicityClassifier
@@ -41,67 +40,6 @@ TEXTS = [
 ]
 TUNED = dict(zip(LABELS, [0.3, 0.6, 0.5, 0.2, 0.4, 0.7]))
 LONGEST = ("a comment as long as the module's server takes, " * 7)[:300]  # --max-chars 300
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`python -m toxicity.serve ...` in a subprocess on a free port, stopped at the end."""
-
-    def __init__(self, *args: str, env: dict | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (open while the server runs)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "toxicity.serve", *args, "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while self.status("/health") != 200:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                self.log.seek(0)
-                raise RuntimeError(f"server did not start:\n{self.log.read().decode()[-3000:]}")
-            time.sleep(0.3)
-
-    def status(self, path: str) -> int | None:
-        try:
-            return self.call(path)[0]
-        except OSError:
-            return None
-
-    def call(self, path: str, body=None, headers: dict | None = None) -> tuple[int, dict | str]:
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode()
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode()
-
-    def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)  # the server and the workers it started
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +286,7 @@ def test_other_routes_and_suggestscore(server):
         {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}},
     )
     status, answer = server.call("/v1alpha1/comments:suggestscore", {"comment": {"text": "hi"}})
-    assert status == 400 and answer["error"]["message"].startswith("Missing attribute_scores")
+    assert status == 404 and "off on this server" in answer["error"]["message"]  # no --feedback-db
     status, answer = server.call("/$discovery/rest?version=v1")
     assert status == 404 and answer["error"]["status"] == "NOT_FOUND"
     assert server.call("/health") == (200, "ok")  # still up
@@ -422,23 +360,25 @@ def refusal(answer: bytes) -> tuple[int, dict]:
 
 def test_slow_idle_and_oversized_requests_are_cut_off(server):
     started = time.monotonic()
-    status, body = refusal(raw_exchange(server, b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: "))
+    status, body = refusal(raw_exchange(server, b"GET /health HTTP/1.1\r\nhost: localhost\r\nx-slow: "))
     assert status == 408 and "took over 2 s (--read-timeout)" in body["error"]
     assert time.monotonic() - started < 5
     assert refusal(raw_exchange(server, b""))[0] == 408  # connected, sent nothing
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as kept_alive:
-        kept_alive.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        kept_alive.sendall(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
         first = b""
         while not first.endswith(b"\r\n\r\nok"):
             first += kept_alive.recv(65536)
         assert first.startswith(b"HTTP/1.1 200")
-        kept_alive.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n")  # the next request's headers never end
+        kept_alive.sendall(
+            b"GET /health HTTP/1.1\r\nhost: localhost\r\n"
+        )  # the next request's headers never end
         started = time.monotonic()
         assert refusal(read_until_closed(kept_alive))[0] == 408
         assert time.monotonic() - started < 4  # not the keep-alive timeout (5 s), which closes without a word
 
     status, body = refusal(
-        raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+        raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{")
     )
     assert status == 408 and body == {"error": "the body took over 2 s to arrive (--read-timeout)"}
 
@@ -446,9 +386,16 @@ def test_slow_idle_and_oversized_requests_are_cut_off(server):
         raw_exchange(server, b"GET /health HTTP/1.1\r\nx-big: " + b"a" * 20_000 + b"\r\n\r\n")
     )
     assert status == 400 and "over 16384 bytes (--max-header-bytes)" in body["error"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:  # a whole head in one send
+        head = b"GET /info HTTP/1.1\r\nhost: localhost\r\nx-big: " + b"a" * 64_000 + b"\r\n\r\n"
+        sock.sendall(head)
+        status, body = refusal(read_until_closed(sock))
+    assert status == 431 and "over 16384 bytes (--max-header-bytes)" in body["error"]
     started = time.monotonic()
     status, body = refusal(
-        raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000000\r\n\r\n")
+        raw_exchange(
+            server, b"POST /predict HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10000000000\r\n\r\n"
+        )
     )
     assert status == 413 and "10000000000 bytes, over 4000 bytes (--max-body-bytes)" in body["error"]
     assert time.monotonic() - started < 1  # at once, not when the body is read
@@ -456,12 +403,41 @@ def test_slow_idle_and_oversized_requests_are_cut_off(server):
 
 
 # -------------------------------------------------------------------------------------------- exposure
-def test_an_open_host_needs_a_key_or_allow_open(tiny_checkpoint, capsys):
+def test_an_open_host_needs_a_key_or_allow_open_and_its_names(tiny_checkpoint, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["--ckpt", str(tiny_checkpoint), "--host", "0.0.0.0"])
     assert "--host 0.0.0.0 serves every network" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--ckpt", str(tiny_checkpoint), "--host", "0.0.0.0", "--allow-open"])
+    assert "name the hosts clients reach this server by with --allowed-hosts" in capsys.readouterr().err
+    open_with_feedback = [
+        "--host",
+        "0.0.0.0",
+        "--allow-open",
+        "--allowed-hosts",
+        "*",
+        "--feedback-db",
+        "f.db",
+    ]
+    with pytest.raises(SystemExit):
+        main(["--ckpt", str(tiny_checkpoint), *open_with_feedback])
+    assert "would store as training rows what anyone on the network sends" in capsys.readouterr().err
+    monkeypatch.setenv("SHORT_SECRET", "short")
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "--ckpt",
+                str(tiny_checkpoint),
+                "--feedback-db",
+                "f.db",
+                "--feedback-hash-comments",
+                "SHORT_SECRET",
+            ]
+        )
+    assert "SHORT_SECRET must hold a secret of 16 characters or more" in capsys.readouterr().err
     assert banner(parse_args(["--ckpt", "x", "--host", "::", "--allow-open", "--port", "8080"])).startswith(
-        "listening on [::]:8080 (every network of this machine; open http://127.0.0.1:8080/ here), no API key"
+        "listening on [::]:8080 (every network of this machine; open http://127.0.0.1:8080/ here), "
+        "no API key, feedback off"
     )
 
 
@@ -566,9 +542,9 @@ def check_google_api_client(keyed: Server, key: str, toxic: float):
     response = client.comments().analyze(body=body).execute()
     assert response["clientToken"] == "t"
     assert response["attributeScores"]["TOXICITY"]["summaryScore"]["value"] == pytest.approx(toxic, abs=1e-5)
-    with pytest.raises(HttpError) as refusal:
+    with pytest.raises(HttpError) as refusal:  # the feedback route is off without --feedback-db
         client.comments().suggestscore(body={"comment": {"text": "you idiot"}}).execute()
-    assert refusal.value.resp.status == 400 and "Missing attribute_scores" in refusal.value.reason
+    assert refusal.value.resp.status == 404 and "--feedback-db" in refusal.value.reason
 
 
 # ---------------------------------------------------------------------------------------------- stopping
@@ -624,7 +600,8 @@ def test_a_signal_stops_every_process_after_the_requests_in_flight(legacy_checkp
         body = json.dumps({"texts": ["you idiot"]}).encode()
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as in_flight:
             in_flight.sendall(
-                b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body[:5]
+                b"POST /predict HTTP/1.1\r\nhost: localhost\r\ncontent-length: %d\r\n\r\n" % len(body)
+                + body[:5]
             )
             time.sleep(0.5)
             os.kill(server.process.pid, signum)  # the server's pid only, as systemd, Docker and Kubernetes do

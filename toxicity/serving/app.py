@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import os
 import time
@@ -23,8 +22,8 @@ from toxicity.inference.onnx import read_onnx_folder
 from toxicity.models.families import ENCODER
 from toxicity.serving.api import ToxicityAPI, read_body, score
 from toxicity.serving.discovery import DISCOVERY_PATH
-from toxicity.serving.feedback import suggest_route
-from toxicity.serving.feedback_store import DEFAULT_FEEDBACK_DB, FeedbackStore
+from toxicity.serving.feedback import SUGGEST_PATH, feedback_off, suggest_route
+from toxicity.serving.feedback_store import FeedbackStore
 from toxicity.serving.google_errors import (
     INVALID_KEY,
     MISSING_KEY,
@@ -32,12 +31,17 @@ from toxicity.serving.google_errors import (
     invalid_key_detail,
     speaks_google,
 )
-from toxicity.serving.perspective import (
-    PERSPECTIVE_PATH,
-    SUGGEST_PATH,
-    analyze_route,
-    discovery,
+from toxicity.serving.guards import (
+    LOCAL_HOSTS,
+    ApiKeys,
+    body_limit,
+    head_limit,
+    host_check,
+    json_bodies,
+    key_check,
+    same_origin_writes,
 )
+from toxicity.serving.perspective import PERSPECTIVE_PATH, analyze_route, discovery_route
 from toxicity.serving.schemas import (
     ANALYZE_USAGE,
     PREDICT_USAGE,
@@ -47,6 +51,7 @@ from toxicity.serving.schemas import (
     parse_body,
     validation_message,
 )
+from toxicity.serving.splitter import SentenceSplitter
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,16 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
     }
 
 
+class Access(NamedTuple):
+    """Who may use the server: `keys` (None: no key needed), the Host names it answers to, and the address
+    its discovery document gives clients (None: the address each request was sent to)."""
+
+    keys: ApiKeys | None = None
+    allowed_hosts: tuple[str, ...] = LOCAL_HOSTS
+    public_url: str | None = None
+    max_header_bytes: int = 16384
+
+
 class Timeouts(NamedTuple):
     read: float = 10.0  # to send a request's head, and again its body
     keep_alive: int = 5  # idle between requests on one connection
@@ -108,13 +123,14 @@ def build_server(
     batch_timeout: float = 0.005,
     limits: Limits | None = None,
     max_body_bytes: int = 1_000_000,
-    api_key: str | None = None,
+    access: Access | None = None,
     timeouts: Timeouts | None = None,
     feedback: FeedbackStore | None = None,
     drop_unsupported_attributes: bool = False,
 ) -> ToxicityServer:
+    """`feedback`: where comments:suggestscore stores suggestions; None: the route is off."""
     PredictRequest.limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
-    timeouts = timeouts or Timeouts()
+    timeouts, access = timeouts or Timeouts(), access or Access()
     # one core is left to the HTTP process; spare cores are not worth the risk of oversubscription, where
     # torch's spinning threads slow down many times over when other processes want the cores too
     threads = threads or max(1, ((os.cpu_count() or 1) - 1) // workers)
@@ -151,17 +167,31 @@ def build_server(
     )
     handler = RegularRequestHandler(api, server)
     app.add_api_route("/predict", predict_route(handler, timeouts.read), methods=["POST"])
-    analyze = analyze_route(handler, info["tags"], timeouts.read, drop_unsupported_attributes)
-    app.add_api_route(PERSPECTIVE_PATH, analyze, methods=["POST"])
-    feedback = feedback or FeedbackStore(DEFAULT_FEEDBACK_DB)
-    app.add_api_route(
-        SUGGEST_PATH, suggest_route(feedback, info["tags"], info["sha256"], timeouts.read), methods=["POST"]
+    analyze = analyze_route(
+        handler, info["tags"], timeouts.read, SentenceSplitter(), drop_unsupported_attributes
     )
-    app.add_api_route(DISCOVERY_PATH, discovery, methods=["GET"])
-    if api_key:
-        app.middleware("http")(key_check(api_key))
-    app.middleware("http")(early_413(max_body_bytes))  # added last: runs first, before the key check
+    app.add_api_route(PERSPECTIVE_PATH, analyze, methods=["POST"])
+    if feedback is None:
+        app.add_api_route(SUGGEST_PATH, feedback_off, methods=["POST"])
+    else:
+        suggest = suggest_route(feedback, info["tags"], info["sha256"], timeouts.read)
+        app.add_api_route(SUGGEST_PATH, suggest, methods=["POST"])
+    app.add_api_route(DISCOVERY_PATH, discovery_route(access.public_url), methods=["GET"])
+    add_guards(app, access, max_body_bytes)
     return server
+
+
+def add_guards(app, access: Access, max_body_bytes: int) -> None:
+    """The checks every request passes before its route, in this order: Host, the head's size, the body's
+    declared size, the Origin of a write, the content type of a stored body, the key (each middleware
+    added runs before those added earlier)."""
+    if access.keys:
+        app.middleware("http")(key_check(access.keys, OPEN_PATHS, key_refusal))
+    app.middleware("http")(json_bodies({SUGGEST_PATH}, error))
+    app.middleware("http")(same_origin_writes(error))
+    app.middleware("http")(body_limit(max_body_bytes, error))
+    app.middleware("http")(head_limit(access.max_header_bytes, error))
+    app.middleware("http")(host_check(list(access.allowed_hosts), error))
 
 
 class ToxicityServer(ls.LitServer):
@@ -195,43 +225,6 @@ def predict_route(handler: RegularRequestHandler, read_timeout: float):
         return await score(handler, parse_body(await read_body(request, read_timeout), PredictRequest))
 
     return predict
-
-
-def early_413(max_body_bytes: int):
-    """Refuses a declared Content-Length over the limit before reading a byte of the body (LitServe's own
-    limit counts the bytes as they arrive)."""
-
-    async def refuse_large_bodies(request: Request, call_next):
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
-            refusal = error(
-                request,
-                413,
-                f"request body of {declared} bytes, over {max_body_bytes} bytes "
-                "(--max-body-bytes); send fewer or shorter texts",
-            )
-            refusal.headers["connection"] = "close"  # rather than wait for a body it will not read
-            return refusal
-        return await call_next(request)
-
-    return refuse_large_bodies
-
-
-def key_check(api_key: str):
-    expected = api_key.encode()
-
-    async def require_key(request: Request, call_next):
-        if request.url.path not in OPEN_PATHS:
-            given = (  # x-goog-api-key: where Google's client libraries may put it
-                request.headers.get("x-api-key")
-                or request.headers.get("x-goog-api-key")
-                or request.query_params.get("key")
-            )
-            if not hmac.compare_digest((given or "").encode(), expected):
-                return key_refusal(request, given)
-        return await call_next(request)
-
-    return require_key
 
 
 def key_refusal(request: Request, given: str | None) -> JSONResponse:

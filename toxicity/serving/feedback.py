@@ -9,30 +9,43 @@ import logging
 from typing import ClassVar, Literal
 
 from fastapi import Request
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from toxicity.serving.api import read_body
 from toxicity.serving.feedback_store import FeedbackStore, Suggestion, shown
-from toxicity.serving.perspective import ATTRIBUTES, check_comment, empty_comment
-from toxicity.serving.schemas import JsonBody, Refused, parse_body
-from toxicity.serving.text import utf16_length
+from toxicity.serving.guards import api_key_name
+from toxicity.serving.perspective import comment_to_score, empty_comment
+from toxicity.serving.perspective_names import ATTRIBUTES
+from toxicity.serving.schemas import (
+    Comment,
+    GoogleShape,
+    Identifier,
+    JsonBody,
+    Languages,
+    Probability,
+    Refused,
+    parse_body_off_loop,
+)
+from toxicity.serving.text import most_sentences, utf16_length
 
 log = logging.getLogger(__name__)
 
+SUGGEST_PATH = "/v1alpha1/comments:suggestscore"
 SUGGEST_USAGE = (
     'send JSON like {"comment": {"text": "a comment"}, '
     '"attributeScores": {"TOXICITY": {"summaryScore": {"value": 0}}}}'
 )
+SPAN_MARGIN = 8  # spans beyond the comment's sentences a suggestion may give (clients split differently)
 
 
-class Score(BaseModel):
-    value: float = Field(ge=0, le=1)
+class Score(GoogleShape):
+    value: Probability
     type: Literal["PROBABILITY"] = "PROBABILITY"
 
 
-class SpanScore(BaseModel):
+class SpanScore(GoogleShape):
     """Google's discovery document: "All SpanScore objects must have begin and end fields set"."""
 
     begin: int = Field(ge=0)
@@ -40,26 +53,29 @@ class SpanScore(BaseModel):
     score: Score
 
 
-class SuggestedScores(BaseModel):
+class SuggestedScores(GoogleShape):
     summaryScore: Score | None = None
     spanScores: list[SpanScore] | None = None
 
 
-class SuggestedComment(BaseModel):
-    text: StrictStr
-    type: Literal["PLAIN_TEXT", "HTML"] = "PLAIN_TEXT"
-
-
-class SuggestRequest(JsonBody):
+class SuggestRequest(JsonBody, GoogleShape):
     usage: ClassVar[str] = SUGGEST_USAGE
 
-    comment: SuggestedComment
+    comment: Comment
     context: dict | None = None  # accepted, as Perspective does, and not used
     attributeScores: dict[str, SuggestedScores] = Field(default_factory=dict)
-    languages: list[StrictStr] | None = None
-    communityId: StrictStr | None = None
-    clientToken: StrictStr | None = None
-    sessionId: StrictStr | None = None
+    languages: Languages | None = None
+    communityId: Identifier | None = None
+    clientToken: Identifier | None = None
+    sessionId: Identifier | None = None
+
+
+async def feedback_off(request: Request) -> dict:
+    raise Refused(
+        404,
+        "comments:suggestscore is off on this server: it stores nothing unless its operator starts it "
+        "with --feedback-db",
+    )
 
 
 def suggest_route(store: FeedbackStore, tags: list[str], model_sha256: str, read_timeout: float):
@@ -70,18 +86,19 @@ def suggest_route(store: FeedbackStore, tags: list[str], model_sha256: str, read
         raw = await read_body(request, read_timeout)
         if not raw.strip():
             raise empty_comment()
-        body = parse_body(raw, SuggestRequest)
-        check_comment(body.comment.text)
-        scores = suggested_scores(body, attributes)
+        body = await parse_body_off_loop(raw, SuggestRequest)
+        comment_to_score(body.comment.text, body.comment.type)  # refused where analyze would refuse it
+        check_storable(body)
         suggestion = Suggestion(
             comment=body.comment.text,
-            attribute_scores=scores,
+            attribute_scores=suggested_scores(body, attributes),
             model_sha256=model_sha256,
             comment_type=body.comment.type,
             languages=body.languages,
             community_id=body.communityId,
             client_token=body.clientToken,
             session_id=body.sessionId,
+            api_key_name=api_key_name(request),
         )
         try:
             await run_in_threadpool(store.add, suggestion)
@@ -100,6 +117,21 @@ def suggest_route(store: FeedbackStore, tags: list[str], model_sha256: str, read
     return suggest_score
 
 
+def check_storable(body: SuggestRequest) -> None:
+    """Refuses a NUL character in what is stored: PostgreSQL cannot store it in text, and no comment has
+    one."""
+    fields = {
+        "comment.text": body.comment.text,
+        "communityId": body.communityId,
+        "clientToken": body.clientToken,
+        "sessionId": body.sessionId,
+        **{f"languages[{n}]": code for n, code in enumerate(body.languages or [])},
+    }
+    for where, value in fields.items():
+        if value and "\x00" in value:
+            raise Refused(400, f"{where} has a NUL character (U+0000), which is not text; leave it out")
+
+
 def suggested_scores(body: SuggestRequest, attributes: set[str]) -> dict[str, dict]:
     """The scores as stored: {attribute: {"summaryScore": value, "spanScores": [{begin, end, score}]}}, with
     each refusal naming the field."""
@@ -110,9 +142,16 @@ def suggested_scores(body: SuggestRequest, attributes: set[str]) -> dict[str, di
     if unknown:
         raise Refused(400, f"Unknown attribute: {', '.join(unknown)} (this model has {offered})")
     length, stored = utf16_length(body.comment.text), {}  # spans count UTF-16 code units, as in analyze
+    most_spans = most_sentences(body.comment.text) + SPAN_MARGIN
     for name, scores in body.attributeScores.items():
         if scores.summaryScore is None and not scores.spanScores:
             raise Refused(400, f"attributeScores.{name}: give a summaryScore, spanScores, or both")
+        if len(scores.spanScores or []) > most_spans:
+            raise Refused(
+                400,
+                f"attributeScores.{name}.spanScores: {len(scores.spanScores)} spans, more than the comment's "
+                f"sentences allow ({most_spans}); give a span per sentence at most",
+            )
         spans = []
         for position, span in enumerate(scores.spanScores or []):
             begin, end = span.begin, span.end

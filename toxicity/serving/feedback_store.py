@@ -3,18 +3,20 @@ SQLAlchemy reaches: a SQLite file for one server, a PostgreSQL URL for a fleet w
 
 The route runs in LitServe's HTTP processes, several of which write at once (and on a fleet, several
 servers): SQLite is opened in WAL mode with a busy timeout, so writers wait for each other instead of
-failing, and the table is created once, tolerating another process creating it at the same moment."""
+failing, and the table is created once, tolerating another process creating it at the same moment.
+Each row is stamped by the database's clock (`received_at`, a server default), never a server's own, so
+that a fleet's rows order the same whichever server's clock runs ahead."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -32,9 +34,10 @@ feedback = sa.Table(
     TABLE,
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("comment", sa.Text, nullable=True),  # NULL when the server stores hashes only
-    sa.Column("comment_sha256", sa.String(64), nullable=False, index=True),
+    # the text's sha256; with hashed comments, its HMAC-SHA256 under the server's secret
+    sa.Column("comment_hash", sa.String(64), nullable=False, index=True),
     sa.Column("comment_type", sa.String(16), nullable=False),
     # {"TOXICITY": {"summaryScore": 0.0, "spanScores": [{"begin": 0, "end": 5, "score": 0.0}]}, ...}
     sa.Column("attribute_scores", sa.JSON, nullable=False),
@@ -43,6 +46,7 @@ feedback = sa.Table(
     sa.Column("client_token", sa.Text, nullable=True),
     sa.Column("session_id", sa.Text, nullable=True),
     sa.Column("model_sha256", sa.String(64), nullable=False),
+    sa.Column("api_key_name", sa.Text, nullable=True),  # the name of the key that wrote it, never the key
 )
 COLUMNS = {column.name for column in feedback.columns}
 
@@ -63,13 +67,13 @@ class Suggestion:
     community_id: str | None = None
     client_token: str | None = None
     session_id: str | None = None
-    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    api_key_name: str | None = None
 
-    def row(self, hash_comments: bool) -> dict:
+    def row(self, hash_secret: bytes | None) -> dict:
+        """The row to insert: with `hash_secret`, the comment's keyed hash in place of its text."""
         return {
-            "received_at": self.received_at,
-            "comment": None if hash_comments else self.comment,
-            "comment_sha256": comment_sha256(self.comment),
+            "comment": None if hash_secret else self.comment,
+            "comment_hash": comment_hash(self.comment, hash_secret),
             "comment_type": self.comment_type,
             "attribute_scores": self.attribute_scores,
             "languages": self.languages,
@@ -77,10 +81,15 @@ class Suggestion:
             "client_token": self.client_token,
             "session_id": self.session_id,
             "model_sha256": self.model_sha256,
+            "api_key_name": self.api_key_name,
         }
 
 
-def comment_sha256(text: str) -> str:
+def comment_hash(text: str, secret: bytes | None = None) -> str:
+    """sha256 of the text; with a secret, HMAC-SHA256, so that nobody without the secret can test a guess
+    of a comment against the stored hashes (pseudonymisation, not anonymisation: the secret's holder can)."""
+    if secret:
+        return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -178,20 +187,29 @@ def check_columns(engine: Engine) -> None:
 
 class FeedbackStore:
     """The server's handle on the database. Safe to build before LitServe forks its HTTP processes: each
-    process opens its own engine (connections must not cross a fork) on its first write."""
+    process opens its own engine (connections must not cross a fork) on its first write.
 
-    def __init__(self, given: str, hash_comments: bool = False):
-        self.url, self.hash_comments = database_url(given), hash_comments
+    `hash_secret`: store each comment's HMAC under this secret instead of its text."""
+
+    def __init__(self, given: str, hash_secret: bytes | None = None):
+        self.url, self.hash_secret = database_url(given), hash_secret
         self._engine: Engine | None = None
         self._pid: int | None = None
+        self._file_id: tuple[int, int] | None = None  # the SQLite file the engine opened (device, inode)
         self._opening = threading.Lock()
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if self.url.get_backend_name() != "sqlite" or self.url.database in (None, "", ":memory:"):
+            return None
+        return Path(self.url.database)
 
     def prepare(self) -> None:
         """Checks the database at start, so a bad one stops the server with its reason rather than failing
         its first suggestion, and creates the table; a SQLite file not there yet is only created by the
         first suggestion (a server nobody sends feedback to leaves no file behind)."""
         check_sqlite_file(self.url)
-        if self.url.get_backend_name() == "sqlite" and not Path(self.url.database or "").exists():
+        if self.sqlite_path and not self.sqlite_path.exists():
             return
         engine = connect(self.url)
         try:
@@ -205,22 +223,46 @@ class FeedbackStore:
 
     @property
     def engine(self) -> Engine:
-        """This process's engine, opened (and the table made sure of) on its first use here."""
+        """This process's engine, opened (and the table made sure of) on its first use here, and opened
+        again when the SQLite file was moved or deleted since (rotated away): rows then go to a new file at
+        the path, never to a file nobody will read."""
         with self._opening:  # the route writes from a thread pool
-            if self._pid != os.getpid():
+            if self._pid != os.getpid() or self._sqlite_file_replaced():
+                if self._engine is not None and self._pid == os.getpid():
+                    log.warning(
+                        "feedback database %s was moved or deleted; writing a new one", self.url.database
+                    )
+                    self._engine.dispose()
+                check_sqlite_file(self.url)
                 engine = connect(self.url)
                 create_table(engine)
-                self._engine, self._pid = engine, os.getpid()
+                self._engine, self._pid, self._file_id = engine, os.getpid(), self._sqlite_file_id()
         return self._engine
+
+    def _sqlite_file_id(self) -> tuple[int, int] | None:
+        path = self.sqlite_path
+        if path is None or not path.exists():
+            return None
+        stat = path.stat()
+        return stat.st_dev, stat.st_ino
+
+    def _sqlite_file_replaced(self) -> bool:
+        return self.sqlite_path is not None and self._sqlite_file_id() != self._file_id
 
     def add(self, suggestion: Suggestion) -> None:
         with self.engine.begin() as connection:
-            connection.execute(feedback.insert(), suggestion.row(self.hash_comments))
+            connection.execute(feedback.insert(), suggestion.row(self.hash_secret))
 
 
 # ------------------------------------------------------------------------------------------ reading
+EXPORTED = ("id", "comment", "comment_hash", "comment_type", "attribute_scores", "api_key_name")
+ROWS_PER_FETCH = 1000
+
+
 def read_rows(given: str) -> Iterator[dict]:
-    """Every stored suggestion, oldest first, for the export; an unusable database is one clear error."""
+    """The stored suggestions as the export reads them: only the columns it uses, grouped by comment and
+    oldest first in each group (by the database's clock, then by id), streamed from the database in
+    batches so that memory stays flat whatever the table's size. An unusable database is one clear error."""
     url = database_url(given)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         raise FeedbackDatabaseError(f"feedback database {url.database} does not exist")
@@ -233,9 +275,12 @@ def read_rows(given: str) -> Iterator[dict]:
                 "is it the --feedback-db a server wrote?"
             )
         check_columns(engine)
+        query = sa.select(*(feedback.c[name] for name in EXPORTED)).order_by(
+            feedback.c.comment_hash, feedback.c.received_at, feedback.c.id
+        )
         with engine.connect() as connection:
-            query = sa.select(feedback).order_by(feedback.c.received_at, feedback.c.id)
-            for row in connection.execute(query).mappings():
+            result = connection.execution_options(yield_per=ROWS_PER_FETCH).execute(query)
+            for row in result.mappings():
                 yield dict(row)
     except DBAPIError as error:
         raise FeedbackDatabaseError(

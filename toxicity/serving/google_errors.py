@@ -5,8 +5,8 @@ from __future__ import annotations
 
 GOOGLE_PATHS = ("/v1alpha1/", "/$discovery/")  # answered in Google's error shape
 
-# the canonical google.rpc.Code name of each HTTP status (the mapping in Google's error model); 405, 408 and
-# 413 have none there, so they keep their HTTP status under the nearest name
+# the canonical google.rpc.Code name of each HTTP status (the mapping in Google's error model); 405, 408,
+# 413, 415 and 431 have none there, so they keep their HTTP status under the nearest name
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -16,7 +16,9 @@ STATUS_NAMES = {
     408: "DEADLINE_EXCEEDED",
     409: "ABORTED",
     413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
+    431: "INVALID_ARGUMENT",
     499: "CANCELLED",
     500: "INTERNAL",
     501: "UNIMPLEMENTED",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from litserve.server import RegularRequestHandler
 
 from toxicity.serving import languages
@@ -17,35 +18,29 @@ from toxicity.serving.google_errors import (
     NO_REQUESTED_ATTRIBUTES,
     perspective_detail,
 )
-from toxicity.serving.schemas import AnalyzeRequest, PredictRequest, Refused, check_length, parse_body
-from toxicity.serving.text import (
-    Comment,
-    Span,
-    read_comment,
-    sentence_spans,
-    utf16_length,
-    utf16_offsets,
+from toxicity.serving.perspective_names import ATTRIBUTES
+from toxicity.serving.schemas import (
+    AnalyzeRequest,
+    PredictRequest,
+    Refused,
+    check_length,
+    parse_body_off_loop,
 )
+from toxicity.serving.splitter import SentenceSplitter
+from toxicity.serving.text import Comment, Span, read_comment, utf16_length, utf16_offsets
 
 PERSPECTIVE_PATH = "/v1alpha1/comments:analyze"
-SUGGEST_PATH = "/v1alpha1/comments:suggestscore"
 
 
-# Perspective attribute names of the Jigsaw tags; a model's other tags are offered under their
-# upper-cased name
-ATTRIBUTES = {
-    "toxic": "TOXICITY",
-    "severe_toxic": "SEVERE_TOXICITY",
-    "obscene": "PROFANITY",
-    "threat": "THREAT",
-    "insult": "INSULT",
-    "identity_hate": "IDENTITY_ATTACK",
-}
 SCORED = {"en"}  # the languages the model scores (ISO 639-1)
 
 
 def analyze_route(
-    handler: RegularRequestHandler, tags: list[str], read_timeout: float, drop_unsupported: bool = False
+    handler: RegularRequestHandler,
+    tags: list[str],
+    read_timeout: float,
+    splitter: SentenceSplitter,
+    drop_unsupported: bool = False,
 ):
     """POST /v1alpha1/comments:analyze: the comment, or with `spanAnnotations` each of its sentences, scored
     in one request to the workers, in the same batches as /predict. `drop_unsupported`: as if every
@@ -57,11 +52,9 @@ def analyze_route(
         raw = await read_body(request, read_timeout)
         if not raw.strip():  # what Perspective answers to an empty POST (PyPerspective's key check sends one)
             raise empty_comment()
-        body = parse_body(raw, AnalyzeRequest)
+        body = await parse_body_off_loop(raw, AnalyzeRequest)
         check_request(body, attributes)
-        comment = read_comment(body.comment.text, body.comment.type == "HTML")
-        if not comment.text.strip():
-            raise empty_comment()
+        comment = comment_to_score(body.comment.text, body.comment.type)
         likely = languages.likely_languages(comment.text)
         drop = drop_unsupported or body.dropUnsupportedAttributes
         requested = supported_attributes(body, attributes, drop)
@@ -77,7 +70,7 @@ def analyze_route(
             )
         scores = {}
         if requested and not unsupported:
-            scores = await attribute_scores(handler, body, comment, requested, attributes)
+            scores = await attribute_scores(handler, body, comment, requested, attributes, splitter)
         response = {
             "attributeScores": scores,
             "languages": scored_as,
@@ -96,13 +89,14 @@ async def attribute_scores(
     comment: Comment,
     requested: list[str],
     attributes: dict[str, int],
+    splitter: SentenceSplitter,
 ) -> dict:
     """The summary and span scores of the requested attributes. With `spanAnnotations` and more than one
     sentence, the sentences go to the workers as the texts of one request (one batch) and the summary is
     their scores' mean weighted by sentence length, as in Perspective's reference example; the comment is
     not scored again (benchmarks/results/span_summary.md: the same AUROC, half the tokens)."""
     most = PredictRequest.limits.max_texts  # beyond, neighbouring sentences share a span
-    spans = sentence_spans(comment.text, most) if body.spanAnnotations else []
+    spans = await splitter.spans(comment.text, most) if body.spanAnnotations else []
     texts = [comment.text[begin:end] for begin, end in spans] if len(spans) > 1 else [comment.text]
     # built without validation: the comment was checked, and its sentences are no longer than it
     request = PredictRequest.model_construct(texts=texts, threshold=None)
@@ -143,7 +137,17 @@ def check_request(body: AnalyzeRequest, attributes: dict[str, int]) -> None:
             f"Missing requested_attributes; ask for at least one of {', '.join(attributes)}",
             perspective_detail(NO_REQUESTED_ATTRIBUTES),
         )
-    check_comment(body.comment.text)
+
+
+def comment_to_score(text: str, text_type: str) -> Comment:
+    """The comment as the model reads it (an HTML one without its markup); refused, as Perspective does,
+    when it is empty, too long, or has no text once read (white space, or markup only). analyze and
+    suggestscore both read their comment here, so the store never takes what analyze would refuse."""
+    check_comment(text)
+    comment = read_comment(text, text_type == "HTML")
+    if not comment.text.strip():
+        raise empty_comment()
+    return comment
 
 
 def supported_attributes(body: AnalyzeRequest, attributes: dict[str, int], drop: bool) -> list[str]:
@@ -186,9 +190,16 @@ def empty_comment() -> Refused:
     return Refused(400, "Comment must be non-empty.", perspective_detail(COMMENT_EMPTY))
 
 
-async def discovery(request: Request) -> dict:
-    """GET /$discovery/rest?version=v1alpha1, open without the API key as Google's is."""
-    version = request.query_params.get("version")
-    if version != VERSION:
-        raise Refused(404, f"no discovery document for version {version!r}; ask for ?version={VERSION}")
-    return discovery_document(str(request.base_url))
+def discovery_route(public_url: str | None):
+    """GET /$discovery/rest?version=v1alpha1, open without the API key as Google's is. Its root URL is
+    `public_url` (--public-url), else the address the request was sent to (a Host the server allows); the
+    answer is never cached, since it depends on the request."""
+
+    async def discovery(request: Request) -> JSONResponse:
+        version = request.query_params.get("version")
+        if version != VERSION:
+            raise Refused(404, f"no discovery document for version {version!r}; ask for ?version={VERSION}")
+        root = public_url.rstrip("/") + "/" if public_url else str(request.base_url)
+        return JSONResponse(discovery_document(root), headers={"Cache-Control": "no-store"})
+
+    return discovery

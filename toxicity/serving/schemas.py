@@ -4,10 +4,11 @@ refused with one JSON line in the HTTP process, before a request reaches a worke
 from __future__ import annotations
 
 import json
-from typing import ClassVar, Literal, NamedTuple
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictStr,
@@ -15,6 +16,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from starlette.concurrency import run_in_threadpool
 
 from toxicity.inference.scorer import checked_threshold
 
@@ -102,8 +104,43 @@ def parse_body(raw: bytes, model: type[JsonBody]) -> JsonBody:
         raise Refused(400, validation_message(error.errors(), model.usage)) from None
 
 
+PARSED_ON_LOOP_BYTES = 64 * 1024  # a larger body is parsed in a thread, not on the HTTP event loop
+
+
+async def parse_body_off_loop(raw: bytes, model: type[JsonBody]) -> JsonBody:
+    """parse_body, in a thread when the body is large, so that parsing it does not hold up other
+    requests (a 1 MB body of 24,000 spans took over a second)."""
+    if len(raw) <= PARSED_ON_LOOP_BYTES:
+        return parse_body(raw, model)
+    return await run_in_threadpool(parse_body, raw, model)
+
+
 class JsonBody(BaseModel):
     usage: ClassVar[str] = ""  # what to send, said in refusals
+
+
+# --------------------------------------------------------------------- the Perspective API's fields
+class GoogleShape(BaseModel):
+    """A part of a Perspective request: an unknown field is refused, as Google's API refuses it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _no_booleans(value):
+    if isinstance(value, bool):  # pydantic reads true as 1.0; Google's API refuses it
+        raise ValueError("Input should be a number, not true or false")  # noqa: TRY004 (pydantic's type)
+    return value
+
+
+MAX_ID_CHARS = 256  # clientToken, sessionId, communityId
+MAX_LANGUAGES = 10
+MAX_LANGUAGE_CHARS = 35  # the longest BCP 47 tag in common use is shorter
+Number = Annotated[float, BeforeValidator(_no_booleans)]
+Probability = Annotated[float, BeforeValidator(_no_booleans), Field(ge=0, le=1)]
+Identifier = Annotated[StrictStr, Field(max_length=MAX_ID_CHARS)]
+Languages = Annotated[
+    list[Annotated[StrictStr, Field(max_length=MAX_LANGUAGE_CHARS)]], Field(max_length=MAX_LANGUAGES)
+]
 
 
 class PredictRequest(JsonBody):
@@ -155,23 +192,27 @@ def check_length(text: str, where: str) -> None:
         )
 
 
-class Comment(BaseModel):
+class Comment(GoogleShape):
     text: StrictStr
     type: Literal["PLAIN_TEXT", "HTML", "TEXT_TYPE_UNSPECIFIED"] = "PLAIN_TEXT"
 
 
-class AttributeRequest(BaseModel):
+class AttributeRequest(GoogleShape):
     scoreType: Literal["PROBABILITY"] = "PROBABILITY"
-    scoreThreshold: float | None = Field(None, ge=0, le=1)
+    scoreThreshold: Probability | None = None
 
 
-class AnalyzeRequest(JsonBody):
+class AnalyzeRequest(JsonBody, GoogleShape):
     usage: ClassVar[str] = ANALYZE_USAGE
 
     comment: Comment
+    context: dict | None = None  # accepted, as Perspective does, and not used
     requestedAttributes: dict[str, AttributeRequest] = Field(default_factory=dict)
-    languages: list[StrictStr] | None = None
-    clientToken: StrictStr | None = None
+    languages: Languages | None = None
+    clientToken: Identifier | None = None
+    communityId: Identifier | None = None
+    sessionId: Identifier | None = None
+    doNotStore: bool = False  # nothing analyze reads is stored
     spanAnnotations: bool = False  # a span per sentence; without it, one span over the whole comment
     dropUnsupportedAttributes: bool = False  # leave out what cannot be scored rather than refuse it
 
