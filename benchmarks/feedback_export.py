@@ -91,7 +91,7 @@ def markdown(results: dict) -> str:
     for size in results["sizes"]:
         lines.append(
             f"| {size['rows']:,} | {size['written']:,} | {size['peak_rss_mb']:.0f} | {size['seconds']:.1f} | "
-            f"{size['database_mb']:.0f} |"
+            f"{'n/a' if size['database_mb'] is None else round(size['database_mb'])} |"
         )
     lines += ["", f"Peak at the largest size over the smallest: {results['peak_ratio']:.2f}x."]
     return "\n".join(lines) + "\n"
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         for rows in args.rows:
             url = args.db_url or str(Path(folder) / f"feedback-{rows}.sqlite")
             fill(url, rows)
-            database_mb = os.path.getsize(url) / 1e6 if not args.db_url else float("nan")
+            database_mb = None if args.db_url else os.path.getsize(url) / 1e6
             measured = export_peak(url, Path(folder) / f"feedback-{rows}.csv")
             written = int(measured.pop("said").split("wrote ")[1].split()[0])
             sizes.append({"rows": rows, "written": written, "database_mb": database_mb, **measured})
