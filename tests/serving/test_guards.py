@@ -313,3 +313,23 @@ def test_a_moved_database_file_gets_a_new_one_and_loses_no_row(tmp_path):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     store.add(Suggestion("deleted", scores, "abc"))
     assert [row["comment"] for row in stored_rows(database)] == ["deleted"]
+
+
+def test_what_the_routes_need_is_checked_at_start(monkeypatch, tmp_path, capsys):
+    """A missing splitter or language detector, or a temp folder nobody can write, stops the server with
+    one line before it listens (they failed every span request, or exited with a traceback)."""
+    import sys
+    import tempfile
+
+    from toxicity.serve import check_serving_needs
+
+    monkeypatch.setitem(sys.modules, "pysbd", None)  # as if not installed
+    with pytest.raises(SystemExit):
+        check_serving_needs()
+    assert "needs pysbd: pip install pysbd" in capsys.readouterr().err
+    monkeypatch.delitem(sys.modules, "pysbd")
+    gone = tmp_path / "gone"  # (root writes into read-only folders, so a folder that is not there)
+    monkeypatch.setattr(tempfile, "tempdir", str(gone))
+    with pytest.raises(SystemExit):
+        check_serving_needs()
+    assert f"cannot write to the temp folder {gone}" in capsys.readouterr().err
