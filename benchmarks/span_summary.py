@@ -11,35 +11,27 @@ sentences loses. Every scored Kaggle test row (jigsaw_sample: test.csv + test_la
 sentences as the server splits it (toxicity.serving.text.sentence_spans) and three summaries are compared
 by the Kaggle metric (mean column-wise AUROC): `comment` (the whole comment, truncated as the model
 truncates it), `span_mean` (the length-weighted mean of the sentences' scores) and `span_max` (the
-largest). Writes benchmarks/results/span_summary.json and .md.
+largest). Writes benchmarks/results/span_summary-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
+from benchmarks.common import RESULTS, SHARED_DATA, Run, arguments, table
 from toxicity.data.sources import find_kaggle_files, load_kaggle_test
+from toxicity.evaluation.metrics import mean_of_defined, roc_auc_or_none
 from toxicity.inference.scorer import ToxicityClassifier
-from toxicity.serving.schemas import PredictRequest
+from toxicity.serving.schemas import Limits
 from toxicity.serving.text import sentence_spans
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).with_name("results")
-SHARED_DATA = Path(os.environ.get("TOXICITY_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def summaries(classifier: ToxicityClassifier, texts: list[str]) -> dict[str, np.ndarray]:
     """Each comment's three summaries, (n_comments, n_tags) each."""
-    most = PredictRequest.limits.max_texts  # as the analyze route caps the spans of one comment
+    most = Limits().max_texts  # as the analyze route caps the spans of one comment (default --max-texts)
     spans = [sentence_spans(text, most) or [(0, len(text))] for text in texts]
     sentences = [text[begin:end] for text, pieces in zip(texts, spans) for begin, end in pieces]
     whole = classifier.predict_proba(texts, progress=True)
@@ -54,15 +46,15 @@ def summaries(classifier: ToxicityClassifier, texts: list[str]) -> dict[str, np.
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("span_summary", __doc__)
     parser.add_argument("--ckpt", required=True, help="a checkpoint whose tags are the Kaggle six")
     parser.add_argument("--data", type=Path, default=SHARED_DATA / "jigsaw_sample")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--about", default="", help="what the checkpoint is, for the results file")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    run = Run.start("span_summary", argv=argv)
     torch.set_num_threads(args.threads)
 
     classifier = ToxicityClassifier.from_checkpoint(args.ckpt, device="cpu")
@@ -73,17 +65,12 @@ def main() -> None:
     several = scored["sentences"] > 1
 
     def auroc(probs: np.ndarray, rows: np.ndarray) -> dict:
-        per_tag = {
-            tag: float(roc_auc_score(labels[rows, k], probs[rows, k]))
-            for k, tag in enumerate(tags)
-            if 0 < labels[rows, k].sum() < rows.sum()
-        }
-        return {"mean": float(np.mean(list(per_tag.values()))), "per_tag": per_tag}
+        aurocs = {tag: roc_auc_or_none(labels[rows, k], probs[rows, k]) for k, tag in enumerate(tags)}
+        per_tag = {tag: value for tag, value in aurocs.items() if value is not None}
+        return {"mean": mean_of_defined(list(per_tag.values())), "per_tag": per_tag}
 
     everyone = np.ones(len(test), dtype=bool)
     results = {
-        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
         "checkpoint": str(args.ckpt),
         "about": args.about,
         "data": str(args.data),
@@ -99,15 +86,29 @@ def main() -> None:
             for name in ("comment", "span_mean", "span_max")
         },
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "span_summary.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "span_summary.md").write_text(markdown(results, tags))
-    print(markdown(results, tags))
+    print(markdown(results, tags, run.date))
+    print(f"Wrote {run.write(results, markdown(results, tags, run.date), out=args.out)} and .md")
 
 
-def markdown(results: dict, tags: list[str]) -> str:
+def markdown(results: dict, tags: list[str], date: str) -> str:
+    header = [
+        "summary",
+        "AUROC, all comments",
+        "AUROC, several sentences",
+        "mean abs difference to `comment`",
+    ]
+    cells = [
+        [
+            name,
+            f"{cell['all']['mean']:.4f}",
+            f"{cell['several_sentences']['mean']:.4f}",
+            f"{cell['mean_abs_difference_to_comment']:.4f}",
+            *(f"{cell['all']['per_tag'][tag]:.3f}" if tag in cell["all"]["per_tag"] else "-" for tag in tags),
+        ]
+        for name, cell in results["summaries"].items()
+    ]
     lines = [
-        f"# The summary of an analyze request with spans ({results['when']})",
+        f"# The summary of an analyze request with spans ({date})",
         "",
         (
             f"`python -m benchmarks.span_summary --ckpt {results['checkpoint']}` "
@@ -117,19 +118,8 @@ def markdown(results: dict, tags: list[str]) -> str:
             "Kaggle metric) of three summaries; a tag with no positive among the rows is left out of the mean"
         ),
         "",
-        "| summary | AUROC, all comments | AUROC, several sentences | mean abs difference to `comment` | "
-        + " | ".join(tags)
-        + " |",
-        "|---|---|---|---|" + "---|" * len(tags),
+        *table([*header, *tags], cells),
     ]
-    for name, cell in results["summaries"].items():
-        per_tag = cell["all"]["per_tag"]
-        lines.append(
-            f"| {name} | {cell['all']['mean']:.4f} | {cell['several_sentences']['mean']:.4f} | "
-            f"{cell['mean_abs_difference_to_comment']:.4f} | "
-            + " | ".join(f"{per_tag[tag]:.3f}" if tag in per_tag else "-" for tag in tags)
-            + " |"
-        )
     return "\n".join(lines) + "\n"
 
 

@@ -325,7 +325,8 @@ def banner(options: argparse.Namespace) -> str:
 
 
 def uvicorn_options(options: argparse.Namespace) -> dict:
-    from toxicity.serving.connections import guarded_h11, logging_config
+    from toxicity.serving.connections import logging_config
+    from toxicity.serving.internals import guarded_h11
 
     return {
         "http": guarded_h11(options.read_timeout),

@@ -23,7 +23,7 @@ from toxicity.checkpoint import save_thresholds, thresholds_path
 from toxicity.core.tags import LABELS
 from toxicity.inference.scorer import ToxicityClassifier
 from toxicity.serve import banner, main, parse_args
-from toxicity.serving.api import Failed, ToxicityAPI, score
+from toxicity.serving.api import Failed, Rows, ToxicityAPI, score
 from toxicity.serving.google_errors import invalid_key_detail
 from toxicity.serving.perspective import ATTRIBUTES
 from toxicity.serving.schemas import PredictRequest, Refused
@@ -314,23 +314,19 @@ def worker_answers(*requests: list[str]) -> list:
 
 def test_a_request_that_cannot_be_scored_fails_alone():
     answers = worker_answers(["hello"], ["ok", "poison"], ["you idiot"], ["fine", "nan"])
-    assert answers[0] == {"probabilities": [{"toxic": 0.05, "insult": 0.5}]}
-    assert answers[2] == {"probabilities": [{"toxic": 0.09, "insult": 0.5}]}
+    assert answers[0] == Rows([[0.05, 0.5]]) and answers[2] == Rows([[0.09, 0.5]])
     assert answers[1] == Failed(500, "scoring this request failed; see the server log")
     assert answers[3] == Failed(500, "texts[1] could not be scored; see the server log")
-    assert worker_answers(["a"], ["bb"]) == [
-        {"probabilities": [{"toxic": 0.01, "insult": 0.5}]},
-        {"probabilities": [{"toxic": 0.02, "insult": 0.5}]},
-    ]
+    assert worker_answers(["a"], ["bb"]) == [Rows([[0.01, 0.5]]), Rows([[0.02, 0.5]])]
 
 
 def test_the_http_process_answers_a_failed_request_with_its_status():
-    class Handler:
-        async def handle_request(self, request, request_type):
+    class Workers:
+        async def submit(self, request):
             return Failed(500, "scoring this request failed; see the server log")
 
     with pytest.raises(Refused, match="scoring this request failed") as refusal:
-        asyncio.run(score(Handler(), PredictRequest(texts=["poison"])))
+        asyncio.run(score(Workers(), PredictRequest(texts=["poison"])))
     assert refusal.value.status == 500
 
 

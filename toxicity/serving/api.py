@@ -12,10 +12,10 @@ from typing import NamedTuple
 import litserve as ls
 import numpy as np
 from fastapi import Request
-from litserve.server import RegularRequestHandler
 
 from toxicity.inference.onnx import OnnxToxicityClassifier
 from toxicity.inference.scorer import ToxicityClassifier
+from toxicity.serving.internals import Workers
 from toxicity.serving.processes import die_with_parent
 from toxicity.serving.schemas import PredictRequest, Refused
 
@@ -71,20 +71,24 @@ class ToxicityAPI(ls.LitAPI):
             log.exception("scoring a request alone failed")
             return Failed(500, "scoring this request failed; see the server log")
 
-    def encode_response(self, scored: Scored | Failed):
+    def encode_response(self, scored: Scored | Failed) -> Rows | Failed:
+        """Arrays, as lists (the HTTP process's route builds its own JSON from them)."""
         if isinstance(scored, Failed):
             return scored
         probs, threshold = scored
-        unscored = np.isnan(probs).any(axis=1).nonzero()[0]
+        unscored = (~np.isfinite(probs)).any(axis=1).nonzero()[0]
         if len(unscored):  # a text that failed on its own (BatchScorer scores it NaN)
             return Failed(500, f"texts[{unscored[0]}] could not be scored; see the server log")
-        tags = self.classifier.tags
-        response = {"probabilities": [dict(zip(tags, row)) for row in probs.tolist()]}
-        if threshold is not None:
-            cutoffs = self.classifier.thresholds_for(threshold)
-            response["labels"] = [dict(zip(tags, row)) for row in (probs >= cutoffs).astype(int).tolist()]
-            response["thresholds"] = dict(zip(tags, cutoffs.tolist()))
-        return response
+        cutoffs = None if threshold is None else self.classifier.thresholds_for(threshold).tolist()
+        return Rows(probs.tolist(), cutoffs)
+
+
+class Rows(NamedTuple):
+    """A request's scores as a worker returns them: a row of probabilities per text, in the model's tag
+    order, and the cut-off per tag when the request asked for decisions."""
+
+    probabilities: list[list[float]]
+    cutoffs: list[float] | None = None
 
 
 class Scored(NamedTuple):
@@ -107,8 +111,8 @@ async def read_body(request: Request, read_timeout: float) -> bytes:
         raise Refused(408, f"the body took over {read_timeout:g} s to arrive (--read-timeout)") from None
 
 
-async def score(handler: RegularRequestHandler, request: PredictRequest) -> dict:
-    result = await handler.handle_request(request, PredictRequest)
+async def score(workers: Workers, request: PredictRequest) -> Rows:
+    result = await workers.submit(request)
     if isinstance(result, Failed):
         raise Refused(result.status, result.message)
     return result

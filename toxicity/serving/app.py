@@ -5,22 +5,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 from importlib.resources import files
 from pathlib import Path
 from typing import NamedTuple
 
-import litserve as ls
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from litserve.server import RegularRequestHandler
 from starlette.exceptions import HTTPException
 
 from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.inference.onnx import read_onnx_folder
 from toxicity.models.families import ENCODER
-from toxicity.serving.api import ToxicityAPI, read_body, score
+from toxicity.serving.api import Rows, ToxicityAPI, read_body, score
 from toxicity.serving.discovery import DISCOVERY_PATH
 from toxicity.serving.feedback import SUGGEST_PATH, feedback_off, suggest_route
 from toxicity.serving.feedback_store import FeedbackStore
@@ -41,6 +38,7 @@ from toxicity.serving.guards import (
     key_check,
     same_origin_writes,
 )
+from toxicity.serving.internals import ToxicityServer, Workers, without_routes
 from toxicity.serving.perspective import PERSPECTIVE_PATH, analyze_route, discovery_route
 from toxicity.serving.schemas import (
     ANALYZE_USAGE,
@@ -129,7 +127,7 @@ def build_server(
     drop_unsupported_attributes: bool = False,
 ) -> ToxicityServer:
     """`feedback`: where comments:suggestscore stores suggestions; None: the route is off."""
-    PredictRequest.limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
+    limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
     timeouts, access = timeouts or Timeouts(), access or Access()
     # one core is left to the HTTP process; spare cores are not worth the risk of oversubscription, where
     # torch's spinning threads slow down many times over when other processes want the cores too
@@ -145,8 +143,8 @@ def build_server(
         model_metadata=info,
         max_payload_size=max_body_bytes,
         disable_openapi_url=True,
+        shutdown_timeout=timeouts.shutdown,
     )
-    server.uvicorn_graceful_timeout = timeouts.shutdown
     app = server.app
     for error, handler in (
         (Refused, refused),
@@ -156,25 +154,23 @@ def build_server(
     ):
         app.add_exception_handler(error, handler)
     app.state.max_body_bytes = max_body_bytes
-    app.router.routes = [
-        route
-        for route in app.router.routes  # LitServe's, replaced below
-        if getattr(route, "path", None) not in {"/", "/predict"}
-    ]
+    without_routes(app, {"/", "/predict"})  # LitServe's, replaced below
     page = (files("toxicity.serving") / "static" / "index.html").read_text(encoding="utf-8")
     app.add_api_route(
         "/", lambda: HTMLResponse(page, headers=PAGE_HEADERS), methods=["GET"], include_in_schema=False
     )
-    handler = RegularRequestHandler(api, server)
-    app.add_api_route("/predict", predict_route(handler, timeouts.read), methods=["POST"])
+    workers = Workers(api, server)
+    app.add_api_route(
+        "/predict", predict_route(workers, info["tags"], timeouts.read, limits), methods=["POST"]
+    )
     analyze = analyze_route(
-        handler, info["tags"], timeouts.read, SentenceSplitter(), drop_unsupported_attributes
+        workers, info["tags"], timeouts.read, limits, SentenceSplitter(), drop_unsupported_attributes
     )
     app.add_api_route(PERSPECTIVE_PATH, analyze, methods=["POST"])
     if feedback is None:
         app.add_api_route(SUGGEST_PATH, feedback_off, methods=["POST"])
     else:
-        suggest = suggest_route(feedback, info["tags"], info["sha256"], timeouts.read)
+        suggest = suggest_route(feedback, info["tags"], info["sha256"], timeouts.read, limits)
         app.add_api_route(SUGGEST_PATH, suggest, methods=["POST"])
     app.add_api_route(DISCOVERY_PATH, discovery_route(access.public_url), methods=["GET"])
     add_guards(app, access, max_body_bytes)
@@ -194,23 +190,6 @@ def add_guards(app, access: Access, max_body_bytes: int) -> None:
     app.middleware("http")(host_check(list(access.allowed_hosts), error))
 
 
-class ToxicityServer(ls.LitServer):
-    def _perform_graceful_shutdown(self, manager, uvicorn_workers, shutdown_reason: str = "normal"):
-        """Stops the HTTP processes first, letting requests in flight finish, then the inference workers.
-        LitServe's own sends the workers SIGTERM, which they ignore (see ToxicityAPI.setup), and waits 5 s."""
-        for process in uvicorn_workers.values():
-            process.terminate()  # uvicorn stops accepting and waits for requests in flight
-        deadline = time.monotonic() + self.uvicorn_graceful_timeout + 1
-        for process in uvicorn_workers.values():
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-        for worker in self.inference_workers:
-            worker.kill()  # nothing is waiting on it any more
-            worker.join(5)
-        manager.shutdown()
-
-
 # the page loads nothing from elsewhere; its only requests go back to this server
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
@@ -218,13 +197,25 @@ PAGE_HEADERS = {
 }
 
 
-def predict_route(handler: RegularRequestHandler, read_timeout: float):
+def predict_route(workers: Workers, tags: list[str], read_timeout: float, limits: Limits):
     """POST /predict, reading the body itself (see read_json) rather than through FastAPI."""
 
     async def predict(request: Request) -> dict:
-        return await score(handler, parse_body(await read_body(request, read_timeout), PredictRequest))
+        body = parse_body(await read_body(request, read_timeout), PredictRequest, limits)
+        return predict_response(await score(workers, body), tags)
 
     return predict
+
+
+def predict_response(rows: Rows, tags: list[str]) -> dict:
+    """{"probabilities": [{tag: p}]}, and with a threshold "labels" (0/1 per tag) and the "thresholds"."""
+    response = {"probabilities": [dict(zip(tags, row)) for row in rows.probabilities]}
+    if rows.cutoffs is not None:
+        response["labels"] = [
+            {tag: int(p >= cut) for tag, p, cut in zip(tags, row, rows.cutoffs)} for row in rows.probabilities
+        ]
+        response["thresholds"] = dict(zip(tags, rows.cutoffs))
+    return response
 
 
 def key_refusal(request: Request, given: str | None) -> JSONResponse:

@@ -24,6 +24,7 @@ from toxicity.serving.schemas import (
     Identifier,
     JsonBody,
     Languages,
+    Limits,
     Probability,
     Refused,
     parse_body_off_loop,
@@ -78,7 +79,9 @@ async def feedback_off(request: Request) -> dict:
     )
 
 
-def suggest_route(store: FeedbackStore, tags: list[str], model_sha256: str, read_timeout: float):
+def suggest_route(
+    store: FeedbackStore, tags: list[str], model_sha256: str, read_timeout: float, limits: Limits
+):
     """POST /v1alpha1/comments:suggestscore: checks the suggestion, stores it, echoes the clientToken."""
     attributes = {ATTRIBUTES.get(tag, tag.upper()) for tag in tags}
 
@@ -86,8 +89,8 @@ def suggest_route(store: FeedbackStore, tags: list[str], model_sha256: str, read
         raw = await read_body(request, read_timeout)
         if not raw.strip():
             raise empty_comment()
-        body = await parse_body_off_loop(raw, SuggestRequest)
-        comment_to_score(body.comment.text, body.comment.type)  # refused where analyze would refuse it
+        body = await parse_body_off_loop(raw, SuggestRequest, limits)
+        comment_to_score(body.comment.text, body.comment.type, limits.max_chars)  # as analyze refuses
         check_storable(body)
         suggestion = Suggestion(
             comment=body.comment.text,

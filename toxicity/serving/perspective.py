@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from litserve.server import RegularRequestHandler
 
 from toxicity.serving import languages
 from toxicity.serving.api import read_body, score
@@ -18,9 +17,11 @@ from toxicity.serving.google_errors import (
     NO_REQUESTED_ATTRIBUTES,
     perspective_detail,
 )
+from toxicity.serving.internals import Workers
 from toxicity.serving.perspective_names import ATTRIBUTES
 from toxicity.serving.schemas import (
     AnalyzeRequest,
+    Limits,
     PredictRequest,
     Refused,
     check_length,
@@ -36,9 +37,10 @@ SCORED = {"en"}  # the languages the model scores (ISO 639-1)
 
 
 def analyze_route(
-    handler: RegularRequestHandler,
+    workers: Workers,
     tags: list[str],
     read_timeout: float,
+    limits: Limits,
     splitter: SentenceSplitter,
     drop_unsupported: bool = False,
 ):
@@ -52,9 +54,9 @@ def analyze_route(
         raw = await read_body(request, read_timeout)
         if not raw.strip():  # what Perspective answers to an empty POST (PyPerspective's key check sends one)
             raise empty_comment()
-        body = await parse_body_off_loop(raw, AnalyzeRequest)
+        body = await parse_body_off_loop(raw, AnalyzeRequest, limits)
         check_request(body, attributes)
-        comment = comment_to_score(body.comment.text, body.comment.type)
+        comment = comment_to_score(body.comment.text, body.comment.type, limits.max_chars)
         likely = languages.likely_languages(comment.text)
         drop = drop_unsupported or body.dropUnsupportedAttributes
         requested = supported_attributes(body, attributes, drop)
@@ -70,7 +72,7 @@ def analyze_route(
             )
         scores = {}
         if requested and not unsupported:
-            scores = await attribute_scores(handler, body, comment, requested, attributes, splitter)
+            scores = await attribute_scores(workers, body, comment, requested, attributes, limits, splitter)
         response = {
             "attributeScores": scores,
             "languages": scored_as,
@@ -84,23 +86,24 @@ def analyze_route(
 
 
 async def attribute_scores(
-    handler: RegularRequestHandler,
+    workers: Workers,
     body: AnalyzeRequest,
     comment: Comment,
     requested: list[str],
     attributes: dict[str, int],
+    limits: Limits,
     splitter: SentenceSplitter,
 ) -> dict:
     """The summary and span scores of the requested attributes. With `spanAnnotations` and more than one
     sentence, the sentences go to the workers as the texts of one request (one batch) and the summary is
     their scores' mean weighted by sentence length, as in Perspective's reference example; the comment is
     not scored again (benchmarks/results/span_summary.md: the same AUROC, half the tokens)."""
-    most = PredictRequest.limits.max_texts  # beyond, neighbouring sentences share a span
+    most = limits.max_texts  # beyond, neighbouring sentences share a span
     spans = await splitter.spans(comment.text, most) if body.spanAnnotations else []
     texts = [comment.text[begin:end] for begin, end in spans] if len(spans) > 1 else [comment.text]
     # built without validation: the comment was checked, and its sentences are no longer than it
     request = PredictRequest.model_construct(texts=texts, threshold=None)
-    rows = np.array([list(row.values()) for row in (await score(handler, request))["probabilities"]])
+    rows = np.array((await score(workers, request)).probabilities)
     summary = np.average(rows, axis=0, weights=[len(text) for text in texts])
     ranges = source_ranges(comment, spans) if spans else [(0, utf16_length(comment.source))]
     span_rows = rows if len(texts) > 1 else rows[:1].repeat(len(ranges), axis=0)
@@ -139,11 +142,11 @@ def check_request(body: AnalyzeRequest, attributes: dict[str, int]) -> None:
         )
 
 
-def comment_to_score(text: str, text_type: str) -> Comment:
+def comment_to_score(text: str, text_type: str, max_chars: int) -> Comment:
     """The comment as the model reads it (an HTML one without its markup); refused, as Perspective does,
     when it is empty, too long, or has no text once read (white space, or markup only). analyze and
     suggestscore both read their comment here, so the store never takes what analyze would refuse."""
-    check_comment(text)
+    check_comment(text, max_chars)
     comment = read_comment(text, text_type == "HTML")
     if not comment.text.strip():
         raise empty_comment()
@@ -174,11 +177,11 @@ def language_of(body: AnalyzeRequest, likely: list[tuple[str, float]]) -> tuple[
     return ["en"], []
 
 
-def check_comment(text: str) -> None:
+def check_comment(text: str, max_chars: int) -> None:
     if not text:
         raise empty_comment()
     try:
-        check_length(text, "comment.text")
+        check_length(text, "comment.text", max_chars)
     except Refused as too_long:
         # Perspective answers a long comment with 400, not the 413 of /predict
         raise Refused(

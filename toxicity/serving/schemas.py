@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -97,9 +98,10 @@ def _check_text(text: str, usage: str) -> None:
             ) from None
 
 
-def parse_body(raw: bytes, model: type[JsonBody]) -> JsonBody:
+def parse_body(raw: bytes, model: type[JsonBody], limits: Limits | None = None) -> JsonBody:
+    """The body as `model`, checked against `limits` (the server's; the defaults when None)."""
     try:
-        return model.model_validate(read_json(raw, model.usage))
+        return model.model_validate(read_json(raw, model.usage), context={"limits": limits or Limits()})
     except ValidationError as error:
         raise Refused(400, validation_message(error.errors(), model.usage)) from None
 
@@ -107,12 +109,17 @@ def parse_body(raw: bytes, model: type[JsonBody]) -> JsonBody:
 PARSED_ON_LOOP_BYTES = 64 * 1024  # a larger body is parsed in a thread, not on the HTTP event loop
 
 
-async def parse_body_off_loop(raw: bytes, model: type[JsonBody]) -> JsonBody:
+async def parse_body_off_loop(raw: bytes, model: type[JsonBody], limits: Limits | None = None) -> JsonBody:
     """parse_body, in a thread when the body is large, so that parsing it does not hold up other
     requests (a 1 MB body of 24,000 spans took over a second)."""
     if len(raw) <= PARSED_ON_LOOP_BYTES:
-        return parse_body(raw, model)
-    return await run_in_threadpool(parse_body, raw, model)
+        return parse_body(raw, model, limits)
+    return await run_in_threadpool(parse_body, raw, model, limits)
+
+
+def limits_of(info: ValidationInfo) -> Limits:
+    """The limits parse_body validates against (the defaults for a request built in code)."""
+    return (info.context or {}).get("limits") or Limits()
 
 
 class JsonBody(BaseModel):
@@ -146,18 +153,17 @@ Languages = Annotated[
 class PredictRequest(JsonBody):
     model_config = ConfigDict(extra="forbid")
     usage: ClassVar[str] = PREDICT_USAGE
-    limits: ClassVar[Limits] = Limits()  # set by build_server before the HTTP processes fork
 
     texts: list[StrictStr] = Field(min_length=1)
     threshold: float | Literal["tuned"] | None = None
 
     @field_validator("threshold", mode="before")
     @classmethod
-    def _threshold(cls, value):
+    def _threshold(cls, value, info: ValidationInfo):
         if value is None:
             return None
         if value == "tuned":
-            if not cls.limits.tuned:
+            if not limits_of(info).tuned:
                 raise Refused(
                     400,
                     "this model has no tuned thresholds (run `python -m toxicity.evaluate` on its "
@@ -170,20 +176,20 @@ class PredictRequest(JsonBody):
             raise Refused(400, str(error)) from None
 
     @model_validator(mode="after")
-    def _within_limits(self):
-        if len(self.texts) > self.limits.max_texts:
+    def _within_limits(self, info: ValidationInfo):
+        limits = limits_of(info)
+        if len(self.texts) > limits.max_texts:
             raise Refused(
                 413,
-                f"{len(self.texts)} texts in one request, over the limit of {self.limits.max_texts} "
+                f"{len(self.texts)} texts in one request, over the limit of {limits.max_texts} "
                 "(--max-texts); send them in several requests",
             )
         for position, text in enumerate(self.texts):
-            check_length(text, f"texts[{position}]")
+            check_length(text, f"texts[{position}]", limits.max_chars)
         return self
 
 
-def check_length(text: str, where: str) -> None:
-    limit = PredictRequest.limits.max_chars
+def check_length(text: str, where: str, limit: int) -> None:
     if len(text) > limit:
         raise Refused(
             413,
