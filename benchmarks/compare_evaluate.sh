@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # After benchmarks/compare_runs.sh: each run's best checkpoint on Kaggle's scored test rows of
 # jigsaw_sample, the pretrained ones on TweetEval offensive (label -> toxic, cross-dataset), and the
-# compare table of the four runs. Reports land in reports/compare-jigsaw_sample/.
+# compare table of the four runs. Reports land in reports/compare-jigsaw_sample/, the compare table in
+# benchmarks/results/compare-jigsaw_sample-<YYYY-MM-DD>-<machine>/ (the one naming rule, benchmarks/common.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=lightning_logs/jigsaw_sample-compare
@@ -15,4 +16,6 @@ for version in 0 2; do  # the pretrained encoder and text-to-text runs
         --data ../shared/data/tweeteval_offensive --split test --label-map label=toxic \
         --out "$OUT/version_$version-tweeteval_offensive" --overwrite > /dev/null
 done
-python -m toxicity.compare "$RUNS"/version_{0,1,2,3} --out "$OUT/compare" --overwrite
+NAME=$(python -c 'import time; from benchmarks.common import machine_label, result_name
+print(result_name("compare", time.strftime("%Y-%m-%d", time.gmtime()), machine_label(), "jigsaw_sample"))')
+python -m toxicity.compare "$RUNS"/version_{0,1,2,3} --out "benchmarks/results/$NAME" --overwrite

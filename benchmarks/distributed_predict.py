@@ -1,7 +1,7 @@
 """`python -m toxicity.predict --output DIR` on the 2 CPU cores: 1 process x 2 threads vs 2 processes x 1
 thread (Lightning's launcher, gloo), peak RSS per process, and the cost of resuming after a killed rank.
 
-    python benchmarks/distributed_predict.py [--rows 50000] [--ckpt checkpoints/best-checkpoint.ckpt]
+    python -m benchmarks.distributed_predict [--rows 50000] [--ckpt checkpoints/best-checkpoint.ckpt]
 
 The input is built from the real Jigsaw test comments (../shared/data/jigsaw_sample/test.csv.gz, 2,514
 comments): row k is comment k mod 2,514 with the id `<jigsaw id>-<k div 2,514>`, so every id is unique and
@@ -11,15 +11,13 @@ runs; the RSS of every process is read from /proc every 0.5 s. The two outputs a
 (ids, scores within 1e-5). Resume: the 2-process run again, rank 1 SIGKILLed once half the chunks are
 done (Lightning's launcher then ends rank 0), then the same command again; the overhead is the two runs'
 time minus the uninterrupted run's. The machine's load average is recorded, since other work shares the
-cores. Writes benchmarks/results/distributed_predict.{json,md}.
+cores. Writes benchmarks/results/distributed_predict-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -28,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).with_name("results")
-SHARED_DATA = Path(os.environ.get("TOXICITY_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from benchmarks.common import RESULTS, ROOT, SHARED_DATA, Run, arguments, process_tree, table
+
 SUMMARY = re.compile(r"Scored (\d+) comments in ([\d.]+) s \(([\d.]+) comments/s\)")
 
 
@@ -53,17 +50,6 @@ def build_input(rows: int, path: Path, row_group_rows: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------- one command
-def process_tree(pid: int) -> list[int]:
-    pids, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        pids.append(current)
-        children = Path(f"/proc/{current}/task/{current}/children")
-        if children.exists():
-            queue.extend(int(child) for child in children.read_text().split())
-    return pids
-
-
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -162,29 +148,17 @@ def compare(folder_a: Path, folder_b: Path) -> dict:
     }
 
 
-def machine() -> dict:
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    others = subprocess.run(
-        ["ps", "-eo", "stat,pcpu,args", "--sort=-pcpu"], capture_output=True, text=True, check=False
-    )
-    # %CPU is each process's lifetime average; a stopped one (state T, e.g. paused with SIGSTOP) takes none
-    rows = [line.strip().split(None, 1) for line in others.stdout.splitlines()[1:]]
-    lines = [rest[:160] for state, rest in rows if "distributed_predict" not in rest]  # not this benchmark
-    stopped = {rest[:160] for state, rest in rows if state.startswith("T")}
-    busy = [line for line in lines if line not in stopped][:7]
-    return {"uptime": uptime, "top_processes": busy, "stopped_processes": sorted(stopped)[:7]}
-
-
 # ----------------------------------------------------------------------------------------------- main
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("distributed_predict", __doc__)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--ckpt", type=Path, default=ROOT / "checkpoints" / "best-checkpoint.ckpt")
     parser.add_argument("--chunk-rows", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-resume", action="store_true")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
     if not args.ckpt.is_file():
         raise SystemExit(
             f"{args.ckpt}: no checkpoint; train the demo one with `python -m toxicity.fit` (~90 s)."
@@ -200,7 +174,7 @@ def main() -> None:
     distinct = build_input(args.rows, source, row_group_rows=10_000)
     common = ["--ckpt", str(args.ckpt), "--input", str(source), "--chunk-rows", str(args.chunk_rows)]
     common += ["--batch-size", str(args.batch_size), "--accelerator", "cpu"]
-    before = machine()
+    run = Run.start("distributed_predict", argv=argv)
     runs = {
         "1 process x 2 threads": run_predict([*common, "--output", str(work / "one"), "--devices", "1"], 2),
         "2 processes x 1 thread": run_predict([*common, "--output", str(work / "two"), "--devices", "2"], 1),
@@ -209,13 +183,6 @@ def main() -> None:
     one["steady_comments_per_s"] = steady_throughput(work / "one")
     two["steady_comments_per_s"] = steady_throughput(work / "two")
     result = {
-        "benchmark": "distributed_predict",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
         "input": {
             "rows": args.rows,
             "distinct_texts": distinct,
@@ -224,7 +191,6 @@ def main() -> None:
             "batch_size": args.batch_size,
         },
         "checkpoint": str(args.ckpt),
-        "load_before": before,
         "runs": runs,
         "two_over_one_throughput": round(two["comments_per_s"] / one["comments_per_s"], 3),
         "two_over_one_steady_throughput": round(
@@ -248,40 +214,45 @@ def main() -> None:
             "overhead_s": round(killed["wall_s"] + rerun["wall_s"] - two["wall_s"], 1),
             "resumed_vs_uninterrupted": compare(folder, work / "two"),
         }
-    result["load_after"] = machine()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "distributed_predict.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "distributed_predict.md").write_text(markdown(result))
-    print(markdown(result))
+    print(markdown(result, run.date))
+    print(f"Wrote {run.write(result, markdown(result, run.date), out=args.out)} and .md")
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict, date: str) -> str:
     inp, check = result["input"], result["one_vs_two_outputs"]
     setup = (
-        f"{result['date']}; {inp['rows']:,} rows built from the {inp['distinct_texts']:,} real Jigsaw test "
+        f"{date}; {inp['rows']:,} rows built from the {inp['distinct_texts']:,} real Jigsaw test "
         f"comments (unique ids, each text repeated); chunks of {inp['chunk_rows']:,} rows, batches of "
-        f"{inp['batch_size']}; checkpoint `{result['checkpoint']}`; {result['machine']['cpus']} CPUs."
+        f"{inp['batch_size']}; checkpoint `{result['checkpoint']}`."
     )
-    header = (
-        "| setting | comments/s (summary line) | comments/s (all ranks scoring) | wall s (with start-up) "
-        "| peak RSS per process, MB | RSS at each quarter of the run, MB | mean load average |"
-    )
+    header = [
+        "setting",
+        "comments/s (summary line)",
+        "comments/s (all ranks scoring)",
+        "wall s (with start-up)",
+        "peak RSS per process, MB",
+        "RSS at each quarter of the run, MB",
+        "mean load average",
+    ]
+    cells = [
+        [
+            name,
+            run["comments_per_s"],
+            run["steady_comments_per_s"],
+            run["wall_s"],
+            ", ".join(str(p["peak_rss_mb"]) for p in run["processes"]),
+            "; ".join(", ".join(map(str, p["rss_mb_at_quarters"])) for p in run["processes"]),
+            run["load_average_mean"],
+        ]
+        for name, run in result["runs"].items()
+    ]
     lines = [
-        "# Distributed scoring on 2 CPU cores (`benchmarks/distributed_predict.py`)",
+        f"# Distributed scoring on {os.cpu_count()} CPU cores (`python -m benchmarks.distributed_predict`)",
         "",
         setup,
-        f"Load before: `{result['load_before']['uptime']}`; after: `{result['load_after']['uptime']}`.",
         "",
-        header,
-        "|---|---|---|---|---|---|---|",
+        *table(header, cells),
     ]
-    for name, run in result["runs"].items():
-        peaks = ", ".join(str(p["peak_rss_mb"]) for p in run["processes"])
-        quarters = "; ".join(", ".join(map(str, p["rss_mb_at_quarters"])) for p in run["processes"])
-        speeds = f"{run['comments_per_s']} | {run['steady_comments_per_s']}"
-        lines.append(
-            f"| {name} | {speeds} | {run['wall_s']} | {peaks} | {quarters} | {run['load_average_mean']} |"
-        )
     ratio = (
         f"2 processes / 1 process: **{result['two_over_one_steady_throughput']}x** while all ranks score, "
         f"{result['two_over_one_throughput']}x by the summary lines (whose time starts when the Trainer is "
@@ -304,11 +275,6 @@ def markdown(result: dict) -> str:
             f"difference {same['max_abs_score_difference']:.2g}."
         )
         lines += ["", text]
-    lines += ["", "Busiest processes before the run:", ""]
-    lines += [f"    {line}" for line in result["load_before"]["top_processes"]]
-    stopped = result["load_before"].get("stopped_processes")
-    if stopped:
-        lines += ["", "Stopped (state T, taking no CPU):", "", *(f"    {line}" for line in stopped)]
     return "\n".join(lines) + "\n"
 
 

@@ -8,13 +8,12 @@ third of the rows carry 10,000-character client ids the export never reads (the 
 
 Each export runs in a fresh process that reports its own peak RSS. Without --db-url the databases are
 SQLite files in a temporary folder; with it, the table there is dropped and refilled for each size.
-Writes benchmarks/results/feedback_export.json and .md.
+Writes benchmarks/results/feedback_export[-postgresql]-<YYYY-MM-DD>-<machine>.json and .md
+(benchmarks.common).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from benchmarks.run import RESULTS, ROOT
-from toxicity.serving.feedback_store import (
+from benchmarks.common import RESULTS, ROOT, Run, arguments, table
+from toxicity.serving.perspective.store import (
     TABLE,
     Suggestion,
     comment_hash,
@@ -33,7 +32,7 @@ from toxicity.serving.feedback_store import (
     create_table,
     database_url,
 )
-from toxicity.serving.feedback_store import feedback as feedback_table
+from toxicity.serving.perspective.store import feedback as feedback_table
 
 REPORT_PEAK = (
     "import resource, sys; from toxicity.feedback import main; main(sys.argv[1:]); "
@@ -77,31 +76,38 @@ def export_peak(url: str, out: Path) -> dict:
 
 
 def markdown(results: dict) -> str:
+    header = ["rows", "comments written", "peak RSS (MB)", "seconds", "database size (MB)"]
+    cells = [
+        [
+            f"{size['rows']:,}",
+            f"{size['written']:,}",
+            f"{size['peak_rss_mb']:.0f}",
+            f"{size['seconds']:.1f}",
+            "n/a" if size["database_mb"] is None else round(size["database_mb"]),
+        ]
+        for size in results["sizes"]
+    ]
     lines = [
         "# Feedback export: peak memory against stored rows",
         "",
         (
-            f"`python -m benchmarks.feedback_export` on {results['database']}, {results['environment']}. "
+            f"`python -m benchmarks.feedback_export` on {results['database']}. "
             "Each export in a fresh process; peak RSS as the process reports it (imports included)."
         ),
         "",
-        "| rows | comments written | peak RSS (MB) | seconds | database size (MB) |",
-        "|---|---|---|---|---|",
+        *table(header, cells),
     ]
-    for size in results["sizes"]:
-        lines.append(
-            f"| {size['rows']:,} | {size['written']:,} | {size['peak_rss_mb']:.0f} | {size['seconds']:.1f} | "
-            f"{'n/a' if size['database_mb'] is None else round(size['database_mb'])} |"
-        )
     lines += ["", f"Peak at the largest size over the smallest: {results['peak_ratio']:.2f}x."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = arguments("feedback_export", __doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--db-url", help="a PostgreSQL URL (its toxicity_feedback table is replaced)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    run = Run.start("feedback_export", "postgresql" if args.db_url else None, argv)
     sizes = []
     with tempfile.TemporaryDirectory() as folder:
         for rows in args.rows:
@@ -114,13 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{rows:>8,} rows: peak {measured['peak_rss_mb']:.0f} MB, {measured['seconds']:.1f} s")
     results = {
         "database": "PostgreSQL" if args.db_url else "SQLite",
-        "environment": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end",
         "sizes": sizes,
         "peak_ratio": sizes[-1]["peak_rss_mb"] / sizes[0]["peak_rss_mb"],
     }
-    name = "feedback_export" + ("_postgresql" if args.db_url else "")
-    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(markdown(results))
+    print(f"Wrote {run.write(results, markdown(results), out=args.out)} and .md")
     return results
 
 

@@ -17,16 +17,13 @@ templates through `comments:suggestscore`, retrain with the exported feedback, a
    validation rows and on jigsaw_sample's scored test rows (when ../shared/data is there), so that a loss
    elsewhere shows.
 
-Writes benchmarks/results/feedback_loop.json and .md.
+Writes benchmarks/results/feedback_loop[-all_decisions]-<YYYY-MM-DD>-<machine>.json and .md (the variant
+with --send all; benchmarks.common).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,17 +33,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
+from benchmarks.common import RESULTS, ROOT, SHARED_DATA, Run, arguments, free_port, table
 from toxicity.core.tags import LABELS
 from toxicity.data.demo import DEMO_CSV
 from toxicity.data.splits import split_train_val
 from toxicity.evaluation.checklist import capability_accuracy, suite_by_template
-from toxicity.serving.perspective import ATTRIBUTES
+from toxicity.evaluation.metrics import mean_of_defined, roc_auc_or_none
+from toxicity.serving.perspective.analyze import ATTRIBUTES
 
-RESULTS = Path(__file__).with_name("results")
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("TOXICITY_SHARED_DATA", ROOT.parent / "shared" / "data"))
 ABUSE_TAGS = {"toxic", "insult"}  # the suite's abusive sentences are insults
 
 
@@ -102,12 +97,12 @@ def fit(train: Path, val: Path, folder: Path, name: str, seed: int, epochs: int 
 
 
 def mean_auroc(probabilities: np.ndarray, labels: pd.DataFrame) -> dict:
-    per_tag = {
-        tag: float(roc_auc_score(labels[tag], probabilities[:, position]))
-        for position, tag in enumerate(LABELS)
-        if labels[tag].nunique() == 2
+    """AUROC of each tag with both classes in the rows, and their mean."""
+    aurocs = {
+        tag: roc_auc_or_none(labels[tag].to_numpy(), probabilities[:, k]) for k, tag in enumerate(LABELS)
     }
-    return {"mean": float(np.mean(list(per_tag.values()))), "per_tag": per_tag, "rows": len(labels)}
+    per_tag = {tag: auroc for tag, auroc in aurocs.items() if auroc is not None}
+    return {"mean": mean_of_defined(list(per_tag.values())), "per_tag": per_tag, "rows": len(labels)}
 
 
 def jigsaw_sample_test() -> pd.DataFrame | None:
@@ -156,12 +151,6 @@ def decisions(predict_proba, cases: dict, send: str) -> list[tuple[str, int]]:
 
 
 # ------------------------------------------------------------------------------------ the server round
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def suggestion(text: str, label: int, position: int) -> dict:
     scores = {
         ATTRIBUTES[tag]: {"summaryScore": {"value": float(label and tag in ABUSE_TAGS)}} for tag in LABELS
@@ -228,7 +217,7 @@ def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None, send: str 
     train, val = demo_split(work, seed)
     half_a, half_b = halves()
     jigsaw = jigsaw_sample_test()
-    timings, load = {}, {"before": os.getloadavg()}
+    timings = {}
     if ckpt is None:
         ckpt, timings["fit_base_s"] = fit(train, val, work, "base", seed, epochs)
     from toxicity.inference.scorer import ToxicityClassifier
@@ -241,9 +230,7 @@ def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None, send: str 
     combined = work / "demo_train_plus_feedback.csv"
     pd.concat([pd.read_csv(train), feedback], ignore_index=True).to_csv(combined, index=False)
     retrained, timings["fit_retrained_s"] = fit(combined, val, work, "retrained", seed, epochs)
-    load["after"] = os.getloadavg()
     return {
-        "date": time.strftime("%Y-%m-%d"),
         "base": str(ckpt),
         "seed": seed,
         "max_epochs": epochs or "the recipe's (experiments/demo.yaml: 10)",
@@ -255,16 +242,14 @@ def run(work: Path, ckpt: Path | None, seed: int, epochs: int | None, send: str 
         "before": measure(ckpt, half_a, half_b, val, jigsaw),
         "after": measure(retrained, half_a, half_b, val, jigsaw),
         "timings": timings,
-        "load_average": load,
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
     }
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, date: str) -> str:
     before, after = results["before"], results["after"]
-    what = "failures" if results.get("sent", "failures") == "failures" else "sentences (failures or not)"
+    what = "failures" if results["sent"] == "failures" else "sentences (failures or not)"
     intro = (
-        f"benchmarks/feedback_loop.py --send {results.get('sent', 'failures')}: the correct labels of the "
+        f"`python -m benchmarks.feedback_loop --send {results['sent']}`: the correct labels of the "
         f"behaviour-suite {what} of half A of the suite's templates sent "
         "through comments:suggestscore, exported with `python -m toxicity.feedback export`, added to the "
         f"demo training rows ({results['train_rows']} rows + {results['feedback_exported']} feedback rows), "
@@ -285,16 +270,11 @@ def markdown(results: dict) -> str:
                 4,
             )
         )
-    lines = [
-        f"# Feedback loop, {results['date']}",
-        "",
-        intro,
-        "",
-        "| figure | before | after |",
-        "|---|---|---|",
+    cells = [
+        [name, f"{before[key][field]:.{digits}f}", f"{after[key][field]:.{digits}f}"]
+        for name, key, field, digits in rows
     ]
-    for name, key, field, digits in rows:
-        lines.append(f"| {name} | {before[key][field]:.{digits}f} | {after[key][field]:.{digits}f} |")
+    lines = [f"# Feedback loop, {date}", "", intro, "", *table(["figure", "before", "after"], cells)]
     lines += ["", "Half B per capability (accuracy, before -> after):", ""]
     for capability, figure in before["half_b"]["per_capability"].items():
         later = after["half_b"]["per_capability"][capability]
@@ -306,16 +286,14 @@ def markdown(results: dict) -> str:
         f"Feedback: {results['feedback_sent']} suggestions sent ({results['feedback_labels']['abusive']} "
         f"abusive), {results['feedback_exported']} rows exported. Trainings: "
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in results["timings"].items())
-        + f"; load average {results['load_average']['before'][0]:.1f} before, "
-        f"{results['load_average']['after'][0]:.1f} after (other helpers' jobs shared the "
-        f"{results['machine']['cores']} cores).",
+        + " (the load they ran beside is in the environment below).",
         "",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = arguments("feedback_loop", __doc__)
     parser.add_argument(
         "--ckpt", type=Path, default=None, help="the base model (default: train the demo one)"
     )
@@ -330,15 +308,14 @@ def main(argv: list[str] | None = None) -> dict:
         help="the correct labels of half A's failures only, or of all its sentences (every decision)",
     )
     parser.add_argument("--max-epochs", type=int, default=None, help="both trainings (default: the recipe's)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "feedback_loop")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="feedback-loop-"))
     work.mkdir(parents=True, exist_ok=True)
+    record = Run.start("feedback_loop", "all_decisions" if args.send == "all" else None, argv)
     results = run(work, args.ckpt, args.seed, args.max_epochs, args.send)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    print(markdown(results, record.date))
+    print(f"Wrote {record.write(results, markdown(results, record.date), out=args.out)} and .md")
     return results
 
 

@@ -7,13 +7,11 @@ the neighbours; rounds alternate between the models all the same.
         --texts ../shared/data/jigsaw_sample
 
 Both checkpoints should come from the same recipe (e.g. the sweep's `late_fusion` and `hybrid` runs).
-Writes benchmarks/results/hybrid-cost.json and .md.
+Writes benchmarks/results/hybrid_cost-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.run import RESULTS, environment
+from benchmarks.common import RESULTS, Run, arguments, table
 
 
 def texts_of(folder: Path, rows: int) -> list[str]:
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     from toxicity.checkpoint import TrainedCheckpoint
     from toxicity.inference.scorer import ToxicityClassifier
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.hybrid_cost", description=__doc__)
+    parser = arguments("hybrid_cost", __doc__)
     parser.add_argument("--encoder", type=Path, required=True)
     parser.add_argument("--hybrid", type=Path, required=True)
     parser.add_argument("--texts", type=Path, required=True, help="a Kaggle folder (its test.csv.gz)")
@@ -73,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    run = Run.start("hybrid_cost", argv=argv)
     texts = texts_of(args.texts, args.rows)
     classifiers = {
         name: ToxicityClassifier.from_trained(TrainedCheckpoint.read(path), "cpu")
@@ -98,32 +97,26 @@ def main(argv: list[str] | None = None) -> dict:
         / figures["encoder"]["train_step_cpu_seconds"],
         "checkpoint_mb_added": figures["hybrid"]["checkpoint_mb"] - figures["encoder"]["checkpoint_mb"],
     }
-    load = os.getloadavg()
-    result = {
-        "figures": figures,
-        "ratios": ratios,
-        "rows": len(texts),
-        "rounds": args.rounds,
-        "load_average_at_end": load,
-        "environment": environment(),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "hybrid-cost.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = {"figures": figures, "ratios": ratios, "rows": len(texts), "rounds": args.rounds}
+    header = ["model", "score comments per CPU-second", "train step CPU-seconds", "checkpoint MB"]
+    cells = [
+        [
+            name,
+            f"{row['score_comments_per_cpu_s']:.1f}",
+            f"{row['train_step_cpu_seconds']:.2f}",
+            f"{row['checkpoint_mb']:.1f}",
+        ]
+        for name, row in figures.items()
+    ]
     lines = [
         "# Hybrid cost (A/B in one process, rounds alternating, CPU time)",
         "",
         (
             f"{len(texts)} jigsaw_sample test comments, median of {args.rounds} rounds; training steps of "
-            f"32 rows; load average at the end {load[0]:.1f} on {os.cpu_count()} cores (other work running)."
+            "32 rows (the load it ran beside is in the environment below)."
         ),
         "",
-        "| model | score comments per CPU-second | train step CPU-seconds | checkpoint MB |",
-        "|---|---|---|---|",
-        *(
-            f"| {name} | {row['score_comments_per_cpu_s']:.1f} | {row['train_step_cpu_seconds']:.2f} | "
-            f"{row['checkpoint_mb']:.1f} |"
-            for name, row in figures.items()
-        ),
+        *table(header, cells),
         "",
         (
             f"Hybrid / encoder: scoring speed {ratios['scoring_speed_hybrid_over_encoder']:.2f}x, training "
@@ -131,8 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"+{ratios['checkpoint_mb_added']:.1f} MB."
         ),
     ]
-    (args.out / "hybrid-cost.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    written = run.write(result, "\n".join(lines), out=args.out)
+    print("\n".join(lines) + f"\n\nWrote {written} and .md")
     return result
 
 

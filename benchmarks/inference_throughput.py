@@ -1,6 +1,6 @@
 """Inference throughput on CPU: the reference loop vs ToxicityClassifier vs ONNX fp32 vs ONNX int8.
 
-    python benchmarks/inference_throughput.py [--ckpt checkpoints/best-checkpoint.ckpt] [--n 1000]
+    python -m benchmarks.inference_throughput [--ckpt checkpoints/best-checkpoint.ckpt] [--n 1000]
 
 Scores real comments, the Jigsaw test comments of ../shared/data/jigsaw_sample (a seeded sample of
 --n) and the TweetEval offensive test tweets (up to --n), with
@@ -14,8 +14,8 @@ Scores real comments, the Jigsaw test comments of ../shared/data/jigsaw_sample (
 Each setting runs in a fresh process (so its peak RSS is its own): one warm-up pass, then --repeats
 timed passes; the median is reported. The model is --ckpt, or without it the shipped pretrained MiniLM
 with an untrained head (as fast; the scores mean nothing). With --ckpt, the AUROC of ONNX fp32 and int8
-on the scored Jigsaw test rows is compared too. Writes benchmarks/results/inference.json and prints a
-markdown table.
+on the scored Jigsaw test rows is compared too. Writes
+benchmarks/results/inference_throughput-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -32,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("results") / "inference.json"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from benchmarks.common import RESULTS, ROOT, SHARED_DATA, Run, arguments, table
+
 SETTINGS = {
     "a": "(a) one at a time, padded to 512",
     "b": "(b) ToxicityClassifier, torch fp32",
@@ -192,9 +191,9 @@ def measure(
 def int8_auroc_change(onnx_folder: str, data: Path) -> dict:
     """Runs in a child process: per-tag AUROC of ONNX fp32 and int8 on the scored Jigsaw test rows."""
     import numpy as np
-    from sklearn.metrics import roc_auc_score
 
     from toxicity.data.sources import find_kaggle_files, load_kaggle_test
+    from toxicity.evaluation.metrics import has_both_classes, roc_auc_or_none
     from toxicity.inference.onnx import OnnxToxicityClassifier
 
     fp32 = OnnxToxicityClassifier.from_folder(onnx_folder)
@@ -204,8 +203,8 @@ def int8_auroc_change(onnx_folder: str, data: Path) -> dict:
     probs = {"fp32": fp32.predict_proba(texts), "int8": int8.predict_proba(texts)}
     per_tag = {}
     for k, tag in enumerate(fp32.tags):
-        if 0 < truth[:, k].sum() < len(truth):
-            aurocs = {kind: float(roc_auc_score(truth[:, k], p[:, k])) for kind, p in probs.items()}
+        if has_both_classes(truth[:, k]):
+            aurocs = {kind: roc_auc_or_none(truth[:, k], p[:, k]) for kind, p in probs.items()}
             per_tag[tag] = {
                 **aurocs,
                 "change": aurocs["int8"] - aurocs["fp32"],
@@ -225,7 +224,11 @@ def int8_auroc_change(onnx_folder: str, data: Path) -> dict:
 # ------------------------------------------------------------------------------------------ the parent
 def run_child(*args: str) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "benchmarks.inference_throughput", "--child", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if output.returncode != 0:
         raise RuntimeError(f"child {args[:2]} failed:\n{output.stderr[-3000:]}")
@@ -242,28 +245,52 @@ def speedup(row: dict, base: dict | None, names: list[str]) -> str:
     return " / ".join(f"{rate(row, name) / rate(base, name):.1f}x" for name in names)
 
 
-def markdown_table(results: dict) -> str:
+def markdown(results: dict) -> str:
     names = list(results["texts"])
     rows = {row["key"]: row for row in results["settings"]}
-    lines = [
-        "| setting | "
-        + " | ".join(f"{name} comments/s" for name in names)
-        + " | speed-up vs (a) | speed-up vs (b) | peak RSS |",
-        "|" + "---|" * (len(names) + 4),
+    header = ["setting", *(f"{name} comments/s" for name in names), "speed-up vs (a)", "speed-up vs (b)"]
+    cells = [
+        [
+            row["setting"],
+            *(f"{rate(row, name):.1f}" for name in names),
+            speedup(row, rows.get("a"), names),
+            speedup(row, rows.get("b"), names),
+            f"{row['peak_rss_mb']:.0f} MB",
+        ]
+        for row in rows.values()
     ]
-    for row in rows.values():
-        rates = " | ".join(f"{rate(row, name):.1f}" for name in names)
+    lines = [f"# Scoring speed ({results['checkpoint']})", ""]
+    for name, counts in results["texts"].items():
         lines.append(
-            f"| {row['setting']} | {rates} | {speedup(row, rows.get('a'), names)} | "
-            f"{speedup(row, rows.get('b'), names)} | {row['peak_rss_mb']:.0f} MB |"
+            f"{name}: {counts['scored_b_c_d']} of {counts['available']} texts for (b), (c), (d), "
+            f"the first {counts['scored_a']} of those for (a); {counts['mean_tokens']:.1f} tokens on "
+            f"average (at most {MAX_LENGTH}), so (a) runs {REFERENCE_LENGTH / counts['mean_tokens']:.1f}x "
+            "as many tokens."
         )
-    return "\n".join(lines)
+    loads = [load for row in results["settings"] for load in row["load_average_1min"]]
+    lines += [
+        "",
+        (
+            f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f} "
+            f"on {os.cpu_count()} CPUs (about 2 is this benchmark alone)."
+        ),
+        "",
+        *table([*header, "peak RSS"], cells),
+        "",
+    ]
+    auroc = results["int8_auroc_change"]
+    if isinstance(auroc, dict):
+        lines.append(
+            f"ONNX int8 vs fp32, mean AUROC on {auroc['rows']} scored Jigsaw test rows: "
+            f"{auroc['mean_fp32']:.4f} → {auroc['mean_int8']:.4f} ({auroc['mean_change']:+.4f})"
+        )
+    else:
+        lines.append("int8 AUROC change: skipped (pass a trained checkpoint with --ckpt).")
+    return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("inference_throughput", __doc__)
     parser.add_argument("--ckpt", default=None, help="a trained checkpoint (default: untrained MiniLM head)")
     parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--n", type=int, default=1000, help="texts per data set for (b), (c), (d)")
@@ -283,7 +310,8 @@ def main() -> None:
     )
     parser.add_argument("--settings", default=None, help="default: abcd, and e with --text2text-ckpt")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
     if args.child:
         kind, *rest = args.child
         result = (
@@ -296,6 +324,7 @@ def main() -> None:
 
     from toxicity.exporters.onnx import export_onnx
 
+    run = Run.start("inference_throughput", argv=argv)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         texts, available = load_texts(args.data, args.n)
@@ -320,8 +349,6 @@ def main() -> None:
             settings.append({"key": key, **row})
         auroc = run_child("auroc", str(work / "onnx"), str(args.data)) if args.ckpt else None
     results = {
-        "command": " ".join(["benchmarks/inference_throughput.py", *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "checkpoint": args.ckpt or "the shipped MiniLM (all-MiniLM-L6-v2) with an untrained head",
         "text2text_checkpoint": args.text2text_ckpt,
         "max_length": MAX_LENGTH,
@@ -342,29 +369,8 @@ def main() -> None:
         "settings": settings,
         "int8_auroc_change": auroc or "skipped: pass a trained checkpoint with --ckpt",
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    for name, counts in results["texts"].items():
-        print(
-            f"{name}: {counts['scored_b_c_d']} of {counts['available']} texts for (b), (c), (d), "
-            f"the first {counts['scored_a']} of those for (a); {counts['mean_tokens']:.1f} tokens on "
-            f"average (at most {MAX_LENGTH}), so (a) runs {REFERENCE_LENGTH / counts['mean_tokens']:.1f}x "
-            "as many tokens."
-        )
-    loads = [load for row in settings for load in row["load_average_1min"]]
-    print(
-        f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f} "
-        f"on {os.cpu_count()} CPUs (about 2 is this benchmark alone)."
-    )
-    print(markdown_table(results))
-    if auroc:
-        print(
-            f"\nONNX int8 vs fp32, mean AUROC on {auroc['rows']} scored Jigsaw test rows: "
-            f"{auroc['mean_fp32']:.4f} → {auroc['mean_int8']:.4f} ({auroc['mean_change']:+.4f})"
-        )
-    else:
-        print("\nint8 AUROC change: skipped (pass a trained checkpoint with --ckpt).")
-    print(f"Wrote {RESULTS}.")
+    print(markdown(results))
+    print(f"Wrote {run.write(results, markdown(results), out=args.out)} and .md")
 
 
 if __name__ == "__main__":

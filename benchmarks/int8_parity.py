@@ -1,6 +1,6 @@
 """ONNX int8 candidates against PyTorch fp32: speed, score differences, batch dependence, decision flips.
 
-    python benchmarks/int8_parity.py [--ckpt checkpoints/best-checkpoint.ckpt] [--n 300] [--name int8_parity]
+    python -m benchmarks.int8_parity [--ckpt checkpoints/best-checkpoint.ckpt] [--n 300] [--variant demo]
 
 Candidates: `dynamic` (toxicity.exporters.onnx.quantize_int8: int8 activations, scales picked per run)
 scored in batches of 32 (the --int8 before it scored one text per run), the same model scored one text
@@ -11,16 +11,14 @@ a seeded sample of --n Jigsaw test comments when ../shared/data is there. Thresh
 on the tuning rows for torch and, separately, for each candidate on its own scores.
 All settings are timed side by side in one process on the same threads: medians of --repeats passes.
 Without --ckpt the model is the shipped MiniLM with a seeded untrained head (real encoder activations,
-meaningless scores). Writes benchmarks/results/<name>.json and .md.
+meaningless scores). Writes benchmarks/results/int8_parity[-<variant>]-<YYYY-MM-DD>-<machine>.json and .md
+(benchmarks.common).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,14 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference_throughput import SHARED_DATA, untrained_checkpoint
-
+from benchmarks.common import RESULTS, SHARED_DATA, Run, arguments, slug, table
+from benchmarks.inference_throughput import untrained_checkpoint
 from toxicity.core.files import atomic_output
 from toxicity.data.batching import PadToLongest
 from toxicity.data.tokenize import tokenize_texts
-
-RESULTS = Path(__file__).with_name("results")
 
 
 def load_rows(n: int) -> tuple[list[str], np.ndarray, list[str]]:
@@ -192,56 +187,44 @@ def markdown(results: dict) -> str:
         "batch_vs_alone_max_diff",
     ]
     summary = (
-        f"Command: `{results['command']}`; {results['texts_measured']} texts measured, thresholds tuned "
+        f"{results['texts_measured']} texts measured, thresholds tuned "
         f"on {results['tuning_rows']} rows; {results['threads']} threads; 1-min load average "
         f"{results['load_average_1min']:.1f} (other work on the machine shows here: read the ratios, "
         "not absolutes). Flips are counted over texts x 6 tags."
     )
-    lines = [
-        f"# int8 parity ({results['checkpoint']})",
-        "",
-        summary,
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    for row in results["settings"]:
-        cells = [
+    cells = [
+        [
             row["setting"],
             f"{row['speed_vs_torch']:.2f}x",
             f"{row['max_abs_diff']:.2e}",
             f"{100 * row['share_off_by_1e-2']:.1f}%",
-            *(str(row[c]) for c in columns[4:7]),
+            *(row[c] for c in columns[4:7]),
             f"{row['batch_vs_alone_max_diff']:.1e}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        for row in results["settings"]
+    ]
+    lines = [f"# int8 parity ({results['checkpoint']})", "", summary, "", *table(columns, cells)]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("int8_parity", __doc__)
     parser.add_argument("--ckpt", default=None, help="a trained checkpoint (default: untrained MiniLM head)")
     parser.add_argument(
         "--n", type=int, default=300, help="Jigsaw test comments measured besides the demo half"
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--name", default="int8_parity")
-    args = parser.parse_args()
+    parser.add_argument("--variant", default=None, help="a name part for the results, e.g. demo")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    run = Run.start("int8_parity", slug(args.variant) if args.variant else None, argv)
     with tempfile.TemporaryDirectory() as work:
         checkpoint = args.ckpt or str(untrained_checkpoint(Path(work) / "untrained.ckpt"))
         results = measure(checkpoint, Path(work) / "onnx", args.n, args.repeats, args.threads)
-    results = {
-        "command": " ".join(["python benchmarks/int8_parity.py", *sys.argv[1:]]),
-        "checkpoint": args.ckpt or "shipped MiniLM, untrained seeded head",
-        **results,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / f"{args.name}.md").write_text(markdown(results))
+    results = {"checkpoint": args.ckpt or "shipped MiniLM, untrained seeded head", **results}
     print(markdown(results))
+    print(f"Wrote {run.write(results, markdown(results), out=args.out)} and .md")
 
 
 if __name__ == "__main__":

@@ -12,15 +12,13 @@ own; speed is single-threaded, one text at a time, as the server calls it.
 Four refusal rules are counted (RULES): English not the most likely language; not among the three
 most likely; not among them while the most likely language has a confidence of at least 0.5; not among
 them while the three together have a confidence of at least 0.5.
-Writes benchmarks/results/language_id.json and .md.
+Writes benchmarks/results/language_id-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
 import argparse
 import csv
 import gzip
 import json
-import os
-import platform
 import random
 import resource
 import subprocess
@@ -28,10 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).with_name("results")
-FIXTURE = Path(__file__).with_name("fixtures") / "short_comments_multilingual.csv"
-SHARED_DATA = Path(os.environ.get("TOXICITY_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from benchmarks.common import FIXTURES, RESULTS, ROOT, SHARED_DATA, Run, arguments, table
+
+FIXTURE = FIXTURES / "short_comments_multilingual.csv"
 TOP = 3
 
 
@@ -189,40 +186,56 @@ def run_in_subprocess(name: str, options: argparse.Namespace) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- report
-def write(results: dict, setup: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    payload = {"setup": setup, "candidates": results}
-    (RESULTS / "language_id.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+HEADER = [
+    "library",
+    "English refused: top-1",
+    "top-3",
+    "top-3, confident",
+    "top-3, sure",
+    "other languages recognised (top-1)",
+    "other languages refused: top-1",
+    "top-3",
+    "top-3, confident",
+    "top-3, sure",
+    "ms per text",
+    "load s",
+    "peak RSS MB",
+]
+
+
+def markdown(results: dict, setup: dict, date: str) -> str:
+    cells = []
+    for name, result in results.items():
+        if "error" in result:
+            cells.append([name, f"failed: {result['error']}", *[""] * 11])
+            continue
+        tweets, wiki = result["english_tweeteval"], result["english_jigsaw"]
+        others = result["other_languages"]
+        english = [f"{tweets[f'refused_{rule}']:.1%} / {wiki[f'refused_{rule}']:.1%}" for rule in RULES]
+        refused = [f"{others[f'refused_{rule}']:.1%}" for rule in RULES]
+        cells.append(
+            [
+                name,
+                *english,
+                f"{others['recognised_top1']:.1%}",
+                *refused,
+                result["ms_per_text"],
+                result["load_s"],
+                result["peak_rss_mb"],
+            ]
+        )
     lines = [
-        f"# Language identification on short comments ({setup['date']})",
+        f"# Language identification on short comments ({date})",
         "",
         (
-            f"{setup['machine']}; load average before {setup['load_before']}, after {setup['load_after']}. "
             f"English: {setup['english']['tweeteval']} TweetEval and {setup['english']['jigsaw']} Jigsaw "
             f"texts of at most {setup['max_chars']} characters (shared/data); "
             f"other languages: {setup['others']} short comments in 11 languages "
             "(benchmarks/fixtures/short_comments_multilingual.csv)."
         ),
         "",
-        (
-            "| library | English refused: top-1 | top-3 | top-3, confident | top-3, sure "
-            "| other languages recognised (top-1) | other languages refused: top-1 | top-3 "
-            "| top-3, confident | top-3, sure | ms per text | load s | peak RSS MB |"
-        ),
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(HEADER, cells, align="lllllrrrrrrrr"),
     ]
-    for name, result in results.items():
-        if "error" in result:
-            lines.append(f"| {name} | failed: {result['error']} |" + " |" * 12)
-            continue
-        tweets, wiki = result["english_tweeteval"], result["english_jigsaw"]
-        others = result["other_languages"]
-        english = [f"{tweets[f'refused_{rule}']:.1%} / {wiki[f'refused_{rule}']:.1%}" for rule in RULES]
-        refused = [f"{others[f'refused_{rule}']:.1%}" for rule in RULES]
-        lines.append(
-            f"| {name} | {' | '.join(english)} | {others['recognised_top1']:.1%} | {' | '.join(refused)} "
-            f"| {result['ms_per_text']} | {result['load_s']} | {result['peak_rss_mb']} |"
-        )
     lines += [
         "",
         (
@@ -234,23 +247,22 @@ def write(results: dict, setup: dict) -> None:
             "confidence of at least 0.5."
         ),
     ]
-    (RESULTS / "language_id.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("language_id", __doc__)
     parser.add_argument("--per-source", type=int, default=1000)
     parser.add_argument("--max-chars", type=int, default=100)
     parser.add_argument("--only", choices=list(CANDIDATES), help=argparse.SUPPRESS)  # one, in a subprocess
-    options = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    options = parser.parse_args(argv)
     english, others = short_english(options.per_source, options.max_chars), other_languages()
     if options.only:
         print(json.dumps(measure(options.only, english, others), ensure_ascii=False))
         return
+    run = Run.start("language_id", argv=argv)
     setup = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "load_before": [round(value, 2) for value in os.getloadavg()],
         "english": {source: len(texts) for source, texts in english.items()},
         "max_chars": options.max_chars,
         "others": len(others),
@@ -259,8 +271,8 @@ def main() -> None:
     for name in CANDIDATES:
         results[name] = run_in_subprocess(name, options)
         print(name, json.dumps({k: v for k, v in results[name].items() if "misread" not in str(k)})[:400])
-    setup["load_after"] = [round(value, 2) for value in os.getloadavg()]
-    write(results, setup)
+    report = markdown(results, setup, run.date)
+    print(f"Wrote {run.write({'setup': setup, 'candidates': results}, report, out=options.out)} and .md")
 
 
 if __name__ == "__main__":

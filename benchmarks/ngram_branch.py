@@ -14,14 +14,11 @@ the behaviour suite (accuracy at 0.5, toxicity.evaluation.checklist).
 Part 2, for each run: the hybrid as trained (encoder logits + n-gram logits) and with one weight per half
 and tag fitted on the run's validation rows (a logistic regression on the two logits; tags with fewer than
 3 validation positives keep 1, 1): does the validation data ask for more spelling than training gave?
-Writes benchmarks/results/ngram_branch.json and .md.
+Writes benchmarks/results/ngram_branch-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +26,16 @@ import pandas as pd
 import torch
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import normalize
 
+from benchmarks.common import RESULTS, Run, arguments, table
 from toxicity.data.ngrams import NgramHasher
 from toxicity.evaluation.baseline import TfidfTagger
 from toxicity.evaluation.checklist import capability_accuracy
+from toxicity.evaluation.metrics import kaggle_score
 from toxicity.inference.scorer import ToxicityClassifier
 
-RESULTS = Path(__file__).with_name("results")
 TAGS = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-
-
-def kaggle_auroc(labels: np.ndarray, probs: np.ndarray) -> float:
-    return float(np.mean([roc_auc_score(labels[:, k], probs[:, k]) for k in range(labels.shape[1])]))
 
 
 def suite(predict_proba) -> dict[str, float]:
@@ -101,7 +94,7 @@ def branch_weightings(run: Path) -> list[dict]:
 
 def row(name: str, predict_proba, test: pd.DataFrame) -> dict:
     probs = predict_proba(test["text"].tolist())
-    return {"model": name, "auroc": kaggle_auroc(test[TAGS].to_numpy(), probs), "suite": suite(predict_proba)}
+    return {"model": name, "auroc": kaggle_score(test[TAGS].to_numpy(), probs), "suite": suite(predict_proba)}
 
 
 class Halves:
@@ -162,44 +155,38 @@ def reweighted(run: Path) -> list[dict]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("ngram_branch", __doc__)
     parser.add_argument("--run", type=Path, action="append", required=True)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    record = Run.start("ngram_branch", argv=argv)
     torch.set_num_threads(2)
     results = {
-        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "runs": [str(run) for run in args.run],
         "branch_alone": branch_weightings(args.run[0]),
         "hybrid_reweighted": [cell for run in args.run for cell in reweighted(run)],
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ngram_branch.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "ngram_branch.md").write_text(markdown(results))
-    print(markdown(results))
+    print(markdown(results, record.date))
+    print(f"Wrote {record.write(results, markdown(results, record.date), out=args.out)} and .md")
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, date: str) -> str:
     capabilities = list(results["branch_alone"][0]["suite"])
+    cells = [
+        [cell["model"], f"{cell['auroc']:.4f}", *(f"{cell['suite'][name]:.2f}" for name in capabilities)]
+        for cell in results["branch_alone"] + results["hybrid_reweighted"]
+    ]
     lines = [
-        f"# The hybrid's n-gram branch and its weight ({results['when']})",
+        f"# The hybrid's n-gram branch and its weight ({date})",
         "",
         (
             f"`python -m benchmarks.ngram_branch --run ...` on {', '.join(results['runs'])} (jigsaw_sample "
             "rows of benchmarks.sweep). Kaggle mean AUROC on the scored test rows; behaviour suite at 0.5."
         ),
         "",
-        "| model | AUROC | " + " | ".join(capabilities) + " |",
-        "|---|---|" + "---|" * len(capabilities),
+        *table(["model", "AUROC", *capabilities], cells),
     ]
-    for cell in results["branch_alone"] + results["hybrid_reweighted"]:
-        lines.append(
-            f"| {cell['model']} | {cell['auroc']:.4f} | "
-            + " | ".join(f"{cell['suite'][name]:.2f}" for name in capabilities)
-            + " |"
-        )
     lines += ["", "Weights fitted on validation rows (encoder, n-grams, bias) per tag:", ""]
     for cell in results["hybrid_reweighted"]:
         if "weights_encoder_ngram_bias" in cell:

@@ -15,18 +15,15 @@ logistic regression (toxicity.baseline), and the peer alt-profanity-check when i
 model sees the same rows: each dataset's splits are written once to a temporary folder and given to all.
 Speed, side by side in the same run: training examples/s and scoring comments/s of each model.
 
-Writes benchmarks/results/<date>-<machine>[-quick].json and .md (with CPU, cores, torch and package
-versions). Exits 1 when a figure is missing or NaN (never because of a speed figure).
+Writes benchmarks/results/run[-quick]-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common: with the
+machine, package versions and load), the JSON as datasets finish too. Exits 1 when a figure is missing or
+NaN (never because of a speed figure).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score, roc_auc_score
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import RESULTS, ROOT, SHARED_DATA, Run, arguments, table
+from toxicity.evaluation.metrics import decision_report, mean_of_defined, roc_auc_or_none
+
 LEADERBOARD = {  # TweetEval test macro-F1 (github.com/cardiffnlp/tweeteval, leaderboard table)
     "tweeteval_offensive": {
         "TimeLMs-2021": 82.2,
@@ -261,9 +258,19 @@ def score_both(scorer, unit: Split3, train_examples_per_s: float | None) -> dict
 
 
 # -------------------------------------------------------------------------------------------- figures
+def positive_f1(y_true: np.ndarray, decided: np.ndarray) -> float:
+    """F1 of the positive class of one tag's 0/1 decisions (0 where it is undefined)."""
+    return decision_report(y_true[:, None], decided[:, None].astype(int), ["tag"]).per_tag["tag"].f1
+
+
+def macro_f1_both_classes(y_true: np.ndarray, decided: np.ndarray) -> float:
+    """The TweetEval leaderboard's macro-F1: the mean of the F1 of the positive and of the negative class."""
+    both = np.stack([y_true, 1 - y_true], axis=1)
+    return decision_report(both, np.stack([decided, ~decided], axis=1).astype(int), ["1", "0"]).macro_f1
+
+
 def figures(unit: Split3, scored: dict) -> dict:
     """Per tag: AUROC, F1 at 0.5 and at the val-tuned threshold; single-tag data: macro-F1 of both classes."""
-    from toxicity.evaluation.metrics import has_both_classes
     from toxicity.evaluation.thresholds import DEFAULT_RULE, ThresholdRule, tune_threshold
 
     out = {"per_tag": {}}
@@ -275,17 +282,14 @@ def figures(unit: Split3, scored: dict) -> dict:
         out["per_tag"][tag] = {
             "test_positives": int(y_test.sum()),
             "threshold_tuned_on_val": cut,
-            "auroc": float(roc_auc_score(y_test, p_test)) if has_both_classes(y_test) else None,
-            "f1_at_0.5": float(f1_score(y_test, p_test >= 0.5, zero_division=0)),
-            "f1_tuned": float(f1_score(y_test, p_test >= cut, zero_division=0)),
+            "auroc": roc_auc_or_none(y_test, p_test),
+            "f1_at_0.5": positive_f1(y_test, p_test >= 0.5),
+            "f1_tuned": positive_f1(y_test, p_test >= cut),
         }
         if len(unit.tags) == 1:  # the leaderboard's rule: macro-F1 over both classes, in percent
-            out["macro_f1_both_classes_at_0.5"] = 100 * float(
-                f1_score(y_test, p_test >= 0.5, average="macro")
-            )
-            out["macro_f1_both_classes_tuned"] = 100 * float(f1_score(y_test, p_test >= cut, average="macro"))
-    aurocs = [row["auroc"] for row in out["per_tag"].values() if row["auroc"] is not None]
-    out["mean_auroc"] = float(np.mean(aurocs)) if aurocs else None
+            out["macro_f1_both_classes_at_0.5"] = 100 * macro_f1_both_classes(y_test, p_test >= 0.5)
+            out["macro_f1_both_classes_tuned"] = 100 * macro_f1_both_classes(y_test, p_test >= cut)
+    out["mean_auroc"] = mean_of_defined([row["auroc"] for row in out["per_tag"].values()])
     out["speed"] = scored["speed"]
     if scored["checklist"]:
         out["checklist"] = scored["checklist"]
@@ -311,45 +315,13 @@ def missing_figures(results: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ reporting
-def environment() -> dict:
-    import pytorch_lightning
-    import sklearn
-    import torch
-    import transformers
-
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "pytorch_lightning": pytorch_lightning.__version__,
-        "transformers": transformers.__version__,
-        "scikit-learn": sklearn.__version__,
-    }
-
-
-def markdown(results: dict) -> str:
-    env = results["environment"]
-    lines = [
-        f"# Quality benchmark{' (--quick)' if results['quick'] else ''}, {results['date']}",
-        "",
-        (
-            f"{env['cpu']}, {env['cores']} cores; torch {env['torch']}, "
-            f"Lightning {env['pytorch_lightning']}, "
-            f"transformers {env['transformers']}, scikit-learn {env['scikit-learn']}. "
-            f"Command: `{results['command']}`."
-        ),
-        "",
-        (
-            "| dataset | model | mean AUROC | macro-F1 both classes @0.5 / tuned | per-tag F1 tuned | "
-            "train ex/s | score comments/s |"
-        ),
-        "|---|---|---|---|---|---|---|",
-    ]
+def markdown(results: dict, date: str) -> str:
+    """The tables of `results` (the run's figures)."""
+    rows = []
     for name, models in results["datasets"].items():
         for model, figure in models.items():
             if "error" in figure:
-                lines.append(f"| {name} | {model} | error: {figure['error'][:80]} | | | | |")
+                rows.append([name, model, f"error: {figure['error'][:80]}", "", "", "", ""])
                 continue
             macro = (
                 f"{figure['macro_f1_both_classes_at_0.5']:.1f} / {figure['macro_f1_both_classes_tuned']:.1f}"
@@ -359,10 +331,22 @@ def markdown(results: dict) -> str:
             per_tag = ", ".join(f"{tag} {row['f1_tuned']:.2f}" for tag, row in figure["per_tag"].items())
             speed = figure["speed"]
             train = f"{speed['train_examples_per_s']:.0f}" if speed["train_examples_per_s"] else "n/a"
-            lines.append(
-                f"| {name} | {model} | {figure['mean_auroc']:.3f} | {macro} | {per_tag} | {train} | "
-                f"{speed['score_comments_per_s']:.0f} |"
-            )
+            scoring = f"{speed['score_comments_per_s']:.0f}"
+            rows.append([name, model, f"{figure['mean_auroc']:.3f}", macro, per_tag, train, scoring])
+    header = [
+        "dataset",
+        "model",
+        "mean AUROC",
+        "macro-F1 both classes @0.5 / tuned",
+        "per-tag F1 tuned",
+        "train ex/s",
+        "score comments/s",
+    ]
+    lines = [
+        f"# Quality benchmark{' (--quick)' if results['quick'] else ''}, {date}",
+        "",
+        *table(header, rows),
+    ]
     lines += checklist_table(results)
     for name, board in LEADERBOARD.items():
         if name in results["datasets"]:
@@ -384,29 +368,21 @@ def checklist_table(results: dict) -> list[str]:
     if not rows:
         return []
     capabilities = list(rows[0][2])
-    lines = [
+    cells = [
+        [name, model, *(f"{behaviour[c]['accuracy']:.2f} ({behaviour[c]['cases']})" for c in capabilities)]
+        for name, model, behaviour in rows
+    ]
+    return [
         "",
         "Behaviour (toxicity/checklist.py; accuracy at 0.5, a sentence is abusive when any tag reaches it):",
         "",
-        "| trained on | model | " + " | ".join(capabilities) + " |",
-        "|---|---|" + "---|" * len(capabilities),
+        *table(["trained on", "model", *capabilities], cells),
     ]
-    for name, model, behaviour in rows:
-        lines.append(
-            f"| {name} | {model} | "
-            + " | ".join(f"{behaviour[c]['accuracy']:.2f} ({behaviour[c]['cases']})" for c in capabilities)
-            + " |"
-        )
-    return lines
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    parser = arguments("run", __doc__)
+    parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
     parser.add_argument("--quick", action="store_true", help="subsets and 1 epoch")
     parser.add_argument("--epochs", type=int, default=None, help="default recipe epochs (3; 1 with --quick)")
     parser.add_argument("--quick-rows", type=int, default=400, help="training rows per dataset with --quick")
@@ -437,19 +413,14 @@ def main(argv: list[str] | None = None) -> dict:
         models.append("peer")
     except ImportError:
         skipped.append("peer: alt-profanity-check is not installed (pip install -e '.[peer]')")
-    started = time.time()
+    run = Run.start("run", "quick" if args.quick else None, argv)
     results = {
-        "date": datetime.date.today().isoformat(),
         "quick": args.quick,
         "epochs": epochs,
-        "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]),
-        "environment": environment(),
         "skipped": skipped,
         "datasets": {},
         "leaderboard": LEADERBOARD,
     }
-    stem = f"{results['date']}-{platform.node() or 'machine'}{'-quick' if args.quick else ''}"
-    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         for unit in units:
             results["datasets"][unit.name] = {}
@@ -468,22 +439,16 @@ def main(argv: list[str] | None = None) -> dict:
                     results["datasets"][unit.name][model] = figures(unit, scored)
                 except Exception as error:  # noqa: BLE001 - recorded, and fails the run below
                     results["datasets"][unit.name][model] = {"error": f"{type(error).__name__}: {error}"}
-                results["minutes"] = (time.time() - started) / 60
-                (args.out / f"{stem}.json").write_text(
-                    json.dumps(results, indent=2) + "\n"
-                )  # so far, if stopped
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(results))
-    print(markdown(results))
-    print(
-        f"{results['minutes']:.1f} minutes. Wrote {args.out / stem}.json and .md; "
-        f"skipped: {skipped or 'nothing'}"
-    )
+                run.write(results, out=args.out)  # the JSON so far, if stopped
+    written = run.write(results, markdown(results, run.date), out=args.out)
+    print(markdown(results, run.date))
+    record = json.loads(written.read_text())
+    print(f"{record['seconds'] / 60:.1f} minutes. Wrote {written} and .md; skipped: {skipped or 'nothing'}")
     bad = missing_figures(results)
     if bad:
         print("Missing or NaN figures:\n  " + "\n  ".join(bad), file=sys.stderr)
         raise SystemExit(1)
-    return results
+    return record
 
 
 if __name__ == "__main__":

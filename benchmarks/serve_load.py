@@ -11,21 +11,19 @@ clients, each sending one short comment per request on a keep-alive connection f
 --requests more requests; then --malformed bad requests (bad JSON, wrong types, limits, wrong routes),
 counting 5xx answers, and whether the server still answers. The clients run in this process, on the same
 CPUs as the server.
-Writes benchmarks/results/serve_load.json and .md.
+Writes benchmarks/results/serve_load[-quick]-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 
 --spans measures only the cost of per-sentence spans: comments:analyze on three-sentence comments at 8
 concurrent clients, `spanAnnotations: true` (the comment and its three sentences scored in one worker
 request) against `false` (one span over the comment: the path of before), in alternating rounds on one
-batched torch server. Writes benchmarks/results/serve_load_spans.json and .md.
+batched torch server. Writes benchmarks/results/serve_load-spans-<YYYY-MM-DD>-<machine>.json and .md.
 """
 
 import argparse
 import http.client
 import json
 import os
-import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,8 +32,8 @@ import threading
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("results")
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import RESULTS, ROOT, Run, arguments, free_port, process_tree, table
+
 COMMENTS = [
     "you are an idiot",
     "thanks for the fix",
@@ -54,12 +52,6 @@ CLIENTS = (1, 8, 32)
 
 
 # ------------------------------------------------------------------------------------------- the server
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(*args: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     process = subprocess.Popen(
@@ -85,17 +77,6 @@ def stop_server(process: subprocess.Popen) -> None:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-
-
-def process_tree(pid: int) -> list[int]:
-    pids, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        pids.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            children = (task / "children").read_text().split() if (task / "children").exists() else []
-            queue.extend(int(child) for child in children)
-    return pids
 
 
 def memory_mb(pid: int) -> dict:
@@ -260,30 +241,28 @@ def span_latency(port: int, clients: int, seconds: float, rounds: int) -> dict:
     return cells
 
 
-def spans_markdown(results: dict) -> str:
+def spans_markdown(results: dict, date: str) -> str:
     cells = results["cells"]
+    rows = []
+    for name, label in (("one_span", "false (one span, the summary)"), ("per_sentence", "true")):
+        cell = cells[name]
+        spans = "1 over the comment" if name == "one_span" else "3, one per sentence"
+        rows.append([label, spans, cell["requests"], cell["p50_ms"], cell["p95_ms"], cell["failures"]])
+    header = ["spanAnnotations", "spans", "requests", "p50 ms", "p95 ms", "failures"]
     lines = [
-        f"# comments:analyze with per-sentence spans ({results['when']})",
+        f"# comments:analyze with per-sentence spans ({date})",
         "",
         (
-            f"{results['machine']}; {results['ckpt']} with PyTorch, 1 worker, {results['threads']} "
+            f"{results['ckpt']} with PyTorch, 1 worker, {results['threads']} "
             f"thread(s), "
             f"--max-batch-size {results['max_batch_size']}, --batch-timeout {results['batch_timeout']}; "
             f"{results['clients']} concurrent clients on loopback, each sending three-sentence comments "
             f"(TOXICITY and INSULT), {results['rounds']} alternating rounds of {results['seconds']} s per "
-            f"setting. Load average before: {results['load_before']}, after: {results['load_after']}."
+            "setting."
         ),
         "",
-        "| spanAnnotations | spans | requests | p50 ms | p95 ms | failures |",
-        "|---|---|---:|---:|---:|---:|",
+        *table(header, rows, align="llrrrr"),
     ]
-    for name, label in (("one_span", "false (one span, the summary)"), ("per_sentence", "true")):
-        cell = cells[name]
-        spans = "1 over the comment" if name == "one_span" else "3, one per sentence"
-        lines.append(
-            f"| {label} | {spans} | {cell['requests']} | {cell['p50_ms']} | {cell['p95_ms']} "
-            f"| {cell['failures']} |"
-        )
     lines += [
         "",
         (
@@ -295,10 +274,8 @@ def spans_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def measure_spans(options: argparse.Namespace) -> None:
+def measure_spans(options: argparse.Namespace, run: Run) -> None:
     results = {
-        "when": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "ckpt": options.ckpt,
         "threads": options.threads,
         "max_batch_size": options.max_batch_size,
@@ -306,7 +283,6 @@ def measure_spans(options: argparse.Namespace) -> None:
         "clients": 8,
         "rounds": options.rounds,
         "seconds": options.duration,
-        "load_before": [round(x, 2) for x in os.getloadavg()],
     }
     process, port = start_server(
         "--ckpt",
@@ -322,12 +298,8 @@ def measure_spans(options: argparse.Namespace) -> None:
         results["cells"] = span_latency(port, 8, options.duration, options.rounds)
     finally:
         stop_server(process)
-    results["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "serve_load_spans.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "serve_load_spans.md").write_text(spans_markdown(results))
-    print(spans_markdown(results))
+    print(spans_markdown(results, run.date))
+    print(f"Wrote {run.write(results, spans_markdown(results, run.date), out=options.out)} and .md")
 
 
 MALFORMED = [
@@ -385,42 +357,37 @@ def export_int8(ckpt: str, folder: Path) -> Path:
     return folder
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, date: str) -> str:
+    keys = ["backend", "batching", "clients", "throughput_rps", "p50_ms", "p95_ms", "p99_ms", "failures"]
+    header = ["backend", "batching", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "failures"]
     lines = [
-        f"# Serving load test ({results['when']})",
+        f"# Serving load test ({date})",
         "",
         (
-            f"{results['machine']}; server: 1 worker, {results['threads']} torch/onnxruntime thread(s), "
+            f"Server: 1 worker, {results['threads']} torch/onnxruntime thread(s), "
             f"--batch-timeout {results['batch_timeout']}; clients in the same machine (loopback), "
-            f"{results['seconds']} s per cell. Load average before: {results['load_before']}, after: "
-            f"{results['load_after']}."
+            f"{results['seconds']} s per cell."
         ),
         "",
-        "| backend | batching | clients | req/s | p50 ms | p95 ms | p99 ms | failures |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *table(header, [[cell[key] for key in keys] for cell in results["cells"]], align="llrrrrrr"),
     ]
-    for cell in results["cells"]:
-        lines.append(
-            f"| {cell['backend']} | {cell['batching']} | {cell['clients']} | {cell['throughput_rps']} | "
-            f"{cell['p50_ms']} | {cell['p95_ms']} | {cell['p99_ms']} | {cell['failures']} |"
-        )
     lines += [
         "",
         "Batched / unbatched throughput: "
         + ", ".join(f"{key} {value}x" for key, value in results["batching_speedup"].items()),
         "",
     ]
-    lines += [
-        (
-            "| server memory, torch, batching on | PSS of all processes, MB | worker RSS, MB "
-            "| worker peak RSS, MB |"
-        ),
-        "|---|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {stage} | {value['pss_mb']} | {value['worker_rss_mb']} | {value['worker_peak_rss_mb']} |"
+    memory = [
+        [stage, value["pss_mb"], value["worker_rss_mb"], value["worker_peak_rss_mb"]]
         for stage, value in results["memory"]["memory"].items()
     ]
+    header = [
+        "server memory, torch, batching on",
+        "PSS of all processes, MB",
+        "worker RSS, MB",
+        "worker peak RSS, MB",
+    ]
+    lines += table(header, memory, align="lrrr")
     lines.append("")
     bad = results["malformed"]
     lines += [
@@ -434,7 +401,7 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = arguments("serve_load", __doc__)
     parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt")
     parser.add_argument(
         "--onnx", help="an export folder with model.int8.onnx (default: export --ckpt to a temp folder)"
@@ -446,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-timeout", type=float, default=0.005)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="3 s cells, 1,000 requests, 200 malformed")
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--spans",
         action="store_true",
@@ -455,19 +422,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="with --spans: alternating rounds")
     options = parser.parse_args(argv)
+    run = Run.start("serve_load", "spans" if options.spans else "quick" if options.quick else None, argv)
     if options.spans:
-        measure_spans(options)
+        measure_spans(options, run)
         return
     if options.quick:
         options.duration, options.requests, options.malformed = 3.0, 1000, 200
-    started = time.monotonic()
     results = {
-        "when": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "threads": options.threads,
         "batch_timeout": options.batch_timeout,
         "seconds": options.duration,
-        "load_before": [round(x, 2) for x in os.getloadavg()],
         "ckpt": options.ckpt,
         "cells": [],
     }
@@ -510,14 +474,8 @@ def main(argv: list[str] | None = None) -> None:
         for backend in ("torch", "onnx-int8")
         for clients in CLIENTS
     }
-    results["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    results["wall_s"] = round(time.monotonic() - started, 1)
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "serve_load_quick" if options.quick else "serve_load"
-    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown(results))
-    print(markdown(results))
+    print(markdown(results, run.date))
+    print(f"Wrote {run.write(results, markdown(results, run.date), out=options.out)} and .md")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ Each (dataset, variant, seed) trains `experiments/cpu_minilm.yaml` through `toxi
 variant's extra arguments and is scored by benchmarks.run's figures (TweetEval: test macro-F1 over both
 classes at 0.5 and val-tuned; jigsaw_sample: mean AUROC, the Kaggle metric). The training seed (model
 init, dropout, batch order) changes; the rows do not. Jobs run in `--parallel` processes (on a GPU they
-share it; on 2 CPU cores use 1). Writes sweep.json (every job) and sweep.md (mean and spread per
-variant, difference to `base`) into --out as jobs finish.
+share it; on 2 CPU cores use 1). Writes sweep[-<label>]-<YYYY-MM-DD>-<machine>.json (every job) and .md
+(mean and spread per variant, difference to `base`) into --out as jobs finish (benchmarks.common).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.run import ROOT, Split3, datasets, figures, fit_arguments, score_both, subset
+from benchmarks.common import ROOT, SHARED_DATA, Run, arguments, table
+from benchmarks.run import Split3, datasets, figures, fit_arguments, score_both, subset
 
 EMA = [
     "--trainer.callbacks+=pytorch_lightning.callbacks.EMAWeightAveraging",
@@ -210,7 +211,7 @@ def with_parts(results: list[dict]) -> list[dict]:
 
 def summary(results: list[dict]) -> str:
     results = with_parts(results)
-    lines = ["| dataset | variant | seeds | " + "metric: mean ± std (Δ vs base) |", "|---|---|---|---|"]
+    lines = []
     groups: dict[tuple[str, str], list[dict]] = {}
     for result in results:
         groups.setdefault((result["dataset"], result["variant"]), []).append(headline(result))
@@ -233,17 +234,14 @@ def summary(results: list[dict]) -> str:
             cells.append(
                 f"{metric} {values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}{delta}"
             )
-        lines.append(f"| {dataset} | {variant} | {len(rows)} | " + "; ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append([dataset, variant, len(rows), "; ".join(cells)])
+    header = ["dataset", "variant", "seeds", "metric: mean ± std (Δ vs base)"]
+    return "\n".join(table(header, lines)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.sweep",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    parser = arguments("sweep", __doc__)
+    parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
     parser.add_argument(
         "--datasets", nargs="+", default=["tweeteval_offensive", "tweeteval_hate", "jigsaw_sample"]
     )
@@ -254,7 +252,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick-rows", type=int, default=None, help="subsets of this many training rows")
     parser.add_argument("--backbone", default=None, help="a local encoder folder instead of the recipe's")
     parser.add_argument("--precision", default=None, help="e.g. 32-true (a GPU run defaults to bf16-mixed)")
-    parser.add_argument("--out", type=Path, required=True, help="sweep.json and sweep.md go here")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the results go here (benchmarks/results to commit them)"
+    )
+    parser.add_argument("--label", default=None, help="a name part for the results: sweep-<label>-<date>-...")
     parser.add_argument("--work", type=Path, default=None, help="run folders (default: <out>/runs)")
     parser.add_argument(
         "--job", default=None, help=argparse.SUPPRESS
@@ -280,8 +281,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def run_jobs(jobs: list[tuple], args, argv: list[str]) -> list[dict]:
-    """Each job in a child process (`--parallel` at a time); sweep.json and sweep.md rewritten as they end."""
-    args.out.mkdir(parents=True, exist_ok=True)
+    """Each job in a child process (`--parallel` at a time); the results rewritten as they end."""
+    run = Run.start("sweep", args.label, argv)
     results, failures = [], []
     started = time.time()
 
@@ -316,11 +317,11 @@ def run_jobs(jobs: list[tuple], args, argv: list[str]) -> list[dict]:
             except RuntimeError as error:
                 failures.append(str(error))
                 print(error, file=sys.stderr, flush=True)
-            (args.out / "sweep.json").write_text(
-                json.dumps({"jobs": results, "failures": failures}, indent=2)
-            )
-            (args.out / "sweep.md").write_text(summary(results))
+            markdown = f"# Recipe sweep, {run.date}\n\n" + summary(results)
+            written = run.write({"jobs": results, "failures": failures}, markdown, out=args.out)
     print(summary(results))
+    if jobs:
+        print(f"Wrote {written} and .md")
     return results
 
 

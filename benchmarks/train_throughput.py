@@ -1,10 +1,11 @@
 """Training throughput: padding to max_length vs per-batch padding with length grouping.
 
-    python benchmarks/train_throughput.py [--data ../shared/data/jigsaw_sample] [--steps 12]
+    python -m benchmarks.train_throughput [--data ../shared/data/jigsaw_sample] [--steps 12]
 
 Trains the shipped MiniLM (ToxicCommentTagger defaults) on the real jigsaw_sample comments with the
 Lightning Trainer for a few steps per setting, each in a fresh process (so peak RSS is its own), and
-prints examples/s side by side, the speed-up, and peak RSS. Writes benchmarks/results/train_throughput.json.
+prints examples/s side by side, the speed-up, and peak RSS. Writes
+benchmarks/results/train_throughput-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("results") / "train_throughput.json"
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jigsaw_sample"
+from benchmarks.common import RESULTS, ROOT, SHARED_DATA, Run, arguments, table
 
 
 def measure(data: str, max_length: int, padded: bool, batch_size: int, steps: int) -> dict:
@@ -80,7 +80,8 @@ def measure(data: str, max_length: int, padded: bool, batch_size: int, steps: in
 def run_child(args, max_length: int, padded: bool) -> dict:
     command = [
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks.train_throughput",
         "--child",
         "--data",
         args.data,
@@ -91,45 +92,61 @@ def run_child(args, max_length: int, padded: bool) -> dict:
         "--steps",
         str(args.steps),
     ] + (["--padded"] if padded else [])
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+def markdown(rows: list[dict], data: str, batch_size: int, steps: int) -> str:
+    header = [
+        "max_length",
+        "padding",
+        "examples/s",
+        "median ex/s",
+        "mean batch width",
+        "speed-up",
+        "peak RSS (MB)",
+    ]
+    cells = [
+        [
+            row["max_length"],
+            row["padding"],
+            f"{row['examples_per_s']:.1f}",
+            f"{row['median_examples_per_s']:.1f}",
+            f"{row['mean_padded_width']:.0f}",
+            f"{row['speedup_vs_padded']:.2f}x" if "speedup_vs_padded" in row else "1.00x",
+            f"{row['peak_rss_mb']:.0f}",
+        ]
+        for row in rows
+    ]
+    title = f"# Training throughput: MiniLM-L6 on {data}, batch {batch_size}, {steps} timed steps per row"
+    return "\n".join([title, "", *table(header, cells)]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("train_throughput", __doc__)
+    parser.add_argument("--data", default=str(SHARED_DATA / "jigsaw_sample"))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--padded", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--max-length", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.data, args.max_length, args.padded, args.batch_size, args.steps)))
         return
     if not Path(args.data).exists():
         sys.exit(f"{args.data} is absent: pass --data with the jigsaw_sample folder (see docs/data.md).")
+    run = Run.start("train_throughput", argv=argv)
     rows = []
     for max_length in args.lengths:
         padded, grouped = run_child(args, max_length, True), run_child(args, max_length, False)
         rows += [padded, grouped]
         grouped["speedup_vs_padded"] = grouped["examples_per_s"] / padded["examples_per_s"]
-    print(f"MiniLM-L6 training on {args.data}, batch {args.batch_size}, {args.steps} timed steps per row\n")
-    print("| max_length | padding | examples/s | median ex/s | mean batch width | speed-up | peak RSS (MB) |")
-    print("|---|---|---|---|---|---|---|")
-    for row in rows:
-        speedup = f"{row['speedup_vs_padded']:.2f}x" if "speedup_vs_padded" in row else "1.00x"
-        print(
-            f"| {row['max_length']} | {row['padding']} | {row['examples_per_s']:.1f} | "
-            f"{row['median_examples_per_s']:.1f} | {row['mean_padded_width']:.0f} | {speedup} | "
-            f"{row['peak_rss_mb']:.0f} |"
-        )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    report = markdown(rows, args.data, args.batch_size, args.steps)
+    print(report)
+    print(f"Wrote {run.write({'rows': rows}, report, out=args.out)} and .md")
 
 
 if __name__ == "__main__":
