@@ -24,7 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from benchmarks.common import RESULTS, ROOT, Run, arguments, table
-from toxicity.serving.feedback_store import (
+from toxicity.serving.perspective.store import (
     TABLE,
     Suggestion,
     comment_hash,
@@ -32,7 +32,7 @@ from toxicity.serving.feedback_store import (
     create_table,
     database_url,
 )
-from toxicity.serving.feedback_store import feedback as feedback_table
+from toxicity.serving.perspective.store import feedback as feedback_table
 
 REPORT_PEAK = (
     "import resource, sys; from toxicity.feedback import main; main(sys.argv[1:]); "

@@ -40,7 +40,7 @@ from toxicity.data.demo import DEMO_CSV
 from toxicity.data.splits import split_train_val
 from toxicity.evaluation.checklist import capability_accuracy, suite_by_template
 from toxicity.evaluation.metrics import mean_of_defined, roc_auc_or_none
-from toxicity.serving.perspective import ATTRIBUTES
+from toxicity.serving.perspective.analyze import ATTRIBUTES
 
 ABUSE_TAGS = {"toxic", "insult"}  # the suite's abusive sentences are insults
 

@@ -8,9 +8,9 @@ Perspective's own reference example (api_reference.md, the UNSUBSTANTIAL attribu
 to eight digits. Scoring only the sentences costs about the tokens of the comment; scoring the comment as
 well costs about twice as many (issue 18's budget is 1.5x). So the question is what a summary made from
 sentences loses. Every scored Kaggle test row (jigsaw_sample: test.csv + test_labels.csv) is split into
-sentences as the server splits it (toxicity.serving.text.sentence_spans) and three summaries are compared
-by the Kaggle metric (mean column-wise AUROC): `comment` (the whole comment, truncated as the model
-truncates it), `span_mean` (the length-weighted mean of the sentences' scores) and `span_max` (the
+sentences as the server splits it (toxicity.serving.perspective.text.sentence_spans) and three summaries
+are compared by the Kaggle metric (mean column-wise AUROC): `comment` (the whole comment, truncated as the
+model truncates it), `span_mean` (the length-weighted mean of the sentences' scores) and `span_max` (the
 largest). Writes benchmarks/results/span_summary-<YYYY-MM-DD>-<machine>.json and .md (benchmarks.common).
 """
 
@@ -25,8 +25,8 @@ from benchmarks.common import RESULTS, SHARED_DATA, Run, arguments, table
 from toxicity.data.sources import find_kaggle_files, load_kaggle_test
 from toxicity.evaluation.metrics import mean_of_defined, roc_auc_or_none
 from toxicity.inference.scorer import ToxicityClassifier
+from toxicity.serving.perspective.text import sentence_spans
 from toxicity.serving.schemas import Limits
-from toxicity.serving.text import sentence_spans
 
 
 def summaries(classifier: ToxicityClassifier, texts: list[str]) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ The table: id, comment_text and one 0/1 column per tag; a value of 0.5 or more i
 suggestions on a comment disagree, --conflict decides: agree (default: only comments whose suggestions all
 agree), majority, or latest. Rows stored as a hash only (--feedback-hash-comments) have no text to export:
 they are counted. The CSV holds the comments verbatim, for `fit`; --safe-csv quotes cells a spreadsheet
-would run as formulas (=, +, -, @), for opening it in one. See toxicity.serving.feedback_export.
+would run as formulas (=, +, -, @), for opening it in one. See toxicity.serving.perspective.export.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from toxicity.core.cli import run_tool
 from toxicity.core.files import atomic_output
 from toxicity.data.sources import TEXT_COLUMN
-from toxicity.serving.feedback_export import (
+from toxicity.serving.perspective.export import (
     RULES,
     Export,
     check_tags,
@@ -29,7 +29,7 @@ from toxicity.serving.feedback_export import (
     suggested_tags,
     write_csv,
 )
-from toxicity.serving.feedback_store import database_url, read_rows, shown
+from toxicity.serving.perspective.store import database_url, read_rows, shown
 
 
 def build_parser() -> argparse.ArgumentParser:

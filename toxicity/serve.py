@@ -43,10 +43,11 @@ from toxicity.serving.guards import LOCAL_HOSTS, ApiKeys
 if TYPE_CHECKING:
     import litserve as ls
 
-    from toxicity.serving.feedback_store import FeedbackStore
+    from toxicity.serving.perspective.store import FeedbackStore
 
 # The server's own modules (LitServe, torch) are imported when it starts, not with this module: the sentence
-# splitter's child process (toxicity.serving.splitter) imports this module again, and needs none of them.
+# splitter's child process (toxicity.serving.perspective.splitter) imports this module again, and needs
+# none of them.
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +284,7 @@ def feedback_store(options: argparse.Namespace, keys: ApiKeys | None) -> Feedbac
                 "a secret of 16 characters or more (e.g. export it from `openssl rand -hex 32`); keep it: "
                 "the same comment hashes the same only under the same secret"
             )
-    from toxicity.serving.feedback_store import FeedbackStore
+    from toxicity.serving.perspective.store import FeedbackStore
 
     feedback = FeedbackStore(options.feedback_db, secret)
     feedback.prepare()

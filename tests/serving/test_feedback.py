@@ -19,8 +19,8 @@ from tests.serving.server import Server
 from toxicity.core.tags import LABELS
 from toxicity.data.validation import validate_comments
 from toxicity.feedback import main as feedback_main
-from toxicity.serving.feedback_export import feedback_table
-from toxicity.serving.feedback_store import (
+from toxicity.serving.perspective.export import feedback_table
+from toxicity.serving.perspective.store import (
     TABLE,
     FeedbackDatabaseError,
     FeedbackStore,
@@ -297,7 +297,7 @@ def test_many_processes_creating_the_table_at_once(tmp_path):
     """Eight processes preparing one new database together: one table, and every one of them can write."""
     database = str(tmp_path / "f.sqlite")
     write = (
-        "import sys; from toxicity.serving.feedback_store import FeedbackStore, Suggestion; "
+        "import sys; from toxicity.serving.perspective.store import FeedbackStore, Suggestion; "
         "store = FeedbackStore(sys.argv[1]); store.prepare(); "
         "store.add(Suggestion('hi', {'TOXICITY': {'summaryScore': 0.0, 'spanScores': []}}, 'abc'))"
     )

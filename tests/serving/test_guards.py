@@ -296,7 +296,7 @@ def test_sentence_splitting_does_not_hold_up_the_server(open_feedback_server):
 
 def test_a_moved_database_file_gets_a_new_one_and_loses_no_row(tmp_path):
     """Rotation while serving: the rows before the move are in the moved file, those after in a new file."""
-    from toxicity.serving.feedback_store import FeedbackStore, Suggestion
+    from toxicity.serving.perspective.store import FeedbackStore, Suggestion
 
     database, rotated = tmp_path / "f.sqlite", tmp_path / "f-2026-12.sqlite"
     store = FeedbackStore(str(database))

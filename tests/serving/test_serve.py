@@ -24,8 +24,8 @@ from toxicity.core.tags import LABELS
 from toxicity.inference.scorer import ToxicityClassifier
 from toxicity.serve import banner, main, parse_args
 from toxicity.serving.api import Failed, Rows, ToxicityAPI, score
-from toxicity.serving.google_errors import invalid_key_detail
-from toxicity.serving.perspective import ATTRIBUTES
+from toxicity.serving.perspective.analyze import ATTRIBUTES
+from toxicity.serving.perspective.errors import invalid_key_detail
 from toxicity.serving.schemas import PredictRequest, Refused
 
 TEXTS = [

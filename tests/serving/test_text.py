@@ -3,8 +3,8 @@
 import gzip
 
 from tests.helpers import SHARED_DATA, needs_shared_data
-from toxicity.serving import languages
-from toxicity.serving.text import read_comment, sentence_spans, utf16_length, utf16_offsets
+from toxicity.serving.perspective import languages
+from toxicity.serving.perspective.text import read_comment, sentence_spans, utf16_length, utf16_offsets
 
 
 def utf16_slice(text: str, begin: int, end: int) -> str:

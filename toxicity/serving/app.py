@@ -18,16 +18,6 @@ from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.inference.onnx import read_onnx_folder
 from toxicity.models.families import ENCODER
 from toxicity.serving.api import Rows, ToxicityAPI, read_body, score
-from toxicity.serving.discovery import DISCOVERY_PATH
-from toxicity.serving.feedback import SUGGEST_PATH, feedback_off, suggest_route
-from toxicity.serving.feedback_store import FeedbackStore
-from toxicity.serving.google_errors import (
-    INVALID_KEY,
-    MISSING_KEY,
-    google_error,
-    invalid_key_detail,
-    speaks_google,
-)
 from toxicity.serving.guards import (
     LOCAL_HOSTS,
     ApiKeys,
@@ -39,9 +29,20 @@ from toxicity.serving.guards import (
     same_origin_writes,
 )
 from toxicity.serving.internals import ToxicityServer, Workers, without_routes
-from toxicity.serving.perspective import PERSPECTIVE_PATH, analyze_route, discovery_route
+from toxicity.serving.perspective.analyze import PERSPECTIVE_PATH, analyze_route, discovery_route
+from toxicity.serving.perspective.discovery import DISCOVERY_PATH
+from toxicity.serving.perspective.errors import (
+    INVALID_KEY,
+    MISSING_KEY,
+    google_error,
+    invalid_key_detail,
+    speaks_google,
+)
+from toxicity.serving.perspective.requests import ANALYZE_USAGE
+from toxicity.serving.perspective.splitter import SentenceSplitter
+from toxicity.serving.perspective.store import FeedbackStore
+from toxicity.serving.perspective.suggest import SUGGEST_PATH, feedback_off, suggest_route
 from toxicity.serving.schemas import (
-    ANALYZE_USAGE,
     PREDICT_USAGE,
     Limits,
     PredictRequest,
@@ -49,7 +50,6 @@ from toxicity.serving.schemas import (
     parse_body,
     validation_message,
 )
-from toxicity.serving.splitter import SentenceSplitter
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,10 @@ refused with one JSON line in the HTTP process, before a request reaches a worke
 from __future__ import annotations
 
 import json
-from typing import Annotated, ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictStr,
@@ -22,9 +21,6 @@ from starlette.concurrency import run_in_threadpool
 from toxicity.inference.scorer import checked_threshold
 
 PREDICT_USAGE = 'send JSON like {"texts": ["a comment"], "threshold": 0.5 or "tuned" (optional)}'
-
-
-ANALYZE_USAGE = 'send JSON like {"comment": {"text": "a comment"}, "requestedAttributes": {"TOXICITY": {}}}'
 
 
 class Refused(Exception):
@@ -126,30 +122,6 @@ class JsonBody(BaseModel):
     usage: ClassVar[str] = ""  # what to send, said in refusals
 
 
-# --------------------------------------------------------------------- the Perspective API's fields
-class GoogleShape(BaseModel):
-    """A part of a Perspective request: an unknown field is refused, as Google's API refuses it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def _no_booleans(value):
-    if isinstance(value, bool):  # pydantic reads true as 1.0; Google's API refuses it
-        raise ValueError("Input should be a number, not true or false")  # noqa: TRY004 (pydantic's type)
-    return value
-
-
-MAX_ID_CHARS = 256  # clientToken, sessionId, communityId
-MAX_LANGUAGES = 10
-MAX_LANGUAGE_CHARS = 35  # the longest BCP 47 tag in common use is shorter
-Number = Annotated[float, BeforeValidator(_no_booleans)]
-Probability = Annotated[float, BeforeValidator(_no_booleans), Field(ge=0, le=1)]
-Identifier = Annotated[StrictStr, Field(max_length=MAX_ID_CHARS)]
-Languages = Annotated[
-    list[Annotated[StrictStr, Field(max_length=MAX_LANGUAGE_CHARS)]], Field(max_length=MAX_LANGUAGES)
-]
-
-
 class PredictRequest(JsonBody):
     model_config = ConfigDict(extra="forbid")
     usage: ClassVar[str] = PREDICT_USAGE
@@ -196,31 +168,6 @@ def check_length(text: str, where: str, limit: int) -> None:
             f"{where} has {len(text)} characters, over the limit of {limit} (--max-chars); "
             "send a shorter text or split it",
         )
-
-
-class Comment(GoogleShape):
-    text: StrictStr
-    type: Literal["PLAIN_TEXT", "HTML", "TEXT_TYPE_UNSPECIFIED"] = "PLAIN_TEXT"
-
-
-class AttributeRequest(GoogleShape):
-    scoreType: Literal["PROBABILITY"] = "PROBABILITY"
-    scoreThreshold: Probability | None = None
-
-
-class AnalyzeRequest(JsonBody, GoogleShape):
-    usage: ClassVar[str] = ANALYZE_USAGE
-
-    comment: Comment
-    context: dict | None = None  # accepted, as Perspective does, and not used
-    requestedAttributes: dict[str, AttributeRequest] = Field(default_factory=dict)
-    languages: Languages | None = None
-    clientToken: Identifier | None = None
-    communityId: Identifier | None = None
-    sessionId: Identifier | None = None
-    doNotStore: bool = False  # nothing analyze reads is stored
-    spanAnnotations: bool = False  # a span per sentence; without it, one span over the whole comment
-    dropUnsupportedAttributes: bool = False  # leave out what cannot be scored rather than refuse it
 
 
 def validation_message(errors, usage: str) -> str:

@@ -27,10 +27,9 @@ from itertools import groupby
 
 import pandas as pd
 
-from toxicity.core.tags import LABELS
+from toxicity.core.tags import ATTRIBUTES, LABELS
 from toxicity.data.sources import TEXT_COLUMN
-from toxicity.serving.perspective_names import ATTRIBUTES
-from toxicity.serving.text import read_comment
+from toxicity.serving.perspective.text import read_comment
 
 log = logging.getLogger(__name__)
 

@@ -7,28 +7,28 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from toxicity.serving import languages
+from toxicity.core.tags import ATTRIBUTES
 from toxicity.serving.api import read_body, score
-from toxicity.serving.discovery import VERSION, discovery_document
-from toxicity.serving.google_errors import (
+from toxicity.serving.internals import Workers
+from toxicity.serving.perspective import languages
+from toxicity.serving.perspective.discovery import VERSION, discovery_document
+from toxicity.serving.perspective.errors import (
     COMMENT_EMPTY,
     COMMENT_TOO_LONG,
     LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE,
     NO_REQUESTED_ATTRIBUTES,
     perspective_detail,
 )
-from toxicity.serving.internals import Workers
-from toxicity.serving.perspective_names import ATTRIBUTES
+from toxicity.serving.perspective.requests import AnalyzeRequest
+from toxicity.serving.perspective.splitter import SentenceSplitter
+from toxicity.serving.perspective.text import CommentText, Span, read_comment, utf16_length, utf16_offsets
 from toxicity.serving.schemas import (
-    AnalyzeRequest,
     Limits,
     PredictRequest,
     Refused,
     check_length,
     parse_body_off_loop,
 )
-from toxicity.serving.splitter import SentenceSplitter
-from toxicity.serving.text import Comment, Span, read_comment, utf16_length, utf16_offsets
 
 PERSPECTIVE_PATH = "/v1alpha1/comments:analyze"
 
@@ -88,7 +88,7 @@ def analyze_route(
 async def attribute_scores(
     workers: Workers,
     body: AnalyzeRequest,
-    comment: Comment,
+    comment: CommentText,
     requested: list[str],
     attributes: dict[str, int],
     limits: Limits,
@@ -122,7 +122,7 @@ async def attribute_scores(
     return scores
 
 
-def source_ranges(comment: Comment, spans: list[Span]) -> list[tuple[int, int]]:
+def source_ranges(comment: CommentText, spans: list[Span]) -> list[tuple[int, int]]:
     """Where the spans lie in the comment as the client sent it, in UTF-16 code units."""
     utf16 = utf16_offsets(comment.source)
     return [tuple(map(utf16, comment.source_range(begin, end))) for begin, end in spans]
@@ -142,7 +142,7 @@ def check_request(body: AnalyzeRequest, attributes: dict[str, int]) -> None:
         )
 
 
-def comment_to_score(text: str, text_type: str, max_chars: int) -> Comment:
+def comment_to_score(text: str, text_type: str, max_chars: int) -> CommentText:
     """The comment as the model reads it (an HTML one without its markup); refused, as Perspective does,
     when it is empty, too long, or has no text once read (white space, or markup only). analyze and
     suggestscore both read their comment here, so the store never takes what analyze would refuse."""
@@ -169,7 +169,7 @@ def supported_attributes(body: AnalyzeRequest, attributes: dict[str, int], drop:
 def language_of(body: AnalyzeRequest, likely: list[tuple[str, float]]) -> tuple[list[str], list[str]]:
     """The languages the comment is scored as (Perspective's `languages`: those asked for, else those
     detected), and those of them the model does not score. A comment sent without `languages` is scored
-    as English unless the detector is sure it is not (see toxicity.serving.languages)."""
+    as English unless the detector is sure it is not (see toxicity.serving.perspective.languages)."""
     if body.languages:
         return body.languages, [code for code in body.languages if languages.primary(code) not in SCORED]
     if languages.surely_not("en", likely):

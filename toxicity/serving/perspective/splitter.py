@@ -12,9 +12,9 @@ import multiprocessing.pool
 import os
 import threading
 
+from toxicity.serving.perspective.text import Span, sentence_spans
 from toxicity.serving.processes import die_with_parent
 from toxicity.serving.schemas import Refused
-from toxicity.serving.text import Span, sentence_spans
 
 TIME_LIMIT_S = 5.0
 

@@ -6,69 +6,28 @@ with `requestedLanguages` as Google's discovery document has it when the request
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Literal
 
 from fastapi import Request
-from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from toxicity.core.tags import ATTRIBUTES
 from toxicity.serving.api import read_body
-from toxicity.serving.feedback_store import FeedbackStore, Suggestion, shown
 from toxicity.serving.guards import api_key_name
-from toxicity.serving.perspective import comment_to_score, empty_comment
-from toxicity.serving.perspective_names import ATTRIBUTES
+from toxicity.serving.perspective.analyze import comment_to_score, empty_comment
+from toxicity.serving.perspective.requests import SuggestRequest
+from toxicity.serving.perspective.store import FeedbackStore, Suggestion, shown
+from toxicity.serving.perspective.text import most_sentences, utf16_length
 from toxicity.serving.schemas import (
-    Comment,
-    GoogleShape,
-    Identifier,
-    JsonBody,
-    Languages,
     Limits,
-    Probability,
     Refused,
     parse_body_off_loop,
 )
-from toxicity.serving.text import most_sentences, utf16_length
 
 log = logging.getLogger(__name__)
 
 SUGGEST_PATH = "/v1alpha1/comments:suggestscore"
-SUGGEST_USAGE = (
-    'send JSON like {"comment": {"text": "a comment"}, '
-    '"attributeScores": {"TOXICITY": {"summaryScore": {"value": 0}}}}'
-)
 SPAN_MARGIN = 8  # spans beyond the comment's sentences a suggestion may give (clients split differently)
-
-
-class Score(GoogleShape):
-    value: Probability
-    type: Literal["PROBABILITY"] = "PROBABILITY"
-
-
-class SpanScore(GoogleShape):
-    """Google's discovery document: "All SpanScore objects must have begin and end fields set"."""
-
-    begin: int = Field(ge=0)
-    end: int = Field(ge=0)
-    score: Score
-
-
-class SuggestedScores(GoogleShape):
-    summaryScore: Score | None = None
-    spanScores: list[SpanScore] | None = None
-
-
-class SuggestRequest(JsonBody, GoogleShape):
-    usage: ClassVar[str] = SUGGEST_USAGE
-
-    comment: Comment
-    context: dict | None = None  # accepted, as Perspective does, and not used
-    attributeScores: dict[str, SuggestedScores] = Field(default_factory=dict)
-    languages: Languages | None = None
-    communityId: Identifier | None = None
-    clientToken: Identifier | None = None
-    sessionId: Identifier | None = None
 
 
 async def feedback_off(request: Request) -> dict:

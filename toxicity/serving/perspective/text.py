@@ -21,7 +21,7 @@ BREAKING_TAGS = {
 UNREAD_TAGS = {"script", "style", "template"}  # their content is not text a reader sees
 
 
-class Comment(NamedTuple):
+class CommentText(NamedTuple):
     """`text`: what the model scores; `starts[i]`, `ends[i]`: where its character i came from in `source`
     (a character of an entity such as &amp; spans the whole entity; a line break put in for a tag is
     empty)."""
@@ -38,13 +38,13 @@ class Comment(NamedTuple):
         return self.starts[begin], self.ends[end - 1]
 
 
-def read_comment(source: str, html_type: bool) -> Comment:
+def read_comment(source: str, html_type: bool) -> CommentText:
     if not html_type:
-        return Comment(source, source)
+        return CommentText(source, source)
     reader = _TextOfHtml(source)
     reader.feed(source)
     reader.close()
-    return Comment(source, "".join(reader.chars), reader.starts, reader.ends)
+    return CommentText(source, "".join(reader.chars), reader.starts, reader.ends)
 
 
 class _TextOfHtml(HTMLParser):
