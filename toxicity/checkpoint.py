@@ -32,7 +32,7 @@ from toxicity.core.tags import LABELS
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH
 from toxicity.models.base import FAMILY_KEY, RUN_FOLDER_KEY, describe_non_finite, non_finite_tensors
-from toxicity.models.families import ENCODER, FAMILIES
+from toxicity.models.families import ENCODER, UnknownFamily, family_class
 
 log = logging.getLogger(__name__)
 
@@ -265,12 +265,11 @@ def check_finite(state: dict, ckpt_path: str | Path) -> None:
 
 
 def model_class_for(family: str, ckpt_path: Path):
-    if family not in FAMILIES:
-        raise CheckpointError(
-            f"{ckpt_path}: model family {family!r} is not known to this version of toxicity; "
-            "upgrade the package."
-        )
-    return FAMILIES[family]
+    """The class of a registered family (toxicity.models.families): a checkpoint names no code to import."""
+    try:
+        return family_class(family)
+    except UnknownFamily as error:
+        raise CheckpointError(f"{ckpt_path}: refused: {error}") from None
 
 
 # -------------------------------------------------------------------------------------------- thresholds

@@ -70,7 +70,7 @@ def test_a_failing_batch_is_scored_again_row_by_row_with_each_rows_ngrams(hybrid
     classifier = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu")
     model, expected = classifier.model, classifier.predict_proba(TEXTS)
     ids = tokenize_texts(model.tokenizer, TEXTS, 48)
-    batch = PadToLongest(0, ngrams=model.ngram_hasher)(
+    batch = PadToLongest(0, features=model.batch_featurizer())(
         [{"input_ids": row, "text": text, "index": k} for k, (row, text) in enumerate(zip(ids, TEXTS))]
     )
     logits_of = model.logits_of
@@ -94,7 +94,7 @@ def test_a_failing_batch_is_scored_again_row_by_row_with_each_rows_ngrams(hybrid
 def test_batches_without_ngram_features_are_refused_naming_what_builds_them(hybrid_checkpoint):
     model = TrainedCheckpoint.read(hybrid_checkpoint).build_model()
     ids = torch.tensor([[101, 2000, 102]])
-    with pytest.raises(ValueError, match="ngram_hasher"):
+    with pytest.raises(ValueError, match=r"batch_featurizer\(\)"):
         model(ids, torch.ones_like(ids))
 
 
@@ -117,8 +117,9 @@ def test_training_batches_carry_the_ngram_features(hybrid_checkpoint):
     datamodule.trainer = type("Trainer", (), {"lightning_module": model, "world_size": 1, "current_epoch": 0})
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
-    assert batch["ngram_offsets"].shape == (len(batch["labels"]),)
-    assert int(batch["ngram_ids"].max()) < 4096 and batch["ngram_weights"].dtype == torch.float32
+    features = batch["features"]
+    assert features["ngram_offsets"].shape == (len(batch["labels"]),)
+    assert int(features["ngram_ids"].max()) < 4096 and features["ngram_weights"].dtype == torch.float32
 
 
 def test_predict_and_evaluate_run_on_a_hybrid_checkpoint(hybrid_checkpoint, tmp_path):
@@ -231,8 +232,7 @@ def test_the_serving_worker_scores_with_a_hybrid_checkpoint(hybrid_checkpoint):
     api.classifier = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu")  # as setup() does
     answers = api.predict([PredictRequest(texts=TEXTS[:2]), PredictRequest(texts=TEXTS[2:3])])
     expected = api.classifier.predict_proba(TEXTS[:3])
-    got = [api.encode_response(answer)["probabilities"] for answer in answers]
-    scores = [[row[tag] for tag in LABELS] for rows in got for row in rows]
+    scores = [row for answer in answers for row in api.encode_response(answer).probabilities]
     np.testing.assert_allclose(scores, expected, atol=1e-4)
 
 
@@ -270,7 +270,7 @@ def test_scores_under_bf16_autocast_stay_close_to_float32(hybrid_checkpoint):
     """A GPU run trains and scores in bf16-mixed by default: the n-gram branch must run under autocast."""
     model = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu").model
     ids = tokenize_texts(model.tokenizer, TEXTS, 48)
-    batch = PadToLongest(0, ngrams=model.ngram_hasher)(
+    batch = PadToLongest(0, features=model.batch_featurizer())(
         [{"input_ids": row, "text": text, "index": k} for k, (row, text) in enumerate(zip(ids, TEXTS))]
     )
     with torch.no_grad():

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from toxicity.data.ngrams import NgramHasher
+# What a model's family needs of a batch beyond token ids (TaggerModule.batch_featurizer): texts in,
+# {name: tensor} out, each tensor a keyword argument of the model's forward(). Picklable: DataLoader
+# workers get a copy.
+Featurizer = Callable[[Sequence[str]], dict[str, torch.Tensor]]
+FEATURES = "features"  # the batch key holding them
+
+
+def features_of(batch: dict) -> dict[str, torch.Tensor]:
+    """The model's own inputs beyond token ids that the collator added to `batch` (none for most)."""
+    return batch.get(FEATURES, {})
 
 
 class TokenizedComments(Dataset):
@@ -20,7 +29,7 @@ class TokenizedComments(Dataset):
     ):
         self.input_ids = input_ids
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
-        self.texts = texts  # for features computed per batch (n-grams of a hybrid model)
+        self.texts = texts  # for features computed per batch (a model's batch_featurizer)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -41,11 +50,11 @@ class TokenizedComments(Dataset):
 @dataclass
 class PadToLongest:
     """Collates items into tensors padded to the longest sequence of the batch (or to `pad_to`); with
-    `ngrams`, also the hashed n-gram bags of the items' texts (a hybrid model's second input)."""
+    `features` (the model's batch_featurizer), also what it makes of the items' texts, under "features"."""
 
     pad_token_id: int
     pad_to: int | None = None
-    ngrams: NgramHasher | None = None
+    features: Featurizer | None = None
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         width = self.pad_to or max(len(item["input_ids"]) for item in items)
@@ -62,10 +71,10 @@ class PadToLongest:
         }
         if "labels" in items[0]:
             batch["labels"] = torch.stack([item["labels"] for item in items])
-        if self.ngrams is not None:
+        if self.features is not None:
             if "text" not in items[0]:
-                raise ValueError("n-gram features need each item's text; give the dataset its texts.")
-            batch.update(self.ngrams.batch([item["text"] for item in items]))
+                raise ValueError("the model's batch features need each item's text; give the dataset texts.")
+            batch[FEATURES] = self.features([item["text"] for item in items])
         return batch
 
 

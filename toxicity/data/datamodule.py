@@ -162,7 +162,7 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         collate = PadToLongest(
             self.tokenizer.pad_token_id or 0,
             hp.max_length if hp.pad_to_max_length else None,
-            self.ngram_hasher(),
+            self.featurizer(),
         )
         return DataLoader(
             dataset,
@@ -173,9 +173,10 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
             persistent_workers=hp.num_workers > 0,
         )
 
-    def ngram_hasher(self):
-        """The n-gram featurizer of the model being trained (a hybrid model has one), else None."""
-        return getattr(getattr(self.trainer, "lightning_module", None), "ngram_hasher", None)
+    def featurizer(self):
+        """What the model being trained needs of a batch beyond token ids (its batch_featurizer)."""
+        model = getattr(self.trainer, "lightning_module", None)
+        return model.batch_featurizer() if hasattr(model, "batch_featurizer") else None
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -125,6 +125,3 @@ class NgramHasher:
             "ngram_offsets": torch.from_numpy(rows.indptr[:-1].astype(np.int64)),
             "ngram_weights": torch.from_numpy(rows.data.astype(np.float32)),
         }
-
-
-NGRAM_KEYS = ("ngram_ids", "ngram_offsets", "ngram_weights")

@@ -337,7 +337,7 @@ class RankChunks(IterableDataset):
     ):
         self.settings, self.rank, self.world_size, self.done = settings, rank, world_size, done
         # the scorer's tokenizer and collate: the batches a model's predict_step gets are the ones BatchScorer
-        # builds (a family that needs more than token ids, such as n-grams of the text, gets them here too)
+        # builds (with whatever the model's batch_featurizer adds beyond token ids)
         self.tokenizer, self.collate = scorer.tokenizer, scorer.collate
 
     def owns(self, chunk: int) -> bool:

@@ -27,8 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from toxicity.checkpoint import TrainedCheckpoint
-from toxicity.data.batching import PadToLongest
-from toxicity.data.ngrams import NGRAM_KEYS
+from toxicity.data.batching import Featurizer, PadToLongest, features_of
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH, tokenize_texts
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,8 @@ class BatchScorer:
 
     Tokenizes CHUNK_SIZE texts at a time, sorts them by length, pads each batch to its longest text and
     asks the backend (`_probabilities`) for one batch of probabilities at a time; results come back in
-    the order of the input.
+    the order of the input. `features`: the model's batch_featurizer, whose tensors reach `_probabilities`
+    as keyword arguments.
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class BatchScorer:
         thresholds: dict[str, float] | None = None,
         batch_size: int = 64,
         truncation: str = "head",
-        ngrams=None,
+        features: Featurizer | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -132,10 +132,10 @@ class BatchScorer:
         self.truncation = truncation
         self.thresholds = thresholds
         self.batch_size = batch_size
-        self.collate = PadToLongest(tokenizer.pad_token_id or 0, ngrams=ngrams)  # ngrams: a hybrid's hasher
+        self.collate = PadToLongest(tokenizer.pad_token_id or 0, features=features)
 
     def _probabilities(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **ngram_features: torch.Tensor
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **features: torch.Tensor
     ) -> np.ndarray:
         raise NotImplementedError
 
@@ -192,8 +192,7 @@ class BatchScorer:
 
     def _score_batch(self, ids: list[list[int]], texts: list[str], rows: list[int]) -> np.ndarray:
         batch = self.collate([{"input_ids": ids[i], "text": texts[i], "index": i} for i in rows])
-        ngram_features = {key: batch[key] for key in NGRAM_KEYS if key in batch}
-        return self._probabilities(batch["input_ids"], batch["attention_mask"], **ngram_features)
+        return self._probabilities(batch["input_ids"], batch["attention_mask"], **features_of(batch))
 
     def _score_alone(
         self, ids: list[list[int]], texts: list[str], row: int, errors: dict[int, str]
@@ -252,7 +251,7 @@ class ToxicityClassifier(BatchScorer):
             thresholds,
             batch_size,
             model.hparams.get("truncation", "head"),
-            getattr(model, "ngram_hasher", None),
+            model.batch_featurizer(),
         )
 
     @classmethod
@@ -287,8 +286,8 @@ class ToxicityClassifier(BatchScorer):
 
     @torch.inference_mode()
     def _probabilities(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **ngram_features: torch.Tensor
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **features: torch.Tensor
     ) -> np.ndarray:
-        extra = {key: value.to(self.device) for key, value in ngram_features.items()}
+        extra = {name: value.to(self.device) for name, value in features.items()}
         logits = self.model(input_ids.to(self.device), attention_mask.to(self.device), **extra)
         return torch.sigmoid(logits.float()).cpu().numpy()

@@ -15,6 +15,7 @@ import torch
 
 from toxicity.core.backbone import load_tokenizer
 from toxicity.core.errors import CheckpointError
+from toxicity.data.batching import FEATURES, Featurizer, features_of
 from toxicity.models.epoch_metrics import PerTagAUROC, PerTagF1
 from toxicity.models.tokenizer_files import tokenizer_from_bytes, tokenizer_to_bytes
 
@@ -69,7 +70,8 @@ class TaggerModule(pl.LightningModule):
 
     A subclass sets `family` (written into every checkpoint), calls `save_hyperparameters()` with at
     least `backbone`, `labels`, `learning_rate`, `weight_decay` and `warmup_fraction`, and returns per-tag
-    logits from `forward(input_ids, attention_mask)`, so every scorer works on it unchanged.
+    logits from `forward(input_ids, attention_mask, **features)`, so every scorer works on it unchanged.
+    `features` are what its `batch_featurizer()` makes of each batch's texts (nothing by default).
     """
 
     family: str  # the name checkpoints record (FAMILY_KEY)
@@ -122,10 +124,19 @@ class TaggerModule(pl.LightningModule):
                 self.log(f"{stage}_f1_{label}", value)
             f1.reset()
 
+    def batch_featurizer(self) -> Featurizer | None:
+        """The one hook for what a batch needs beyond token ids: None (the default) for nothing, else a
+        picklable callable, texts -> {name: tensor}, whose tensors every collator (training, evaluation,
+        every scorer) puts in the batch and every scorer passes to `forward` as keyword arguments. The
+        shared `one_row` cuts each tensor's first dimension; a family whose features are not one row per
+        text (the hybrid's n-gram bags) overrides `one_row`."""
+        return None
+
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Per-tag probabilities of a batch as the scorers build it (PadToLongest: `input_ids`,
-        `attention_mask`, `index`), for `Trainer.predict`. A batch that fails is scored again one row at a
-        time (as BatchScorer does): a row that fails alone gets NaN and its error in `errors` (row -> text).
+        `attention_mask`, `index`, and `features` where the model has a batch_featurizer), for
+        `Trainer.predict`. A batch that fails is scored again one row at a time (as BatchScorer does): a
+        row that fails alone gets NaN and its error in `errors` (row -> text).
         """
         errors: dict[int, str] = {}
         try:
@@ -141,15 +152,18 @@ class TaggerModule(pl.LightningModule):
         return {"index": batch["index"], "probs": probs, "errors": errors}
 
     def batch_probabilities(self, batch: dict) -> torch.Tensor:
-        return torch.sigmoid(self(batch["input_ids"], batch["attention_mask"]).float())
+        return torch.sigmoid(self(batch["input_ids"], batch["attention_mask"], **features_of(batch)).float())
 
     def one_row(self, batch: dict, row: int) -> dict:
-        """Row `row` of a batch as a batch of one, without its padding."""
+        """Row `row` of a batch as a batch of one, without its padding (and row `row` of each feature)."""
         width = int(batch["attention_mask"][row].sum())
-        return {
+        tokens = {
             "input_ids": batch["input_ids"][row : row + 1, :width],
             "attention_mask": batch["attention_mask"][row : row + 1, :width],
         }
+        if FEATURES not in batch:
+            return tokens
+        return {**tokens, FEATURES: {name: value[row : row + 1] for name, value in batch[FEATURES].items()}}
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup

@@ -10,6 +10,7 @@ from torch import nn
 
 from toxicity.core.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder
 from toxicity.core.tags import LABELS
+from toxicity.data.batching import features_of
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH, Truncation
 from toxicity.models.base import TaggerModule
 from toxicity.models.shapes import check_max_length, config_from_dict
@@ -118,8 +119,8 @@ class ToxicCommentTagger(TaggerModule):
         return self.head(self.dropout(pooled))
 
     def logits_of(self, batch: dict) -> torch.Tensor:
-        """Per-tag logits of a collated batch (a subclass with more inputs takes them from the batch)."""
-        return self(batch["input_ids"], batch["attention_mask"])
+        """Per-tag logits of a collated batch: its token ids and the features its batch_featurizer made."""
+        return self(batch["input_ids"], batch["attention_mask"], **features_of(batch))
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self.logits_of(batch)

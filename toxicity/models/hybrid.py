@@ -6,7 +6,8 @@ which a subword encoder trained on a few thousand rows has rarely seen. The bran
 of `ngram_buckets` rows, one logit per tag each (a logistic regression on hashed n-grams, as the TF-IDF
 baseline is, without idf). By default (`ngram_warm_start`) the table starts as those regressions fitted on
 the training rows; otherwise at zero, so training begins from the encoder alone. Its features come with
-each batch (PadToLongest with the model's `ngram_hasher`), never from raw strings inside `forward`.
+each batch (`batch_featurizer`: the n-gram bags of the batch's texts), never from raw strings inside
+`forward`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from toxicity.data.batching import FEATURES, Featurizer, features_of
 from toxicity.data.ngrams import NgramHasher
 from toxicity.models.encoder import ToxicCommentTagger
 
 HASHING_KEY = "ngram_hashing"  # the checkpoint key holding the hasher's fingerprint (NgramHasher.fingerprint)
 NGRAMS_MISSING = (
     "a hybrid model needs each text's n-gram features (ngram_ids, ngram_offsets, ngram_weights): build "
-    "batches with PadToLongest(pad_token_id, ngrams=model.ngram_hasher), or score with ToxicityClassifier, "
-    "which does."
+    "batches with PadToLongest(pad_token_id, features=model.batch_featurizer()), or score with "
+    "ToxicityClassifier, which does."
 )
 
 
@@ -73,6 +75,10 @@ class HybridTagger(ToxicCommentTagger):
         self.ngrams = nn.EmbeddingBag(ngram_buckets, len(self.labels), mode="sum")
         nn.init.zeros_(self.ngrams.weight)
 
+    def batch_featurizer(self) -> Featurizer:
+        """The hashed n-gram bags of a batch's texts (ngram_ids, ngram_offsets, ngram_weights)."""
+        return self.ngram_hasher.batch
+
     def on_fit_start(self) -> None:
         # Lightning restores the weights before this hook but the step count after it: a resumed run is
         # told apart by its ckpt_path, and keeps its table and head bias as saved.
@@ -118,12 +124,13 @@ class HybridTagger(ToxicCommentTagger):
         return meaning, spelling
 
     def logits_of(self, batch: dict) -> torch.Tensor:
+        features = features_of(batch)
         meaning, spelling = self.branches(
             batch["input_ids"],
             batch["attention_mask"],
-            batch.get("ngram_ids"),
-            batch.get("ngram_offsets"),
-            batch.get("ngram_weights"),
+            features.get("ngram_ids"),
+            features.get("ngram_offsets"),
+            features.get("ngram_weights"),
         )
         if self.training and self.hparams.get("branch_loss"):
             self._branches = (meaning, spelling)  # for training_step's branch losses
@@ -147,15 +154,16 @@ class HybridTagger(ToxicCommentTagger):
 
     def one_row(self, batch: dict, row: int) -> dict:
         """Row `row` as a batch of one, with its own bag of n-grams."""
-        offsets, ids = batch["ngram_offsets"], batch["ngram_ids"]
+        features = features_of(batch)
+        offsets, ids = features["ngram_offsets"], features["ngram_ids"]
         begin = int(offsets[row])
         end = int(offsets[row + 1]) if row + 1 < len(offsets) else len(ids)
-        return {
-            **super().one_row(batch, row),
+        bag = {
             "ngram_ids": ids[begin:end],
             "ngram_offsets": offsets.new_zeros(1),
-            "ngram_weights": batch["ngram_weights"][begin:end],
+            "ngram_weights": features["ngram_weights"][begin:end],
         }
+        return {**super().one_row(batch, row), FEATURES: bag}  # the tokens' row, this row's bag
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
