@@ -7,7 +7,7 @@ share of the tagged training rows, a copy with the same tags in which the row's 
 word is written another way. Which word carries the abuse is learned from the training rows
 themselves (smoothed log-odds of a word's presence in tagged vs clean rows): no word list is shipped.
 
-Measured (benchmarks/results/sweep-2026-11-26-cpu-obfuscate.md): a copy of every tagged row lifts the
+Measured (benchmarks/results/sweep-obfuscate-2026-11-26-cpu.md): a copy of every tagged row lifts the
 spelling capabilities, including spellings it never writes, but makes the model quicker to flag any insult
 word, quoted ones too, and costs a little AUROC; so it is an option, off by default. Misspelling clean
 rows as well, in place, to keep the balance, taught nothing about spelling (commit c12f9d0).

@@ -9,11 +9,11 @@ few sample texts through onnxruntime and through PyTorch and fails if fp32 diffe
 --int8 also writes `model.int8.onnx`: dynamically quantized (int8 weights per channel, activation scales
 picked per run), scored one text per run by OnnxToxicityClassifier, so a text's score never depends on
 the other texts of a batch (batched, one neighbour moved a score by 0.05). Measured against static
-quantization with calibrated scales (benchmarks/results/int8_parity.md): per-text dynamic is about ten
-times closer to PyTorch and about as fast. The export checks int8 against PyTorch on the run's validation
-rows (batch vs alone, largest difference, decisions flipped) and refuses it beyond INT8_*; it tunes int8's
-own thresholds on the same rows (`int8_thresholds`). Without the run's data, int8 is checked on the demo
-comments and gets no tuned thresholds.
+quantization with calibrated scales (benchmarks/results/int8_parity-2026-12-02-cpu.md): per-text
+dynamic is about ten times closer to PyTorch and about as fast. The export checks int8 against PyTorch on
+the run's validation rows (batch vs alone, largest difference, decisions flipped) and refuses it beyond
+INT8_*; it tunes int8's own thresholds on the same rows (`int8_thresholds`). Without the run's data, int8
+is checked on the demo comments and gets no tuned thresholds.
 The legacy TorchScript exporter (`dynamo=False`) is used: the dynamo exporter needs `onnxscript`.
 """
 
@@ -52,9 +52,9 @@ log = logging.getLogger(__name__)
 ONNX_TOLERANCE = 1e-4
 
 
-# int8, per text, on the trained demo model (benchmarks/results/int8_parity_demo.md): max difference 0.087,
-# 0.2% of decisions flipped at int8's own thresholds; static calibrated int8 reached 0.57. The limits
-# refuse a broken quantization and let a sound one through.
+# int8, per text, on the trained demo model (benchmarks/results/int8_parity-demo-2026-12-02-cpu.md): max
+# difference 0.087, 0.2% of decisions flipped at int8's own thresholds; static calibrated int8 reached
+# 0.57. The limits refuse a broken quantization and let a sound one through.
 INT8_BATCH_TOLERANCE = 1e-6  # a text scored alone and with neighbours: float rounding only, never the batch
 INT8_TOLERANCE = 0.15  # largest score difference from PyTorch
 INT8_FLIP_TOLERANCE = 0.005  # share of tag decisions (int8 at its thresholds vs torch at its own) that differ

@@ -97,7 +97,7 @@ async def attribute_scores(
     """The summary and span scores of the requested attributes. With `spanAnnotations` and more than one
     sentence, the sentences go to the workers as the texts of one request (one batch) and the summary is
     their scores' mean weighted by sentence length, as in Perspective's reference example; the comment is
-    not scored again (benchmarks/results/span_summary.md: the same AUROC, half the tokens)."""
+    not scored again (benchmarks/results/span_summary-2026-12-02-cpu.md: the same AUROC, half the tokens)."""
     most = limits.max_texts  # beyond, neighbouring sentences share a span
     spans = await splitter.spans(comment.text, most) if body.spanAnnotations else []
     texts = [comment.text[begin:end] for begin, end in spans] if len(spans) > 1 else [comment.text]

@@ -1,6 +1,6 @@
 """The language of a Perspective comment, identified offline with py3langid (chosen over lingua, langdetect
-and pycld2 in benchmarks/results/language_id.md: on short comments it wrongly refused the fewest English
-ones with the rule below, and was fast and small).
+and pycld2 in benchmarks/results/language_id-2026-12-02-cpu.md: on short comments it wrongly refused the
+fewest English ones with the rule below, and was fast and small).
 
 The rule, for a comment sent without `languages`: it is refused as not English only when English is not
 among the three most likely languages and the most likely one has a probability of at least 0.5. Short
