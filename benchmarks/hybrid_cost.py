@@ -40,7 +40,7 @@ def training_step_seconds(model, texts: list[str], steps: int, batch_size: int) 
     from toxicity.data.batching import PadToLongest
     from toxicity.data.tokenize import tokenize_texts
 
-    collate = PadToLongest(model.tokenizer.pad_token_id or 0, ngrams=getattr(model, "ngram_hasher", None))
+    collate = PadToLongest(model.tokenizer.pad_token_id or 0, features=model.batch_featurizer())
     ids = tokenize_texts(model.tokenizer, texts, model.hparams.max_length)
     model.train()
     optimizer = torch.optim.AdamW(model.parameter_groups(), lr=model.hparams.learning_rate)

@@ -1,23 +1,9 @@
 """experiments/notebooks/load_best_checkpoint.ipynb runs top to bottom against a checkpoint (nbclient)."""
 
-import nbformat
-from nbclient import NotebookClient
-
-from tests.helpers import ROOT
-from toxicity.core.tags import LABELS
-
-NOTEBOOK = ROOT / "experiments" / "notebooks" / "load_best_checkpoint.ipynb"
-
-
-def outputs_text(notebook) -> str:
-    parts = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            parts.append(output.get("text") or output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
-
-
 import pytest
+
+from tests.helpers.notebook import run_notebook
+from toxicity.core.tags import LABELS
 
 
 @pytest.mark.parametrize("fixture", ["tiny_checkpoint", "tiny_text2text_checkpoint"])
@@ -25,12 +11,7 @@ def test_notebook_scores_comments_and_reports_per_tag(fixture, request, monkeypa
     """For either model family: the notebook reads the checkpoint's family and needs nothing else."""
     tiny_checkpoint = request.getfixturevalue(fixture)
     monkeypatch.setenv("TOXICITY_CHECKPOINT", str(tiny_checkpoint))  # the kernel inherits the environment
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    assert not outputs_text(notebook), "commit the notebook without outputs"
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    ).execute()
-    text = outputs_text(notebook)
+    text = run_notebook()
     assert str(tiny_checkpoint) in text and "tuned thresholds: no" in text
     assert ("text2text model" if "text2text" in fixture else "encoder model") in text
     assert "You are a complete idiot" in text  # the scores table

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from tests.helpers import ROOT, make_comments
+from tests.helpers.processes import free_port
 from toxicity.core.tags import LABELS
 from toxicity.inference import distributed
 from toxicity.inference.distributed import DONE_FOLDER, MANIFEST, default_precision, launcher_shape
@@ -98,12 +99,6 @@ def run_together(commands: list[list[str]], envs: list[dict] | None = None) -> l
         stderr[-3000:] for _, stderr in outputs
     )
     return outputs
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------ two processes

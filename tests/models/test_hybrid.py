@@ -237,18 +237,11 @@ def test_the_serving_worker_scores_with_a_hybrid_checkpoint(hybrid_checkpoint):
 
 
 def test_the_notebook_runs_on_a_hybrid_checkpoint(hybrid_checkpoint, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
-
-    from tests.test_notebook import NOTEBOOK, outputs_text
+    from tests.helpers.notebook import run_notebook
 
     monkeypatch.setenv("TOXICITY_CHECKPOINT", str(hybrid_checkpoint))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    ).execute()
-    text = outputs_text(notebook)
+    text = run_notebook()
     assert "hybrid model" in text and "You are a complete idiot" in text
     assert all(tag in text[text.index("validation rows") :] for tag in LABELS)
 

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import ROOT
-from tests.serving.server import Server
+from tests.helpers.server import Server
 from toxicity.core.tags import LABELS
 from toxicity.data.validation import validate_comments
 from toxicity.feedback import main as feedback_main

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.chromium import Browser
-from tests.serving.server import Server
+from tests.helpers.chromium import Browser
+from tests.helpers.server import Server
 from toxicity.serving.guards import ApiKeys, host_name
 
 SUGGEST = "/v1alpha1/comments:suggestscore"

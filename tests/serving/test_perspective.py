@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.serving.server import Server
-from tests.serving.test_text import utf16_slice
+from tests.helpers.server import Server
+from tests.helpers.text import utf16_slice
 from toxicity.inference.scorer import ToxicityClassifier
 
 ANALYZE = "/v1alpha1/comments:analyze"

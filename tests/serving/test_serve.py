@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import ROOT
-from tests.serving.chromium import Browser
-from tests.serving.server import Server
+from tests.helpers.chromium import Browser
+from tests.helpers.processes import descendants, port_is_free, wait_until_stopped
+from tests.helpers.server import Server
 from toxicity.checkpoint import save_thresholds, thresholds_path
 from toxicity.core.tags import LABELS
 from toxicity.inference.scorer import ToxicityClassifier
@@ -544,48 +545,6 @@ def check_google_api_client(keyed: Server, key: str, toxic: float):
 
 
 # ---------------------------------------------------------------------------------------------- stopping
-def descendants(pid: int) -> set[int]:
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found.update(children)
-        todo.extend(children)
-    return found
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_until_stopped(pids: set[int], seconds: float) -> set[int]:
-    deadline = time.monotonic() + seconds
-    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return {pid for pid in pids if running(pid)}
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-        )  # as servers do: connections in TIME_WAIT may stay
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
 @pytest.mark.parametrize("signum", [15, 2], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_every_process_after_the_requests_in_flight(legacy_checkpoint, signum):

@@ -3,13 +3,9 @@
 import gzip
 
 from tests.helpers import SHARED_DATA, needs_shared_data
+from tests.helpers.text import utf16_slice
 from toxicity.serving.perspective import languages
 from toxicity.serving.perspective.text import read_comment, sentence_spans, utf16_length, utf16_offsets
-
-
-def utf16_slice(text: str, begin: int, end: int) -> str:
-    """text[begin:end] with begin and end counted in UTF-16 code units, as a JavaScript client slices."""
-    return text.encode("utf-16-le")[2 * begin : 2 * end].decode("utf-16-le")
 
 
 def test_sentences_without_the_space_around_them():

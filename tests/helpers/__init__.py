@@ -1,4 +1,6 @@
-"""What many tests share: small comment tables, fit arguments, the tiny model configs, the shared data."""
+"""What many tests share: small comment tables, fit arguments, the tiny model configs, the shared data.
+Submodules: server (a real `toxicity.serve` process), processes (ports, process trees), chromium (a headless
+browser over DevTools), text (UTF-16 slicing as a JavaScript client does)."""
 
 import os
 from pathlib import Path
@@ -8,7 +10,7 @@ import pytest
 
 from toxicity.core.tags import LABELS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_ENCODER_YAML = ROOT / "tests" / "fixtures" / "tiny_encoder.yaml"
 TINY_TEXT2TEXT_YAML = ROOT / "tests" / "fixtures" / "tiny_text2text.yaml"
 SHARED_DATA = Path(os.environ.get("TOXICITY_SHARED_DATA", ROOT.parent / "shared" / "data"))
