@@ -1,5 +1,6 @@
 """A model family defined in the tests alone (issue 27: one hook per family): trained with toxicity.fit,
-saved, and scored through ToxicityClassifier and `python -m toxicity.predict` (one process and shards)
+saved, and scored through ToxicityClassifier, `python -m toxicity.predict` (one process and shards) and the
+server
 once TOXICITY_FAMILY_MODULES names it; refused in one line while it does not. Its extra input (each
 text's length in characters) reaches it through `batch_featurizer` alone: nothing outside models/ knows it.
 """
@@ -97,6 +98,28 @@ def test_predict_scores_it_in_one_process_and_in_shards(toy_checkpoint, register
     for scores in (pd.read_csv(tmp_path / "s.csv"), pd.read_parquet(merged)):
         assert scores["id"].tolist() == [f"r{k}" for k in range(len(TEXTS))]
         np.testing.assert_allclose(scores[list(LABELS)].to_numpy(), expected, atol=1e-5)
+
+
+def test_the_server_scores_it(toy_checkpoint, registered):
+    """The server's workers load it as every tool does: /predict and the Perspective route give the
+    classifier's scores."""
+    from tests.helpers.server import Server
+
+    expected = ToxicityClassifier.from_checkpoint(toy_checkpoint, device="cpu").predict_proba(TEXTS[:3])
+    server = Server("--ckpt", str(toy_checkpoint), env={MODULES_VARIABLE: TOY_MODULE})
+    try:
+        status, body = server.call("/predict", {"texts": TEXTS[:3]})
+        analyzed = server.call(
+            "/v1alpha1/comments:analyze",
+            {"comment": {"text": TEXTS[0]}, "requestedAttributes": {"TOXICITY": {}}},
+        )
+    finally:
+        server.stop()
+    assert status == 200 and analyzed[0] == 200
+    served = np.array([list(row.values()) for row in body["probabilities"]])
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    toxicity = analyzed[1]["attributeScores"]["TOXICITY"]["summaryScore"]["value"]
+    assert toxicity == pytest.approx(expected[0, 0], abs=1e-5)
 
 
 def test_the_shared_retry_scores_each_row_with_its_own_feature(toy_checkpoint, registered, monkeypatch):
