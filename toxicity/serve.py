@@ -65,53 +65,65 @@ def port_number(text: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m toxicity.serve", description=__doc__.split("\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
+    add_model_options(parser.add_argument_group("the model and its workers"))
+    add_access_options(parser.add_argument_group("who may reach the server"))
+    add_limit_options(parser.add_argument_group("limits"))
+    add_feedback_options(parser.add_argument_group("feedback (comments:suggestscore)"))
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="info logs each request (keys given as ?key= are redacted)",
+    )
+    return parser.parse_args(argv)
+
+
+def add_model_options(group) -> None:
+    source = group.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt", help="a checkpoint written by toxicity.fit (scored with PyTorch)")
     source.add_argument(
         "--onnx", help="a folder written by `toxicity.export --format onnx` (scored with onnxruntime)"
     )
-    parser.add_argument(
-        "--int8", action="store_true", help="with --onnx: the int8 model (export with --int8)"
+    group.add_argument("--int8", action="store_true", help="with --onnx: the int8 model (export with --int8)")
+    group.add_argument("--workers", type=int, default=1, help="inference workers, each with its own model")
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per worker (default: (cores - 1) / workers, at least 1)",
     )
-    parser.add_argument(
+    group.add_argument(
+        "--max-batch-size", type=int, default=16, help="requests scored together (1: no batching)"
+    )
+    group.add_argument(
+        "--batch-timeout",
+        type=float,
+        default=0.005,
+        help="seconds a worker waits to fill a batch (default 0.005)",
+    )
+    group.add_argument(
+        "--drop-unsupported-attributes",
+        action="store_true",
+        help="comments:analyze leaves out the attributes it cannot score (not in the model, or not in the "
+        "comment's language) instead of refusing, as if every request said dropUnsupportedAttributes",
+    )
+
+
+def add_access_options(group) -> None:
+    group.add_argument(
         "--host",
         default="127.0.0.1",
         choices=["127.0.0.1", "0.0.0.0", "::"],
         help="interface to listen on (default: this machine only); 0.0.0.0 and :: need an "
         "API key or --allow-open",
     )
-    parser.add_argument(
+    group.add_argument("--port", type=port_number, default=8000)
+    group.add_argument(
         "--allow-open",
         action="store_true",
         help="with --host 0.0.0.0 or ::, serve every network without an API key",
     )
-    parser.add_argument("--port", type=port_number, default=8000)
-    parser.add_argument("--workers", type=int, default=1, help="inference workers, each with its own model")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="threads per worker (default: (cores - 1) / workers, at least 1)",
-    )
-    parser.add_argument(
-        "--max-batch-size", type=int, default=16, help="requests scored together (1: no batching)"
-    )
-    parser.add_argument(
-        "--batch-timeout",
-        type=float,
-        default=0.005,
-        help="seconds a worker waits to fill a batch (default 0.005)",
-    )
-    parser.add_argument("--max-texts", type=int, default=64, help="texts in one /predict request")
-    parser.add_argument("--max-chars", type=int, default=5000, help="characters in one text")
-    parser.add_argument("--max-body-bytes", type=int, default=1_000_000, help="bytes in one request body")
-    parser.add_argument(
-        "--drop-unsupported-attributes",
-        action="store_true",
-        help="comments:analyze leaves out the attributes it cannot score (not in the model, or not in the "
-        "comment's language) instead of refusing, as if every request said dropUnsupportedAttributes",
-    )
-    keys = parser.add_mutually_exclusive_group()
+    keys = group.add_mutually_exclusive_group()
     keys.add_argument(
         "--api-key-env",
         metavar="NAME",
@@ -123,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="require one of the keys in FILE, one NAME:KEY a line (chmod 600); a suggestion is stored "
         "with the name of the key that sent it",
     )
-    parser.add_argument(
+    group.add_argument(
         "--allowed-hosts",
         nargs="+",
         metavar="HOST",
@@ -131,43 +143,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the names clients reach the server by, checked against each request's Host header (a name, "
         f"*.domain, or '*' for any; default: {' '.join(LOCAL_HOSTS)}); needed with --host 0.0.0.0 or ::",
     )
-    parser.add_argument(
+    group.add_argument(
         "--public-url",
         metavar="URL",
         help="the address clients use (e.g. https://toxicity.example.org), given in the discovery document "
         "(default: the address each request was sent to)",
     )
-    parser.add_argument(
-        "--max-header-bytes",
-        type=int,
-        default=16384,
-        help="bytes in a request line and its headers (default 16384)",
-    )
-    parser.add_argument(
-        "--read-timeout",
-        type=float,
-        default=10.0,
-        help="seconds a client has to send a request's headers, and again its body (default 10)",
-    )
-    parser.add_argument(
-        "--keep-alive",
-        type=int,
-        default=5,
-        help="seconds an idle connection is kept open between requests (default 5)",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=256,
-        help="connections and requests in flight per HTTP process; more get 503 (default 256)",
-    )
-    parser.add_argument(
-        "--shutdown-timeout",
-        type=float,
-        default=5.0,
-        help="seconds requests in flight may take to finish once stopped (default 5)",
-    )
-    parser.add_argument(
+
+
+def add_limit_options(group) -> None:
+    group.add_argument("--max-texts", type=int, default=64, help="texts in one /predict request")
+    group.add_argument("--max-chars", type=int, default=5000, help="characters in one text")
+    group.add_argument("--max-body-bytes", type=int, default=1_000_000, help="bytes in one request body")
+    for flag, kind, default, what in (
+        ("--max-header-bytes", int, 16384, "bytes in a request line and its headers"),
+        (
+            "--read-timeout",
+            float,
+            10.0,
+            "seconds a client has to send a request's headers, and again its body",
+        ),
+        ("--keep-alive", int, 5, "seconds an idle connection is kept open between requests"),
+        ("--max-connections", int, 256, "connections and requests in flight per HTTP process; more get 503"),
+        ("--shutdown-timeout", float, 5.0, "seconds requests in flight may take to finish once stopped"),
+    ):
+        group.add_argument(flag, type=kind, default=default, help=f"{what} (default {default:g})")
+
+
+def add_feedback_options(group) -> None:
+    group.add_argument(
         "--feedback-db",
         default=None,
         metavar="PATH_OR_URL",
@@ -175,19 +179,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "first one) or a SQLAlchemy URL such as postgresql+psycopg://user@host/db for several servers "
         "(the password from PGPASSWORD or ~/.pgpass). Default: off",
     )
-    parser.add_argument(
+    group.add_argument(
         "--feedback-hash-comments",
         metavar="SECRET_ENV",
         help="store each suggested comment's HMAC-SHA256 under the secret held in this environment "
         "variable instead of its text (such rows cannot be exported)",
     )
-    parser.add_argument(
-        "--log-level",
-        default="warning",
-        choices=["debug", "info", "warning", "error"],
-        help="info logs each request (keys given as ?key= are redacted)",
-    )
-    return parser.parse_args(argv)
 
 
 def prepare(options: argparse.Namespace) -> ls.LitServer:
