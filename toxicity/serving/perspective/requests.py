@@ -49,16 +49,21 @@ class AttributeRequest(GoogleShape):
     scoreThreshold: Probability | None = None
 
 
-class AnalyzeRequest(JsonBody, GoogleShape):
-    usage: ClassVar[str] = ANALYZE_USAGE
+class CommentRequest(JsonBody, GoogleShape):
+    """The fields analyze and suggestscore share."""
 
     comment: Comment
     context: dict | None = None  # accepted, as Perspective does, and not used
-    requestedAttributes: dict[str, AttributeRequest] = Field(default_factory=dict)
     languages: Languages | None = None
     clientToken: Identifier | None = None
     communityId: Identifier | None = None
     sessionId: Identifier | None = None
+
+
+class AnalyzeRequest(CommentRequest):
+    usage: ClassVar[str] = ANALYZE_USAGE
+
+    requestedAttributes: dict[str, AttributeRequest] = Field(default_factory=dict)
     doNotStore: bool = False  # nothing analyze reads is stored
     spanAnnotations: bool = False  # a span per sentence; without it, one span over the whole comment
     dropUnsupportedAttributes: bool = False  # leave out what cannot be scored rather than refuse it
@@ -82,13 +87,7 @@ class SuggestedScores(GoogleShape):
     spanScores: list[SpanScore] | None = None
 
 
-class SuggestRequest(JsonBody, GoogleShape):
+class SuggestRequest(CommentRequest):
     usage: ClassVar[str] = SUGGEST_USAGE
 
-    comment: Comment
-    context: dict | None = None  # accepted, as Perspective does, and not used
     attributeScores: dict[str, SuggestedScores] = Field(default_factory=dict)
-    languages: Languages | None = None
-    communityId: Identifier | None = None
-    clientToken: Identifier | None = None
-    sessionId: Identifier | None = None
