@@ -28,7 +28,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -38,6 +37,7 @@ from toxicity.core.errors import BackboneError, CheckpointError, DataError
 from toxicity.core.tags import LABELS
 from toxicity.data.datamodule import ToxicCommentsDataModule
 from toxicity.data.tables import tweeteval_task
+from toxicity.inference.launch import default_precision
 from toxicity.models.base import TaggerModule, TrainingDiverged
 from toxicity.models.encoder import ToxicCommentTagger
 from toxicity.models.text2text import TextToTextTagger
@@ -45,14 +45,6 @@ from toxicity.models.text2text import TextToTextTagger
 log = logging.getLogger(__name__)
 
 BEST_LINK = "checkpoints/best-checkpoint.ckpt"
-
-
-def default_precision(accelerator: object) -> str:
-    """bf16 mixed precision when training on a GPU that has it, full precision elsewhere."""
-    on_gpu = str(accelerator) in ("auto", "gpu", "cuda")
-    return (
-        "bf16-mixed" if on_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
-    )
 
 
 class LastCheckpoint(ModelCheckpoint):

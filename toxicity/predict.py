@@ -15,7 +15,7 @@ SIGTERM leaves no partial file; SIGKILL can leave a hidden `.<output>.<pid>-*.pa
 the next write of the same output removes.
 
 An --output that does not end in .csv or .tsv is a folder of Parquet shards, scored on Lightning's
-distributed engine (toxicity.inference.distributed), resumable by running the same command again:
+distributed engine (toxicity.inference.sharded), resumable by running the same command again:
 
     python -m toxicity.predict --ckpt best.ckpt --input comments.parquet --output scored/ \\
         --devices 8 --num-nodes 4 [--accelerator gpu|cpu] [--merge scores.parquet]
@@ -26,31 +26,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from toxicity.core.cli import exit_on_sigterm, fail, run_tool
 from toxicity.core.files import refuse_to_overwrite
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.data.tables import check_columns
-from toxicity.inference.distributed import (
-    DistributedSummary,
-    ScoringJob,
-    ScoringSettings,
-    check_merge_path,
-    default_precision,
-    is_merged,
-    launcher_shape,
-    merge_shards,
-    open_output_folder,
-    process_rank,
-    score_distributed,
-    score_rank_without_ddp,
-)
 from toxicity.inference.files import DEFAULT_CHUNK_ROWS, ScoringSummary, output_separator, score_file
-from toxicity.inference.onnx import OnnxToxicityClassifier, read_onnx_folder
 from toxicity.inference.scorer import ToxicityClassifier
+from toxicity.inference.sharded import ShardOptions, score_to_shards
+from toxicity.inference.shards import DistributedSummary
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_shard_options(parser)
+    return parser
+
+
+def add_shard_options(parser: argparse.ArgumentParser) -> None:
     shards = parser.add_argument_group("scoring into a folder of Parquet shards (--output DIR)")
     shards.add_argument(
         "--devices",
@@ -137,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="then also write all shards as one file in input order (.parquet, .csv or .tsv)",
     )
-    return parser
 
 
 def is_shard_folder(output: Path) -> bool:
@@ -197,101 +188,17 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSumma
 
 
 def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
-    """Scores into a folder of Parquet shards on every rank; only global rank 0 prints and merges."""
-
-    def work():
-        merged_before = False
-        if args.merge is not None:
-            check_merge_path(args.output, args.merge)
-            merged_before = is_merged(args.output, args.merge)  # a rerun of a finished job: nothing to do
-            refuse_to_overwrite(args.merge, args.input, overwrite=args.overwrite or merged_before)
-        id_column = check_columns(args.input, args.text_column, args.id_column)
-        if args.onnx is not None:
-            if args.devices or args.num_nodes or args.precision:
-                raise ValueError(
-                    "--onnx runs without DDP: start its processes with torchrun, srun or RANK/WORLD_SIZE "
-                    "instead of --devices/--num-nodes (and it has no --precision: --int8 or not)."
-                )
-            threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS") else None
-            classifier = OnnxToxicityClassifier.from_folder(args.onnx, args.int8, args.batch_size, threads)
-            model_file, precision = (
-                read_onnx_folder(args.onnx, args.int8)[0],
-                "onnx-int8" if args.int8 else "onnx-fp32",
-            )
-        else:
-            if args.int8:
-                raise ValueError("--int8 goes with --onnx FOLDER (the int8 model of an ONNX export).")
-            precision = args.precision or default_precision(args.accelerator)
-            classifier = ToxicityClassifier.from_checkpoint(args.ckpt, "cpu", args.batch_size)
-            model_file = Path(args.ckpt)
-        cutoffs = None if args.threshold is None else classifier.thresholds_for(args.threshold)
-        job = ScoringJob.describe(
-            args.input,
-            model_file,
-            cutoffs,
-            text_column=args.text_column,
-            id_column=id_column,
-            tags=classifier.tags,
-            chunk_rows=args.chunk_rows,
-            precision=precision,
-        )
-        open_output_folder(args.output, job)
-        settings = ScoringSettings(
-            args.input,
-            args.output,
-            args.text_column,
-            id_column,
-            args.chunk_rows,
-            args.batch_size,
-            classifier.max_length,
-            classifier.truncation,
-            classifier.tags,
-            cutoffs,
-        )
-        if args.onnx is not None:
-            rank, world_size = process_rank(dict(os.environ))
-            summary = score_rank_without_ddp(classifier, settings, rank, world_size)
-        else:
-            shape = launcher_shape(dict(os.environ)) or (1, 1)
-            devices, num_nodes = args.devices or shape[0], args.num_nodes or shape[1]
-            trainer, summary = score_distributed(
-                classifier, settings, args.accelerator, devices, num_nodes, precision
-            )
-            rank, world_size = trainer.global_rank, trainer.world_size
-        merged = None
-        if rank == 0 and args.merge is not None and summary.complete and not merged_before:
-            merged = merge_shards(args.output, args.merge, args.overwrite)
-        return rank, world_size, summary, merged, merged_before
-
-    rank, world_size, summary, merged, merged_before = run_tool(work)
-    if rank != 0:
-        return summary
-    notes = [f"{summary.shards} shards in {args.output}"]
-    if summary.shards_skipped:
-        notes.append(f"{summary.shards_skipped} of them finished by an earlier run, skipped")
-    if summary.blank_texts:
-        notes.append(f"{summary.blank_texts} missing or blank '{args.text_column}' scored as empty strings")
-    if summary.unscored_rows:
-        notes.append(
-            f"{summary.unscored_rows} rows could not be scored (empty scores; first: {summary.first_error})"
-        )
-    if merged is not None:
-        notes.append(f"merged {merged} rows into {args.merge}")
-    elif merged_before and summary.complete:
-        notes.append(f"{args.merge} already holds them, merged by an earlier run and unchanged since")
-    print(
-        f"Scored {summary.rows_scored} comments in {summary.seconds:.1f} s "
-        f"({summary.comments_per_second:.1f} comments/s) on {world_size} process(es); "
-        f"{summary.rows} rows in all; {'; '.join(notes)}."
-    )
-    if not summary.complete and args.onnx is not None:  # the other processes may still be scoring
-        then = "check and merge" if args.merge else "check"
-        print(f"Other processes may still be scoring; once all have ended, rerun the same command to {then}.")
-    elif not summary.complete:
+    """Scores into a folder of Parquet shards on every rank; only global rank 0 prints (and merges)."""
+    options = ShardOptions(**{option.name: getattr(args, option.name) for option in fields(ShardOptions)})
+    run = run_tool(lambda: score_to_shards(options))
+    if run.rank != 0:
+        return run.summary
+    print(run.report(options))
+    if not run.summary.complete and args.onnx is None:  # with --onnx, other processes may still be scoring
         raise SystemExit(f"error: {args.output} is not complete; rerun the same command to finish it.")
-    if summary.unscored_rows:
+    if run.summary.unscored_rows:
         raise SystemExit(SOME_ROWS_UNSCORED)
-    return summary
+    return run.summary
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ import torch
 from tests.helpers import ROOT, make_comments
 from tests.helpers.processes import free_port
 from toxicity.core.tags import LABELS
-from toxicity.inference import distributed
-from toxicity.inference.distributed import DONE_FOLDER, MANIFEST, default_precision, launcher_shape
+from toxicity.data.tables import iter_chunks
 from toxicity.inference.files import score_file
+from toxicity.inference.launch import default_precision, launcher_shape
 from toxicity.inference.scorer import ToxicityClassifier
+from toxicity.inference.shards import DONE_FOLDER, MANIFEST, shard_path
 from toxicity.predict import SOME_ROWS_UNSCORED, main
 
 TAGS = list(LABELS)
@@ -420,7 +421,7 @@ def test_duplicate_ids_are_kept(tiny_checkpoint, tmp_path):
 
 def test_parquet_chunks_are_exact_row_ranges_across_row_groups(table):
     whole = pd.read_parquet(table[1])
-    chunks = list(distributed.iter_chunks(table[1], ["id"], 32, lambda k: k != 3))
+    chunks = list(iter_chunks(table[1], ["id"], 32, lambda k: k != 3))
     assert [c.number for c in chunks] == list(range(8)) and chunks[-1].last and chunks[3].frame is None
     kept = pd.concat([c.frame for c in chunks if c.frame is not None], ignore_index=True)
     assert kept["id"].tolist() == whole["id"].drop(index=range(96, 128)).tolist()
@@ -533,7 +534,7 @@ def test_swapped_shards_are_refused_by_the_merge(tiny_checkpoint, table, tmp_pat
     out, merged = tmp_path / "scored", tmp_path / "merged.csv"
     job = sharded(tiny_checkpoint, table[1], out)
     main(job)
-    first, second = distributed.shard_path(out, 1), distributed.shard_path(out, 2)
+    first, second = shard_path(out, 1), shard_path(out, 2)
     data_1, data_2 = first.read_bytes(), second.read_bytes()
     first.write_bytes(data_2)
     second.write_bytes(data_1)
@@ -544,7 +545,7 @@ def test_swapped_shards_are_refused_by_the_merge(tiny_checkpoint, table, tmp_pat
     assert "Delete it and" in message and not merged.exists()
 
     first.write_bytes(data_1)
-    second.write_bytes(distributed.shard_path(out, 3).read_bytes())  # the last chunk's 48 rows
+    second.write_bytes(shard_path(out, 3).read_bytes())  # the last chunk's 48 rows
     message = refusal(capsys, *job, "--merge", str(merged))
     assert f"{second}: chunk 2 is rows 128..191" in message and "holds 192..239 (48 rows)" in message
     assert not merged.exists()

@@ -2,15 +2,18 @@
 
 Format detection (CSV, TSV, optionally .gz/.bz2/.xz/.zip compressed, or Parquet, by the file name),
 reading a whole table (a file, or a member of a zip archive) with errors that name the file and what
-to do, reading its header alone, checking columns, and reading it a chunk of rows at a time.
+to do, reading its header alone, checking columns, and reading it a chunk of rows at a time (as it comes,
+or as numbered chunks of exact row ranges that a reader may skip: `iter_chunks`).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+import itertools
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +201,87 @@ def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.D
         na_values=[""],
         chunksize=chunk_rows,
     )
+
+
+# ----------------------------------------------------------------------------------- numbered chunks
+@dataclass
+class Chunk:
+    """Chunk `number` of a table cut into `chunk_rows` rows: rows number*chunk_rows onwards."""
+
+    number: int
+    first_row: int
+    frame: pd.DataFrame | None  # None for a chunk the reader does not want (read past, not kept)
+    last: bool  # the table's last chunk
+
+
+def row_ranges(rows: int, chunk_rows: int) -> list[range]:
+    """The rows of each chunk of a table of `rows` rows: chunk k holds rows k*chunk_rows onwards, the last
+    chunk fewer."""
+    return [range(first, min(rows, first + chunk_rows)) for first in range(0, rows, chunk_rows)]
+
+
+def parquet_rows(path: Path) -> int | None:
+    """A Parquet file's rows, from its footer; None for CSV/TSV (known only once read through)."""
+    if table_format(path.name) != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def iter_chunks(
+    path: Path, columns: list[str], chunk_rows: int, wanted: Callable[[int], bool]
+) -> Iterator[Chunk]:
+    """Every chunk of the table in order, with its rows for the `wanted` ones.
+
+    Parquet: only the row groups of wanted chunks are read. CSV/TSV cannot be entered mid-file, so the
+    whole file is parsed (cheap next to scoring) and the wanted chunks kept.
+    """
+    if table_format(path.name) == "parquet":
+        readers = _parquet_range_readers(path, columns, chunk_rows)
+    else:
+        chunks = iter_table(path, columns, chunk_rows)
+        readers = (functools.partial(frame.reset_index, drop=True) for frame in chunks)
+    for number, (read, last) in enumerate(_with_last(readers)):
+        frame = read() if wanted(number) else None
+        yield Chunk(number, number * chunk_rows, frame, last)
+
+
+def _with_last(items: Iterator) -> Iterator[tuple[object, bool]]:
+    """Each item with whether it is the last one (one item read ahead)."""
+    ahead = next(items, None)
+    while ahead is not None:
+        item, ahead = ahead, next(items, None)
+        yield item, ahead is None
+
+
+def _parquet_range_readers(
+    path: Path, columns: list[str], chunk_rows: int
+) -> Iterator[Callable[[], pd.DataFrame]]:
+    """Per chunk, a function that reads its exact rows (from the row groups that hold them)."""
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    sizes = (source.metadata.row_group(g).num_rows for g in range(source.num_row_groups))
+    group_starts = list(itertools.accumulate(sizes, initial=0))
+    for rows in row_ranges(source.metadata.num_rows, chunk_rows):
+        yield functools.partial(_read_row_range, source, group_starts, rows, columns)
+
+
+def _read_row_range(source, group_starts: list[int], rows: range, columns: list[str]) -> pd.DataFrame:
+    import pyarrow as pa
+
+    first, end = rows.start, rows.stop
+    groups = [g for g, start in enumerate(group_starts[:-1]) if start < end and group_starts[g + 1] > first]
+    position, pieces = group_starts[groups[0]], []
+    for batch in source.iter_batches(batch_size=len(rows), row_groups=groups, columns=columns):
+        lo, hi = max(first - position, 0), min(end - position, batch.num_rows)
+        if hi > lo:
+            pieces.append(batch.slice(lo, hi - lo))
+        position += batch.num_rows
+        if position >= end:
+            break
+    return pa.Table.from_batches(pieces).to_pandas()
 
 
 # ------------------------------------------------------------------------------------- TweetEval folders
