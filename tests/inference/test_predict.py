@@ -401,13 +401,19 @@ def test_a_text_that_fails_gets_nan_and_its_batch_neighbours_their_own_scores(
     assert np.isnan(classifier.predict(LONG_TEXT)["toxic"])
 
 
-def test_cli_writes_every_row_counts_the_unscored_and_exits_3(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+def thirty_rows_one_long(tmp_path):
+    """30 comments, row 17 the long one; the table, its CSV and where the scores go."""
     frame = pd.DataFrame(
         {"id": [f"r{k}" for k in range(30)], "comment_text": [f"comment {k}" for k in range(30)]}
     )
     frame.loc[17, "comment_text"] = LONG_TEXT
     source, output = tmp_path / "comments.csv", tmp_path / "scores.csv"
     frame.to_csv(source, index=False)
+    return frame, source, output
+
+
+def test_cli_writes_every_row_counts_the_unscored_and_exits_3(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    frame, source, output = thirty_rows_one_long(tmp_path)
     fail_past(monkeypatch, ToxicityClassifier)
     with pytest.raises(SystemExit) as exit_info:
         main(cli(tiny_checkpoint, source, output, "--chunk-rows", "8", "--threshold", "0.5"))
@@ -426,12 +432,7 @@ def test_non_finite_scores_count_as_unscored_and_exit_3(
 ):
     """A model giving NaN or inf (its weights stay finite: the probability function is patched) writes empty
     cells, counts the rows as unscored and exits 3, never "Scored N comments" with exit 0."""
-    frame = pd.DataFrame(
-        {"id": [f"r{k}" for k in range(30)], "comment_text": [f"comment {k}" for k in range(30)]}
-    )
-    frame.loc[17, "comment_text"] = LONG_TEXT
-    source, output = tmp_path / "comments.csv", tmp_path / "scores.csv"
-    frame.to_csv(source, index=False)
+    frame, source, output = thirty_rows_one_long(tmp_path)
     real = ToxicityClassifier._probabilities
 
     def probabilities(self, input_ids, attention_mask):
