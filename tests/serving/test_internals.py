@@ -43,9 +43,10 @@ def test_litserve_still_adds_the_routes_ours_replace():
 
 
 def test_uvicorns_h11_protocol_has_the_hooks_the_head_deadline_uses():
-    for method in ("connection_made", "data_received", "connection_lost", "send_400_response"):
+    hooks = ("connection_made", "data_received", "on_response_complete", "connection_lost")
+    for method in (*hooks, "send_400_response", "_unset_keepalive_if_required"):
         assert callable(getattr(H11Protocol, method))
     assert parameters(H11Protocol.send_400_response) == ["self", "msg"]
     source = inspect.getsource(H11Protocol)
-    for attribute in ("self.conn", "self.transport", "self.loop", "self.config"):
-        assert attribute in source
+    for attribute in ("conn", "transport", "loop", "config", "timeout_keep_alive_task"):
+        assert f"self.{attribute}" in source

@@ -374,6 +374,11 @@ def test_slow_idle_and_oversized_requests_are_cut_off(server):
         assert refusal(read_until_closed(kept_alive))[0] == 408
         assert time.monotonic() - started < 4  # not the keep-alive timeout (5 s), which closes without a word
 
+    pipelined = b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n" + b"GET /health HTTP/1.1\r\nhost: x\r\n"
+    started = time.monotonic()  # the second head begun before the first answer ends: read after it
+    answer = raw_exchange(server, pipelined)
+    assert answer.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 408" in answer
+    assert time.monotonic() - started < 4
     status, body = refusal(
         raw_exchange(server, b"POST /predict HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{")
     )

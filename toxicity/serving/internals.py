@@ -82,6 +82,15 @@ class GuardedH11Protocol(H11Protocol):
         elif self.head_deadline is None:  # the next request on a kept-alive connection has begun
             self.head_deadline = self.loop.call_later(self.head_timeout, self.head_too_slow)
 
+    def on_response_complete(self) -> None:
+        """A next request whose head began before this response ended is read here, not in data_received
+        (uvicorn then starts its keep-alive timer, which would close the connection without a word)."""
+        super().on_response_complete()
+        pending, _ = self.conn.trailing_data
+        if self.conn.their_state is h11.IDLE and pending and self.head_deadline is None:
+            self._unset_keepalive_if_required()
+            self.head_deadline = self.loop.call_later(self.head_timeout, self.head_too_slow)
+
     def connection_lost(self, exc):
         self.cancel_head_deadline()
         super().connection_lost(exc)
