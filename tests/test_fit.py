@@ -192,6 +192,7 @@ def test_cli_rejects_unknown_options():
     assert result.returncode != 0 and "no_such_option" in result.stderr
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_train_and_checkpoint(tmp_path, comments_csv):
     args = fit_args(
         tmp_path,

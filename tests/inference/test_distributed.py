@@ -103,6 +103,7 @@ def run_together(commands: list[list[str]], envs: list[dict] | None = None) -> l
 
 
 # ------------------------------------------------------------------------------------ two processes
+@pytest.mark.slow
 def test_two_processes_under_lightnings_launcher_score_every_row_once(
     tiny_checkpoint, table, reference, tmp_path
 ):
@@ -149,6 +150,7 @@ def read_by_spark(out: Path, reference: pd.DataFrame) -> None:
     assert_same_scores(scored.reset_index(drop=True), reference)
 
 
+@pytest.mark.slow
 def test_torchrun_two_nodes_on_localhost(tiny_checkpoint, table, reference, tmp_path):
     """Two torchrun launchers, one process each, node ranks 0 and 1: devices and nodes come from the
     environment torchrun sets (LOCAL_WORLD_SIZE, WORLD_SIZE, NODE_RANK, MASTER_ADDR...)."""
@@ -183,6 +185,7 @@ def slurm_job_id_with_a_free_port() -> str:
     raise RuntimeError("no free port in 15000-24999")
 
 
+@pytest.mark.slow
 def test_two_tasks_under_slurm_environment(tiny_checkpoint, table, reference, tmp_path):
     """Two processes started as `srun --ntasks-per-node 2` starts them, with only the environment it sets:
     Lightning's SLURM environment gives ranks, world size and rendezvous; devices and nodes come from
@@ -215,6 +218,7 @@ def children_of(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the child rank through /proc (Linux)")
 def test_a_rank_killed_mid_run_is_resumed_by_the_same_command(tiny_checkpoint, table, reference, tmp_path):
     """SIGKILL rank 1 once it has finished a chunk; Lightning's launcher then ends rank 0. The same command
@@ -250,6 +254,7 @@ def test_a_rank_killed_mid_run_is_resumed_by_the_same_command(tiny_checkpoint, t
     assert not list(out.glob(".*.partial"))  # the killed rank's partial shard was removed or replaced
 
 
+@pytest.mark.slow
 def test_onnx_int8_shards_over_processes_without_ddp(tiny_checkpoint, table, tmp_path):
     """Two processes told their rank by RANK/WORLD_SIZE (as torchrun or srun tell them), no process group:
     each scores its chunks with the int8 ONNX model; the same command then merges; equal to one process."""
@@ -286,6 +291,7 @@ def test_onnx_int8_shards_over_processes_without_ddp(tiny_checkpoint, table, tmp
 
 
 # ------------------------------------------------------------------------------------- one process
+@pytest.mark.slow
 def test_text2text_family_scores_into_shards(tiny_text2text_checkpoint, table, tmp_path):
     classifier = ToxicityClassifier.from_checkpoint(tiny_text2text_checkpoint, device="cpu", batch_size=16)
     score_file(classifier, table[0], tmp_path / "reference.csv", progress=False)

@@ -221,6 +221,7 @@ def test_a_failure_midway_leaves_no_partial_output(tiny_checkpoint, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comments.csv", "scores.csv"]
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_no_output_and_a_full_run_prints_throughput(tiny_checkpoint, tmp_path):
     big = tmp_path / "big.csv"
     pd.DataFrame(

@@ -82,6 +82,7 @@ def test_the_classifier_scores_the_toy_family_with_its_own_feature(toy_checkpoin
     assert not np.allclose(classifier.predict_proba(TEXTS), probs, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_predict_scores_it_in_one_process_and_in_shards(toy_checkpoint, registered, tmp_path):
     source = tmp_path / "comments.csv"
     pd.DataFrame({"id": [f"r{k}" for k in range(len(TEXTS))], "comment_text": TEXTS}).to_csv(
@@ -100,6 +101,7 @@ def test_predict_scores_it_in_one_process_and_in_shards(toy_checkpoint, register
         np.testing.assert_allclose(scores[list(LABELS)].to_numpy(), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_server_scores_it(toy_checkpoint, registered):
     """The server's workers load it as every tool does: /predict and the Perspective route give the
     classifier's scores."""

@@ -233,6 +233,7 @@ def postgres_url():
     return POSTGRES_URL
 
 
+@pytest.mark.slow
 def test_two_servers_on_one_postgresql_database_lose_no_suggestion(tiny_checkpoint, postgres_url):
     """A fleet: two servers started together (both creating the table), 2 HTTP processes each, 8 clients
     x 25 suggestions spread over both."""

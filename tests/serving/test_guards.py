@@ -23,6 +23,7 @@ from toxicity.serving.guards import ApiKeys, host_name
 SUGGEST = "/v1alpha1/comments:suggestscore"
 ANALYZE = "/v1alpha1/comments:analyze"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PUBLIC_URL = "https://toxicity.example.org"
 SUGGESTION = {
     "comment": {"text": "you are wonderful"},
     "attributeScores": {"TOXICITY": {"summaryScore": {"value": 1}}},
@@ -43,7 +44,9 @@ def stored_rows(database: Path) -> list[dict]:
 def open_feedback_server(tiny_checkpoint, tmp_path_factory):
     """A server with feedback on and no key: what only a local user should be able to write to."""
     database = tmp_path_factory.mktemp("guarded") / "feedback.sqlite"
-    running = Server("--ckpt", str(tiny_checkpoint), "--feedback-db", str(database))
+    running = Server(
+        "--ckpt", str(tiny_checkpoint), "--feedback-db", str(database), "--public-url", PUBLIC_URL
+    )
     running.database = database
     yield running
     running.stop()
@@ -130,6 +133,7 @@ def test_a_page_on_another_origin_writes_no_row(open_feedback_server, tmp_path):
     assert status == 200 and len(stored_rows(server.database)) == before + 1
 
 
+@pytest.mark.slow
 def test_the_feedback_route_is_off_without_a_database_and_needs_no_writable_folder(
     legacy_checkpoint, tmp_path
 ):
@@ -156,6 +160,7 @@ def legacy_checkpoint() -> Path:
     return ROOT / "tests" / "fixtures" / "legacy" / "encoder.ckpt"
 
 
+@pytest.mark.slow
 def test_each_suggestion_is_stored_with_the_name_of_its_key(legacy_checkpoint, tmp_path):
     keys = tmp_path / "keys"
     keys.write_text("# moderators\nalice:key-of-alice-0123\n\nbob:key-of-bob-4567\n")
@@ -247,14 +252,10 @@ def test_analyze_takes_what_suggestscore_takes(open_feedback_server):
     assert open_feedback_server.call(SUGGEST, SUGGESTION | body)[0] == 200
 
 
-def test_the_discovery_document_is_not_cached_and_names_the_public_url(legacy_checkpoint):
-    server = Server("--ckpt", str(legacy_checkpoint), "--public-url", "https://toxicity.example.org")
-    try:
-        with urllib.request.urlopen(server.url + "/$discovery/rest?version=v1alpha1") as answer:
-            document, cache = json.load(answer), answer.headers["cache-control"]
-    finally:
-        server.stop()
-    assert document["rootUrl"] == "https://toxicity.example.org/" and cache == "no-store"
+def test_the_discovery_document_is_not_cached_and_names_the_public_url(open_feedback_server):
+    with urllib.request.urlopen(open_feedback_server.url + "/$discovery/rest?version=v1alpha1") as answer:
+        document, cache = json.load(answer), answer.headers["cache-control"]
+    assert document["rootUrl"] == PUBLIC_URL + "/" and cache == "no-store"
 
 
 def health_latencies(server: Server, seconds: float) -> list[float]:

@@ -208,6 +208,7 @@ def perspectiveapi_client(server: Server, key: str):
     return client
 
 
+@pytest.mark.slow
 def test_the_perspectiveapi_client(keyed, direct, tiny_checkpoint):
     from perspective import Attribute
 

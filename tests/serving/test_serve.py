@@ -443,6 +443,7 @@ def test_an_open_host_needs_a_key_or_allow_open_and_its_names(tiny_checkpoint, c
     )
 
 
+@pytest.mark.slow
 def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp_path, capsys):
     from toxicity.exporters.onnx import export_onnx
 
@@ -550,6 +551,7 @@ def check_google_api_client(keyed: Server, key: str, toxic: float):
 
 
 # ---------------------------------------------------------------------------------------------- stopping
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
 @pytest.mark.parametrize("signum", [15, 2], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_every_process_after_the_requests_in_flight(legacy_checkpoint, signum):
@@ -576,6 +578,7 @@ def test_a_signal_stops_every_process_after_the_requests_in_flight(legacy_checkp
         server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
 def test_the_processes_die_with_a_killed_server(legacy_checkpoint):
     server = Server("--ckpt", str(legacy_checkpoint))
@@ -589,6 +592,7 @@ def test_the_processes_die_with_a_killed_server(legacy_checkpoint):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_model_with_other_tags_serves_them(tmp_path):
     from tests.helpers import fit_args, make_comments
     from toxicity.fit import main as fit
