@@ -413,15 +413,21 @@ def thirty_rows_one_long(tmp_path):
     return frame, source, output
 
 
-def test_cli_writes_every_row_counts_the_unscored_and_exits_3(tiny_checkpoint, tmp_path, monkeypatch, capsys):
-    frame, source, output = thirty_rows_one_long(tmp_path)
-    fail_past(monkeypatch, ToxicityClassifier)
+def unscored_rows_exit_3(ckpt, frame, source, output) -> pd.Series:
+    """Scores `source` with the CLI, which must exit 3 with every row written in order; whether each row
+    was left unscored (empty cells)."""
     with pytest.raises(SystemExit) as exit_info:
-        main(cli(tiny_checkpoint, source, output, "--chunk-rows", "8", "--threshold", "0.5"))
+        main(cli(ckpt, source, output, "--chunk-rows", "8", "--threshold", "0.5"))
     assert exit_info.value.code == 3
     scores = pd.read_csv(output)
     assert scores["id"].tolist() == frame["id"].tolist()
-    unscored = scores.drop(columns="id").isna().all(axis=1)
+    return scores.drop(columns="id").isna().all(axis=1)
+
+
+def test_cli_writes_every_row_counts_the_unscored_and_exits_3(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    frame, source, output = thirty_rows_one_long(tmp_path)
+    fail_past(monkeypatch, ToxicityClassifier)
+    unscored = unscored_rows_exit_3(tiny_checkpoint, frame, source, output)
     assert unscored.tolist() == [k == 17 for k in range(30)]  # empty scores and decisions, not a 0 "clean"
     assert "1 rows could not be scored" in capsys.readouterr().out
 
@@ -444,12 +450,7 @@ def test_non_finite_scores_count_as_unscored_and_exit_3(
         return probs
 
     monkeypatch.setattr(ToxicityClassifier, "_probabilities", probabilities)
-    with pytest.raises(SystemExit) as exit_info:
-        main(cli(tiny_checkpoint, source, output, "--chunk-rows", "8", "--threshold", "0.5"))
-    assert exit_info.value.code == 3
-    scores = pd.read_csv(output)
-    assert scores["id"].tolist() == frame["id"].tolist()
-    unscored = scores.drop(columns="id").isna().all(axis=1)
+    unscored = unscored_rows_exit_3(tiny_checkpoint, frame, source, output)
     expected = [True] * 30 if broken == "NaN everywhere" else [k == 17 for k in range(30)]
     assert unscored.tolist() == expected  # empty cells: no "inf" score, no 0 "clean" decision
     assert f"{sum(expected)} rows could not be scored" in capsys.readouterr().out
