@@ -1,2 +1,3 @@
-"""The HTTP server: request schemas, the LitServe API, the Perspective routes, app assembly and auth, the
-page."""
+"""The HTTP server: request schemas, guards (host, origin, sizes, keys), the LitServe API, every private
+LitServe and uvicorn name in one module (internals), app assembly, the page; the Perspective drop-in in
+its own room (perspective/)."""
