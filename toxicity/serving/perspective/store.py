@@ -25,7 +25,6 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FEEDBACK_DB = "toxicity-feedback.sqlite"  # in the directory the server was started from
 TABLE = "toxicity_feedback"
 BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for another one before giving up
 

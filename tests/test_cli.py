@@ -1,0 +1,54 @@
+"""`toxicity <command>` and `python -m toxicity`: one entry point, a help that answers at once."""
+
+import subprocess
+import sys
+from importlib.metadata import version
+
+from tests.helpers import ROOT
+from toxicity.__main__ import COMMANDS
+
+HEAVY = ("torch", "pytorch_lightning", "transformers", "onnxruntime", "litserve")
+
+
+def run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def toxicity(*args: str) -> subprocess.CompletedProcess:
+    return run(sys.executable, "-m", "toxicity", *args)
+
+
+def test_the_help_lists_every_command_with_a_line_and_imports_no_model_code():
+    said = toxicity("--help")
+    assert said.returncode == 0
+    for name in ("fit", "predict", "evaluate", "baseline", "compare", "export", "serve", "feedback"):
+        assert f"  {name} " in said.stdout and name in COMMANDS
+    check = (
+        "import sys; from toxicity.__main__ import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"
+    )
+    loaded = run(sys.executable, "-c", check)
+    assert loaded.stderr.strip().endswith("[]"), loaded.stderr
+
+
+def test_version_and_a_mistyped_command():
+    assert toxicity("--version").stdout.strip() == f"toxicity {version('toxicity')}"
+    typo = toxicity("predcit", "--ckpt", "x")
+    assert typo.returncode == 2 and "did you mean `toxicity predict`?" in typo.stderr
+    assert toxicity().returncode == 2  # no command: the list, and the status of a usage error
+
+
+def test_a_command_runs_as_its_module_does(tmp_path):
+    missing = tmp_path / "missing.sqlite"
+    args = ("export", "--db", str(missing), "--out", str(tmp_path / "out.csv"))
+    one = toxicity("feedback", *args)
+    module = run(sys.executable, "-m", "toxicity.feedback", *args)
+    assert one.returncode == module.returncode == 2 and one.stderr == module.stderr
+    assert f"{missing} does not exist" in one.stderr
+
+
+def test_fit_reaches_lightningcli_with_its_own_options():
+    said = toxicity("fit", "--help")
+    assert said.returncode == 0
+    assert "--trainer.max_epochs" in said.stdout and "--data.data_path" in said.stdout
