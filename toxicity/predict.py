@@ -29,15 +29,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toxicity.core.cli import exit_on_sigterm, fail, run_tool
 from toxicity.core.files import refuse_to_overwrite
 from toxicity.data.sources import TEXT_COLUMN
-from toxicity.data.tables import check_columns
-from toxicity.inference.files import DEFAULT_CHUNK_ROWS, ScoringSummary, output_separator, score_file
-from toxicity.inference.scorer import ToxicityClassifier
-from toxicity.inference.sharded import ShardOptions, score_to_shards
-from toxicity.inference.shards import DistributedSummary
+from toxicity.data.tables import DEFAULT_CHUNK_ROWS, check_columns
+
+if TYPE_CHECKING:  # the scorers (torch, Lightning) are imported when a command runs, not for --help
+    from toxicity.inference.files import ScoringSummary
+    from toxicity.inference.shards import DistributedSummary
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSumma
         )
 
     def work() -> ScoringSummary:
+        from toxicity.inference.files import output_separator, score_file
+        from toxicity.inference.scorer import ToxicityClassifier
+
         # the cheap checks first, before the model loads
         refuse_to_overwrite(args.output, args.input, overwrite=args.overwrite)
         output_separator(args.output)
@@ -189,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSumma
 
 def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
     """Scores into a folder of Parquet shards on every rank; only global rank 0 prints (and merges)."""
+    from toxicity.inference.sharded import ShardOptions, score_to_shards
+
     options = ShardOptions(**{option.name: getattr(args, option.name) for option in fields(ShardOptions)})
     run = run_tool(lambda: score_to_shards(options))
     if run.rank != 0:

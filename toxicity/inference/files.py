@@ -14,13 +14,12 @@ from tqdm.auto import tqdm
 from toxicity.core.errors import DataError
 from toxicity.core.files import atomic_output, refuse_to_overwrite
 from toxicity.data.sources import TEXT_COLUMN
-from toxicity.data.tables import check_columns, iter_table
+from toxicity.data.tables import DEFAULT_CHUNK_ROWS, check_columns, iter_table
 from toxicity.inference.scorer import BatchScorer, ScoredTexts
 
 log = logging.getLogger(__name__)
 
 
-DEFAULT_CHUNK_ROWS = 10_000  # rows the CLI reads from the input file at a time
 NOT_FINITE = "the model gave a NaN or infinite score"
 
 
