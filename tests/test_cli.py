@@ -52,3 +52,16 @@ def test_fit_reaches_lightningcli_with_its_own_options():
     said = toxicity("fit", "--help")
     assert said.returncode == 0
     assert "--trainer.max_epochs" in said.stdout and "--data.data_path" in said.stdout
+
+
+def test_every_command_names_itself_as_toxicity_command(capsys):
+    import importlib
+
+    import pytest
+
+    for name in COMMANDS:
+        if name == "fit":  # LightningCLI: `toxicity fit` comes from sys.argv[0], set by the dispatcher
+            continue
+        with pytest.raises(SystemExit):
+            importlib.import_module(f"toxicity.{name}").main(["--help"])
+        assert capsys.readouterr().out.startswith(f"usage: toxicity {name}")

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m toxicity.baseline",
+        prog="toxicity baseline",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

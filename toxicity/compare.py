@@ -26,7 +26,7 @@ def smoothing_argument(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m toxicity.compare",
+        prog="toxicity compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

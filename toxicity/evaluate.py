@@ -48,7 +48,7 @@ def rule_argument(text: str) -> ThresholdRule:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m toxicity.evaluate",
+        prog="toxicity evaluate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

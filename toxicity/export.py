@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # -------------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m toxicity.export",
+        prog="toxicity export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

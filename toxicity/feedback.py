@@ -34,7 +34,7 @@ from toxicity.serving.perspective.store import database_url, read_rows, shown
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m toxicity.feedback",
+        prog="toxicity feedback",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

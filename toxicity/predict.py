@@ -66,7 +66,7 @@ def _positive(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m toxicity.predict", description="Score every comment of a CSV/TSV/Parquet file."
+        prog="toxicity predict", description="Score every comment of a CSV/TSV/Parquet file."
     )
     parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt", help="from toxicity.fit")
     parser.add_argument("--input", required=True, type=Path, help="CSV, TSV (maybe .gz) or Parquet file")

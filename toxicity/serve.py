@@ -64,7 +64,7 @@ def port_number(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m toxicity.serve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="toxicity serve", description=__doc__.split("\n")[0])
     add_model_options(parser.add_argument_group("the model and its workers"))
     add_access_options(parser.add_argument_group("who may reach the server"))
     add_limit_options(parser.add_argument_group("limits"))
