@@ -10,18 +10,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toxicity.core.cli import run_tool
-from toxicity.evaluation.compare import RunSummary, check_smoothing, compare
 
-
-def smoothing_argument(text: str) -> float:
-    try:
-        return check_smoothing(float(text))
-    except ValueError as error:  # argparse words a plain ValueError as "invalid value"; keep what to do
-        raise argparse.ArgumentTypeError(
-            str(error) if "--smoothing" in str(error) else f"{text!r} is not a number"
-        ) from error
+if TYPE_CHECKING:  # the comparison (matplotlib, the model registry) is imported when it runs, not for --help
+    from toxicity.evaluation.compare import RunSummary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--smoothing",
-        type=smoothing_argument,
+        type=float,
         default=0.6,
         help="TensorBoard-style smoothing weight, from 0 (none) up to but not including 1",
     )
@@ -46,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
     args = build_parser().parse_args(argv)
+    from toxicity.evaluation.compare import compare
+
     runs, markdown = run_tool(lambda: compare(args.runs, args.out, args.smoothing, args.overwrite))
     print(markdown)
     print(f"Wrote {Path(args.out) / 'compare.md'} and training_loss.png")
