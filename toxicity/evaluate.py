@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from toxicity.core.cli import run_tool
-from toxicity.evaluation.eval_sets import EvalRequest
-from toxicity.evaluation.evaluator import EvalOptions, evaluate
-from toxicity.evaluation.results import EvalResults
-from toxicity.evaluation.thresholds import (
-    DEFAULT_RULE,
-    ThresholdRule,
-    parse_rule,
-)
+
+if TYPE_CHECKING:  # the evaluation (torch, scikit-learn) is imported when it runs, not for --help
+    from toxicity.evaluation.evaluator import EvalOptions
+    from toxicity.evaluation.results import EvalResults
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +34,6 @@ def parse_label_map(items: list[str] | None) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"--label-map {item!r}: write COLUMN=TAG, e.g. label=toxic.")
         label_map[column.strip()] = tag.strip()
     return label_map
-
-
-def rule_argument(text: str) -> ThresholdRule:
-    try:
-        return parse_rule(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bias-tag", default="toxic", help="tag the bias metrics are computed on")
     parser.add_argument(
         "--threshold-rule",
-        type=rule_argument,
-        default=DEFAULT_RULE,
+        default="f1",
         help="f1 (default), youden, precision>=X or recall>=X",
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds for the tuned val column")
@@ -89,9 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(argv: list[str] | None) -> EvalOptions:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from toxicity.evaluation.eval_sets import EvalRequest
+    from toxicity.evaluation.evaluator import EvalOptions
+    from toxicity.evaluation.thresholds import parse_rule
+
     try:
         label_map = parse_label_map(args.label_map)
-    except argparse.ArgumentTypeError as error:
+        rule = parse_rule(args.threshold_rule)
+    except (argparse.ArgumentTypeError, ValueError) as error:
         parser.error(str(error))
     request = EvalRequest(
         args.data, args.split, args.text_column, label_map, args.tags, args.identity_columns
@@ -101,7 +95,7 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
         request,
         args.out,
         args.overwrite,
-        args.threshold_rule,
+        rule,
         args.folds,
         args.calibration_bins,
         args.bias_tag,
@@ -113,6 +107,8 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
 
 def main(argv: list[str] | None = None) -> EvalResults:
     options = options_from_args(argv)
+    from toxicity.evaluation.evaluator import evaluate
+
     results, out = run_tool(lambda: evaluate(options), level=logging.INFO)
     print((out / "report.md").read_text())
     print(f"Report, metrics.json and plots in {out}/")

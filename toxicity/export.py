@@ -15,10 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toxicity.core.cli import fail, run_tool
-from toxicity.evaluation.thresholds import DEFAULT_RULE, parse_rule
-from toxicity.exporters.checks import SAMPLE_TEXTS
-from toxicity.exporters.huggingface import export_huggingface
-from toxicity.exporters.onnx import export_onnx
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threshold-rule",
-        type=parse_rule,
-        default=DEFAULT_RULE,
+        default="f1",
         help="int8's own thresholds: f1, macro_f1, youden, precision>=X or recall>=X "
         "(use the rule the checkpoint's thresholds were tuned with)",
     )
@@ -48,17 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # the exporters (torch, onnx, transformers) are imported when the command runs, not for --help
     from transformers.utils import logging as transformers_logging
+
+    from toxicity.evaluation.thresholds import parse_rule
+    from toxicity.exporters.checks import SAMPLE_TEXTS
+    from toxicity.exporters.huggingface import export_huggingface
+    from toxicity.exporters.onnx import export_onnx
+
+    try:
+        rule = parse_rule(args.threshold_rule)
+    except ValueError as error:
+        parser.error(str(error))
 
     transformers_logging.disable_progress_bar()  # no bars for writing and re-reading one small folder
     if args.int8 and args.format != "onnx":
         raise fail("--int8 applies to --format onnx only.")
     if args.format == "onnx":
         check = run_tool(
-            lambda: export_onnx(
-                args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite, rule=args.threshold_rule
-            )
+            lambda: export_onnx(args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite, rule=rule)
         )
     else:
         check = run_tool(lambda: export_huggingface(args.ckpt, args.out, overwrite=args.overwrite))
