@@ -18,18 +18,29 @@ def toxicity(*args: str) -> subprocess.CompletedProcess:
     return run(sys.executable, "-m", "toxicity", *args)
 
 
+def heavy_modules_after(*args: str) -> str:
+    """What of HEAVY `toxicity <args>` imported, as the last line of its stderr."""
+    check = (
+        "import sys; from toxicity.__main__ import main\n"
+        f"try:\n    main({list(args)!r})\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"
+    )
+    return run(sys.executable, "-c", check).stderr.strip().splitlines()[-1]
+
+
 def test_the_help_lists_every_command_with_a_line_and_imports_no_model_code():
     said = toxicity("--help")
     assert said.returncode == 0
     for name in ("fit", "predict", "evaluate", "baseline", "compare", "export", "serve", "feedback"):
         assert f"  {name} " in said.stdout and name in COMMANDS
-    check = (
-        "import sys; from toxicity.__main__ import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"
-    )
-    loaded = run(sys.executable, "-c", check)
-    assert loaded.stderr.strip().endswith("[]"), loaded.stderr
+    assert heavy_modules_after("--help") == "[]"
+
+
+def test_each_commands_help_imports_no_model_code_but_fits():
+    """fit's parser is LightningCLI's, built from the model classes themselves."""
+    for name in COMMANDS:
+        if name != "fit":
+            assert heavy_modules_after(name, "--help") == "[]", name
 
 
 def test_version_and_a_mistyped_command():
@@ -65,3 +76,10 @@ def test_every_command_names_itself_as_toxicity_command(capsys):
         with pytest.raises(SystemExit):
             importlib.import_module(f"toxicity.{name}").main(["--help"])
         assert capsys.readouterr().out.startswith(f"usage: toxicity {name}")
+
+
+def test_the_baseline_command_offers_the_baselines_there_are():
+    from toxicity.baseline import BASELINES
+    from toxicity.evaluation.baseline import MODELS
+
+    assert BASELINES == tuple(sorted(MODELS))
