@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -59,14 +58,6 @@ def encoder_checkpoint(ckpt_path: str | Path) -> TrainedCheckpoint:
 def encoder_classifier(ckpt_path: str | Path) -> ToxicityClassifier:
     """The checkpoint's classifier on the CPU (encoder checkpoints only)."""
     return ToxicityClassifier.from_trained(encoder_checkpoint(ckpt_path), "cpu")
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

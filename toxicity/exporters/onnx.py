@@ -29,7 +29,7 @@ import torch
 
 from toxicity.checkpoint import TrainedCheckpoint
 from toxicity.core.errors import DataError
-from toxicity.core.files import atomic_output, refuse_to_overwrite, write_text_atomically
+from toxicity.core.files import atomic_output, file_sha256, refuse_to_overwrite, write_text_atomically
 from toxicity.data.tokenize import tokenize_texts
 from toxicity.evaluation.eval_sets import EvalSet
 from toxicity.evaluation.thresholds import DEFAULT_RULE, ThresholdRule, tune_thresholds
@@ -40,7 +40,6 @@ from toxicity.exporters.checks import (
     checked_difference,
     encoder_checkpoint,
     max_abs_diff,
-    sha256_of,
 )
 from toxicity.inference.onnx import ONNX_FP32, ONNX_INT8, ONNX_METADATA, OnnxToxicityClassifier
 from toxicity.inference.scorer import ToxicityClassifier
@@ -106,7 +105,7 @@ def onnx_metadata(classifier: ToxicityClassifier, ckpt_path: str | Path) -> dict
         "truncation": classifier.truncation,
         "thresholds": classifier.thresholds,
         "checkpoint": Path(ckpt_path).resolve().name,
-        "checkpoint_sha256": sha256_of(ckpt_path),
+        "checkpoint_sha256": file_sha256(ckpt_path),
         "family": ENCODER,
         "backbone": classifier.model.hparams.get("backbone"),
     }

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from toxicity.core.files import write_text_atomically
+from toxicity.core.files import file_sha256, write_text_atomically
 from toxicity.inference.shards import (
     DONE_FOLDER,
     MANIFEST,
     OUTPUT_FORMAT,
-    file_sha256,
     finished_chunks,
     read_json,
 )

@@ -15,7 +15,6 @@ Readers of the folder (pandas, pyarrow.dataset, DuckDB, Spark) ignore the names 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from toxicity.core.errors import DataError
-from toxicity.core.files import atomic_output, refuse_to_overwrite, write_text_atomically
+from toxicity.core.files import atomic_output, file_sha256, refuse_to_overwrite, write_text_atomically
 from toxicity.inference.files import output_separator
 
 MANIFEST = "_manifest.json"
@@ -32,15 +31,6 @@ DONE_FOLDER = "_done"
 MERGED = "_merged.json"
 OUTPUT_FORMAT = 2  # bump when the shard layout changes: an old folder is then refused, not mixed
 ROW_COLUMN = "row"  # each shard row's position in the input (0-based), so the dataset sorts back to it
-HASH_BLOCK = 1 << 20  # bytes read at a time when hashing a file: memory stays flat for any size
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json(path: Path, what: str, remedy: str) -> dict:

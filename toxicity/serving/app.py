@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from importlib.resources import files
@@ -15,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from toxicity.checkpoint import TrainedCheckpoint
+from toxicity.core.files import file_sha256
 from toxicity.inference.onnx import read_onnx_folder
 from toxicity.models.families import ENCODER
 from toxicity.serving.api import Rows, ToxicityAPI, read_body, score
@@ -58,14 +58,6 @@ OPEN_PATHS = {"/", "/health", DISCOVERY_PATH}  # reachable without the API key
 
 
 # ----------------------------------------------------------------------------------------- the server
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = False) -> dict:
     """What /info reports, read in the main process (the workers load the model themselves)."""
     if ckpt:
@@ -79,7 +71,7 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
             "truncation": checkpoint.truncation,
             "thresholds": checkpoint.thresholds(),
             "file": Path(ckpt).name,
-            "sha256": sha256(Path(ckpt)),
+            "sha256": file_sha256(ckpt),
         }
     model_file, metadata = read_onnx_folder(onnx, int8)
     return {
@@ -91,7 +83,7 @@ def model_info(ckpt: str | None = None, onnx: str | None = None, int8: bool = Fa
         "truncation": metadata.get("truncation", "head"),
         "thresholds": metadata.get("thresholds"),
         "file": model_file.name,
-        "sha256": sha256(model_file),
+        "sha256": file_sha256(model_file),
         "checkpoint": metadata.get("checkpoint") and Path(metadata["checkpoint"]).name,
     }
 

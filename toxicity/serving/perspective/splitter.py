@@ -54,7 +54,3 @@ class SentenceSplitter:
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.terminate()
             self._pid = None
-
-    def warm_up(self) -> None:
-        """Starts this process's child and loads pysbd in it, so the first span request does not wait."""
-        self._pool_here().apply(sentence_spans, ("Warm. Up.", 2))
