@@ -291,3 +291,37 @@ class ToxicityClassifier(BatchScorer):
         extra = {name: value.to(self.device) for name, value in features.items()}
         logits = self.model(input_ids.to(self.device), attention_mask.to(self.device), **extra)
         return torch.sigmoid(logits.float()).cpu().numpy()
+
+    def explain(
+        self,
+        texts: str | Iterable[str],
+        tags: str | Sequence[str] | None = None,
+        method: str | None = None,
+        steps: int | None = None,
+    ) -> list:
+        """Which words made each score: per text, its probabilities and one attribution per word and tag
+        (toxicity.models.attribution.Explanation; logit units, positive pushes the tag up), each word with
+        its character offsets in the text (`text[w.start:w.end] == w.word`).
+
+        `tags`: one tag or several (default: all of the model's), attributed together. `method`:
+        integrated_gradients (the default), gradient_x_input or occlusion (every family, the
+        text-to-text one included). Texts are validated as predict() validates them.
+        """
+        from toxicity.models.attribution import DEFAULT_METHOD, DEFAULT_STEPS, Attributor
+
+        texts = as_text_list(texts)
+        positions = self.tag_positions(tags)
+        attributor = Attributor(
+            self.model, self.max_length, self.truncation, steps or DEFAULT_STEPS, self.batch_size
+        )
+        return [attributor.explain(text, positions, method or DEFAULT_METHOD) for text in texts]
+
+    def tag_positions(self, tags: str | Sequence[str] | None) -> list[int]:
+        """Positions of `tags` among the model's tags (all of them for None); an unknown tag is refused."""
+        if tags is None:
+            return list(range(len(self.tags)))
+        wanted = [tags] if isinstance(tags, str) else list(tags)
+        unknown = [tag for tag in wanted if tag not in self.tags]
+        if unknown or not wanted:
+            raise ValueError(f"unknown tag(s) {unknown or wanted}: this model's tags are {self.tags}.")
+        return [self.tags.index(tag) for tag in dict.fromkeys(wanted)]

@@ -132,6 +132,15 @@ class TaggerModule(pl.LightningModule):
         text (the hybrid's n-gram bags) overrides `one_row`."""
         return None
 
+    def attribution_hooks(self):
+        """What word attributions (toxicity.models.attribution, issue 30) need of this family: by default
+        the token embeddings of a Hugging Face encoder at `self.encoder`. A family overrides it to add
+        exact per-word shares of a linear part of its logits, or to refuse gradient methods (occlusion
+        needs scores only, so it works for any family)."""
+        from toxicity.models.attribution import AttributionHooks
+
+        return AttributionHooks.for_encoder(getattr(self, "encoder", None))
+
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Per-tag probabilities of a batch as the scorers build it (PadToLongest: `input_ids`,
         `attention_mask`, `index`, and `features` where the model has a batch_featurizer), for

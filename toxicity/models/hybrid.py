@@ -79,6 +79,16 @@ class HybridTagger(ToxicCommentTagger):
         """The hashed n-gram bags of a batch's texts (ngram_ids, ngram_offsets, ngram_weights)."""
         return self.ngram_hasher.batch
 
+    def attribution_hooks(self):
+        """The encoder's token embeddings, plus each word's exact share of the linear n-gram branch."""
+        from functools import partial
+
+        from toxicity.models.ngram_shares import ngram_word_shares
+
+        hooks = super().attribution_hooks()
+        shares = partial(ngram_word_shares, self.ngram_hasher, self.ngrams.weight)
+        return type(hooks)(embeddings=hooks.embeddings, word_shares=shares)
+
     def on_fit_start(self) -> None:
         # Lightning restores the weights before this hook but the step count after it: a resumed run is
         # told apart by its ckpt_path, and keeps its table and head bias as saved.

@@ -292,6 +292,17 @@ class TextToTextTagger(TaggerModule):
             decoded.append(self.codec.decode_words(words))
         return probs, decoded
 
+    def attribution_hooks(self):
+        """Gradient methods refused: a tag's score is the largest first-token probability over the steps of a
+        greedy generation, a choice with no gradient through the steps. Occlusion needs scores only."""
+        from toxicity.models.attribution import AttributionHooks
+
+        return AttributionHooks(
+            refusal="its tag scores come from greedy generation (the largest first-token probability over "
+            "the decoding steps), which has no gradient to integrate; explain it with method='occlusion' "
+            "(each word left out and the text scored again), which works for every family."
+        )
+
     # ------------------------------------------------------------------------------------------ training
     def _loss(self, batch: dict, encoder_outputs=None) -> torch.Tensor:
         ids, mask = self.with_prefix(batch["input_ids"], batch["attention_mask"])
