@@ -79,7 +79,7 @@ def obfuscated_copies(
 ) -> pd.DataFrame:
     """Copies (same tags) of a seeded `share` of the tagged rows, each with its most indicative word
     misspelled wherever it occurs; rows without an indicative word are skipped and counted in the log."""
-    tagged = frame[list(label_columns)].to_numpy().max(axis=1) > 0
+    tagged = frame[list(label_columns)].fillna(0).to_numpy().max(axis=1) > 0  # unknown (NaN) is untagged
     scores = indicative_words(frame["text"].tolist(), tagged)
     rng = np.random.default_rng(seed)
     candidates = np.flatnonzero(tagged)

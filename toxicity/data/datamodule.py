@@ -17,9 +17,11 @@ from toxicity.data.batching import (
     LengthGroupedSampler,
     PadToLongest,
     SortedByLengthSampler,
+    SourceMixSampler,
     TokenizedComments,
 )
 from toxicity.data.demo import DEMO_CSV
+from toxicity.data.multisource import DEFAULT_MIX_EXPONENT, SOURCE_COLUMN, load_sources, read_sources
 from toxicity.data.sources import TEXT_COLUMN, load_splits
 from toxicity.data.splits import (
     balance_clean_rows,
@@ -60,6 +62,15 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         pad_to_max_length: pad every batch to `max_length` (slow; kept for comparison benchmarks).
         obfuscate_share: add, for this share of the tagged training rows, a copy whose most tag-indicative
             word is misspelled ("i d i o t", "1d10t"); 0 adds none (toxicity/augment.py).
+        sources: train on several differently-labelled sources instead of `data_path`: a list of sources
+            (each a `path`, optionally `labels` mapping the model's tags onto its columns, a `weight`...) or
+            the path of a YAML / JSON file holding one (toxicity.data.multisource, docs/data.md). A tag a
+            source does not label is unknown for its rows, never 0. Each source is split (and balanced by
+            `n_clean_train`) on its own; validation metrics are logged per source too.
+        mix_exponent: with `sources`, each source's share of the training rows drawn per epoch is
+            weight * rows ** mix_exponent, normalised: 0.5 by default, 1.0 proportional to size, 0 equal.
+        rows_per_epoch: with `sources`, training rows drawn per epoch (default: as many as the sources'
+            training rows together); a cap keeps an epoch's time fixed however many sources there are.
     """
 
     def __init__(
@@ -84,6 +95,9 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         obfuscate_share: float = 0.0,
         num_workers: int = 0,
         seed: int = 42,
+        sources: list[dict] | str | None = None,
+        mix_exponent: float = DEFAULT_MIX_EXPONENT,
+        rows_per_epoch: int | None = None,
     ):
         super().__init__()
         if not 0 <= obfuscate_share <= 1:
@@ -91,7 +105,15 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
                 f"obfuscate_share is a share of the tagged training rows, from 0 to 1; got {obfuscate_share}."
             )
         check_binarise_at(binarise_at)  # here, so a bad cut stops the run before a run folder is made
+        if not 0 <= mix_exponent <= 1:
+            raise ValueError(
+                f"mix_exponent is from 0 (equal shares) to 1 (proportional); got {mix_exponent}."
+            )
+        if rows_per_epoch is not None and rows_per_epoch < 1:
+            raise ValueError(f"rows_per_epoch must be 1 or more (or null: all rows); got {rows_per_epoch}.")
         self.save_hyperparameters()
+        self.source_names: list[str] = []  # with `sources`: their names, by source number
+        self.source_shares = None
         self.datasets: dict[str, TokenizedComments] = {}
         self.frames: dict[str, pd.DataFrame] = {}
         self._tokenizer = None
@@ -107,6 +129,9 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         if self.frames:  # read and split once per run, whatever the stage
             return
         hp = self.hparams
+        if hp.sources:
+            self._setup_sources()
+            return
         splits = load_splits(
             hp.data_path,
             hp.text_column,
@@ -131,6 +156,34 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         self.frames = {"train": train, "val": val, **({"test": splits["test"]} if "test" in splits else {})}
         log.info("Rows: %s", {split: len(frame) for split, frame in self.frames.items()})
 
+    def _setup_sources(self) -> None:
+        """Every source read, mapped onto the model's tags, checked, split and balanced on its own."""
+        hp = self.hparams
+        mixed = load_sources(
+            read_sources(hp.sources, hp.label_columns),
+            hp.label_columns,
+            hp.val_fraction,
+            hp.seed,
+            hp.n_clean_train,
+        )
+        train = mixed.frames["train"]
+        if hp.obfuscate_share:
+            copies = obfuscated_copies(train, hp.label_columns, hp.obfuscate_share, hp.seed)
+            train = pd.concat([train, copies], ignore_index=True)
+        self.frames = {**mixed.frames, "train": train}
+        self.source_names = mixed.names
+        self.source_shares = mixed.shares(hp.mix_exponent)
+        log.info(
+            "Sources %s: rows %s; share of the training rows drawn per epoch %s (mix_exponent %g)",
+            self.source_names,
+            {
+                split: frame[SOURCE_COLUMN].value_counts().sort_index().tolist()
+                for split, frame in self.frames.items()
+            },
+            [round(float(share), 3) for share in self.source_shares],
+            hp.mix_exponent,
+        )
+
     def dataset(self, split: str) -> TokenizedComments:
         """The split's token ids: tokenized on first use, then kept for the rest of the run (every epoch)."""
         if split not in self.datasets:
@@ -142,7 +195,10 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
             frame, hp = self.frames[split], self.hparams
             ids = tokenize_texts(self.tokenizer, frame["text"].tolist(), hp.max_length, hp.truncation)
             self.datasets[split] = TokenizedComments(
-                ids, frame[list(hp.label_columns)].to_numpy(), frame["text"].tolist()
+                ids,
+                frame[list(hp.label_columns)].to_numpy(dtype="float32"),
+                frame["text"].tolist(),
+                frame[SOURCE_COLUMN].to_numpy() if SOURCE_COLUMN in frame.columns else None,
             )
         return self.datasets[split]
 
@@ -150,7 +206,9 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
         hp = self.hparams
         dataset = self.dataset(split)
         batch_size = hp.batch_size if train else hp.eval_batch_size
-        if train and hp.length_grouping:
+        if train and self.source_names:
+            sampler = self.mix_sampler(dataset)
+        elif train and hp.length_grouping:
             replicas = self.trainer.world_size if self.trainer is not None else 1
             sampler = LengthGroupedSampler(dataset.lengths, batch_size, seed=hp.seed, replicas=replicas)
             if self.trainer is not None:  # a resumed run goes on with the next epoch's order, not epoch 0's
@@ -172,6 +230,22 @@ class ToxicCommentsDataModule(pl.LightningDataModule):
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
         )
+
+    def mix_sampler(self, dataset: TokenizedComments) -> SourceMixSampler:
+        hp = self.hparams
+        sampler = SourceMixSampler(
+            dataset.lengths,
+            dataset.sources.numpy(),
+            self.source_shares,
+            hp.rows_per_epoch or len(dataset),
+            hp.batch_size,
+            seed=hp.seed,
+            replicas=self.trainer.world_size if self.trainer is not None else 1,
+            length_grouping=hp.length_grouping,
+        )
+        if self.trainer is not None:  # a resumed run goes on with the next epoch's order, not epoch 0's
+            sampler.set_epoch(self.trainer.current_epoch)
+        return sampler
 
     def featurizer(self):
         """What the model being trained needs of a batch beyond token ids (its batch_featurizer)."""

@@ -24,7 +24,7 @@ def split_train_val(
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    labels = frame[list(label_columns)].to_numpy()
+    labels = frame[list(label_columns)].fillna(0).to_numpy()  # an unknown tag (NaN) stratifies as clean
     group_ids = pd.factorize(frame["text"])[0]
     group_labels = pd.DataFrame(labels).groupby(group_ids).max().to_numpy()
     rarity_order = np.argsort(labels.sum(axis=0), kind="stable")  # rarest tag first
@@ -113,7 +113,7 @@ def balance_clean_rows(
     frame: pd.DataFrame, label_columns: Sequence[str], n_clean: int, seed: int
 ) -> pd.DataFrame:
     """Keeps every row with a tag plus a seeded sample of `n_clean` rows with none (the reference recipe)."""
-    is_toxic = frame[list(label_columns)].to_numpy().any(axis=1)
+    is_toxic = frame[list(label_columns)].fillna(0).to_numpy().any(axis=1)  # unknown (NaN) is not a tag
     clean = frame[~is_toxic]
     sample = clean.sample(n=min(n_clean, len(clean)), random_state=seed)
     log.info(

@@ -10,9 +10,10 @@ from torch import nn
 
 from toxicity.core.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder
 from toxicity.core.tags import LABELS
-from toxicity.data.batching import features_of
+from toxicity.data.batching import SOURCE, features_of
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH, Truncation
 from toxicity.models.base import TaggerModule
+from toxicity.models.partial_labels import MaskedBCEWithLogitsLoss, SourceValidation
 from toxicity.models.shapes import check_max_length, config_from_dict
 
 Pooling = Literal["mean", "cls", "pooler"]
@@ -105,8 +106,9 @@ class ToxicCommentTagger(TaggerModule):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, len(labels))
         weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
-        self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
+        self.loss_fn = MaskedBCEWithLogitsLoss(pos_weight=weight)  # a NaN label (unknown) counts nowhere
         self.add_auroc_metrics()
+        self.source_validation: SourceValidation | None = None  # trained on several sources: setup()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
@@ -130,7 +132,11 @@ class ToxicCommentTagger(TaggerModule):
         getattr(self, f"{stage}_auroc").update(probs, labels)
         training = stage == "train"
         if not training:  # the encoder's decisions: probability >= 0.5
-            getattr(self, f"{stage}_f1").update(probs.detach(), labels.long())
+            getattr(self, f"{stage}_f1").update(probs.detach(), labels)
+        if not training and self.source_validation is not None and SOURCE in batch:
+            # per source, and <stage>_loss as their mean: logged at the epoch's end (_log_sources)
+            self.source_validation.update(stage, logits.float(), labels, batch[SOURCE], self.loss_fn)
+            return loss
         self.log(
             f"{stage}_loss",
             loss,
@@ -156,6 +162,20 @@ class ToxicCommentTagger(TaggerModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_auroc("val")
+        self._log_sources("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_auroc("test")
+        self._log_sources("test")
+
+    def setup(self, stage: str) -> None:
+        """Trained on several sources (the data module's `source_names`): validation per source too."""
+        names = list(getattr(getattr(self.trainer, "datamodule", None), "source_names", None) or [])
+        if names and (self.source_validation is None or self.source_validation.names != names):
+            self.source_validation = SourceValidation(self.labels, names).to(self.device)
+
+    def _log_sources(self, stage: str) -> None:
+        if self.source_validation is None:
+            return
+        for name, value in self.source_validation.results(stage).items():
+            self.log(name, value, prog_bar=name == f"{stage}_loss")

@@ -12,6 +12,7 @@ each batch (`batch_featurizer`: the n-gram bags of the batch's texts), never fro
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -98,16 +99,20 @@ class HybridTagger(ToxicCommentTagger):
 
     @torch.no_grad()
     def warm_start(self, texts: list[str], labels) -> None:
-        """The table and head bias from per-tag logistic regressions on the n-grams of `texts`."""
+        """The table and head bias from per-tag logistic regressions on the n-grams of `texts`, each tag's
+        on the rows that label it (a NaN in `labels` is a tag the row's source leaves unknown)."""
         from sklearn.linear_model import LogisticRegression
 
         features = self.ngram_hasher.matrix(texts)
         class_weight = self.hparams.get("ngram_class_weight")
         for k in range(len(self.labels)):
-            column = labels[:, k]
-            if column.min() == column.max():  # one class in training: nothing to learn from
+            known = ~np.isnan(labels[:, k])  # trained on several sources: the rows that label tag k only
+            column = labels[known, k]
+            if len(column) == 0 or column.min() == column.max():  # one class in training: nothing to learn
                 continue
-            model = LogisticRegression(C=4.0, max_iter=1000, class_weight=class_weight).fit(features, column)
+            model = LogisticRegression(C=4.0, max_iter=1000, class_weight=class_weight).fit(
+                features[known] if not known.all() else features, column
+            )
             self.ngrams.weight[:, k] = torch.as_tensor(model.coef_[0], dtype=self.ngrams.weight.dtype)
             self.head.bias[k] += float(model.intercept_[0])
 
