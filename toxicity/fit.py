@@ -283,6 +283,8 @@ def main(args=None) -> ToxicityCLI:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     except TrainingDiverged as error:
         raise fail(f"{error} {kept_after_divergence(cli.trainer)}") from None
+    except DataError as error:  # a model refusing the data in its setup (text-to-text on partial labels)
+        raise fail(str(error)) from None
     except CheckpointError as error:  # the checkpoint resumed from does not fit the model
         raise fail(f"{cli.config.ckpt_path}: {error}") from None
     best = best_checkpoint_callback(cli.trainer).best_model_path

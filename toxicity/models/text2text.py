@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 
 from toxicity.core.backbone import DEFAULT_BACKBONE, checked_backbone_path, load_config
+from toxicity.core.errors import DataError
 from toxicity.core.tags import LABELS
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH, Truncation, head_and_tail, special_tokens_around
 from toxicity.models.base import TaggerModule
@@ -244,7 +245,27 @@ class TextToTextTagger(TaggerModule):
         kept = head_and_tail(content, budget) if self.hparams.truncation == "head_tail" else content[:budget]
         return ids[:front] + kept + ids[end:]
 
+    def setup(self, stage: str) -> None:
+        """Refuses partial labels (several sources, or NaN tags): a target is the set of tags a comment
+        has, written as words, and it has no way to say "unknown" for one tag; reading unknown as absent
+        would teach every tag a source leaves out to be 0."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        sources = list(getattr(datamodule, "source_names", None) or [])
+        if sources:
+            raise DataError(
+                f"the text-to-text family cannot train on partial labels (data.sources: {sources}): its "
+                "target names the tags a comment has and cannot leave one unknown. Train the encoder "
+                "(toxicity.models.encoder.ToxicCommentTagger) or the hybrid "
+                "(toxicity.models.hybrid.HybridTagger) on several sources, or this family on one fully "
+                "labelled source (--data.data_path)."
+            )
+
     def target_ids(self, labels: torch.Tensor) -> torch.Tensor:
+        if torch.isnan(labels).any():
+            raise DataError(
+                "the text-to-text family cannot train on a batch with unknown (NaN) tags; give it fully "
+                "labelled rows, or train the encoder or hybrid family."
+            )
         """Target token ids of each 0/1 row, padded with -100 (ignored by the loss)."""
         rows = [self.pieces.target_ids(row) for row in labels.round().long().tolist()]
         targets = torch.full((len(rows), max(map(len, rows))), -100, dtype=torch.long)

@@ -1,0 +1,129 @@
+"""End to end: `python -m toxicity.fit` on several differently-labelled sources (data.sources), tiny
+random models on CPU; the bad inputs of issue 29 as one `error:` line and exit 2."""
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers import TINY_TEXT2TEXT_YAML, fit_args, make_comments
+from tests.helpers.sources import TWEETS_LABELS, make_tweets, write_two_sources
+from toxicity.fit import main
+
+HYBRID_YAML = TINY_TEXT2TEXT_YAML.with_name("tiny_hybrid.yaml")
+
+
+def sources_args(tmp_path, sources, *extra, config=None):
+    file = tmp_path / "sources.yaml"
+    file.write_text(yaml.safe_dump(sources))
+    base = {"config": config} if config else {}
+    return fit_args(tmp_path, tmp_path / "unused.csv", "--data.sources", str(file), *extra, **base)
+
+
+def scalars(tmp_path) -> set[str]:
+    run = tmp_path / "logs" / "toxic-comments" / "version_0"
+    names = set()
+    for events in run.glob("events.out.tfevents.*"):
+        names |= set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
+    return names
+
+
+def test_two_sources_train_end_to_end_with_per_source_validation(tmp_path, capsys):
+    cli = main(sources_args(tmp_path, write_two_sources(tmp_path), "--trainer.max_epochs", "1"))
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()
+    logged = scalars(tmp_path)
+    expected = {
+        "val_loss",
+        "val_loss/wiki",
+        "val_loss/tweets",
+        "val_auroc_toxic/wiki",
+        "val_auroc_toxic/tweets",
+        "val_auroc_mean/tweets",
+        "val_auroc_toxic",
+    }
+    assert expected <= logged, sorted(logged)
+    assert "val_auroc_insult/tweets" not in logged  # the tweets label no insult
+    # training drew the tweets at their share: weight 2 x sqrt(45 rows) against sqrt(48)
+    datamodule = cli.datamodule
+    assert datamodule.source_names == ["wiki", "tweets"]
+    assert datamodule.source_shares[1] > datamodule.source_shares[0]
+    assert "Best checkpoint:" in capsys.readouterr().out
+
+
+def test_the_hybrid_trains_on_two_sources(tmp_path):
+    cli = main(
+        sources_args(
+            tmp_path,
+            write_two_sources(tmp_path),
+            "--trainer.max_epochs",
+            "1",
+            "--data.rows_per_epoch",
+            "32",
+            config=HYBRID_YAML,
+        )
+    )
+    assert cli.trainer.global_step == 2  # 32 rows drawn, batches of 16
+    assert "val_auroc_toxic/tweets" in scalars(tmp_path)
+
+
+def test_the_text_to_text_family_refuses_partial_labels_naming_what_works(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(sources_args(tmp_path, write_two_sources(tmp_path), config=TINY_TEXT2TEXT_YAML))
+    assert stopped.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("error: the text-to-text family cannot train on partial labels")
+    assert "ToxicCommentTagger" in message and "HybridTagger" in message
+
+
+def overlapping_ids(tmp_path, sources):
+    tweets = make_tweets()
+    tweets.loc[0, "id"] = "c1"
+    tweets.to_csv(sources[1]["path"], index=False)
+
+
+def all_one_class(tmp_path, sources):
+    sources[1]["labels"] = {"toxic": {"column": "class", "positive": [0, 1, 2]}}
+
+
+def lacking_tag(tmp_path, sources):
+    sources[1]["labels"] = {**TWEETS_LABELS, "hate": "class"}
+
+
+def no_tag(tmp_path, sources):
+    del sources[1]["labels"]
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lacking_tag, "source 'tweets' (.*) maps onto tag(s) ['hate'], which the model lacks"),
+        (no_tag, "source 'tweets' (.*) labels none of the model's tags"),
+        (overlapping_ids, "source 'tweets' (.*) and source 'wiki' share 1 id(s)"),
+        (all_one_class, "source 'tweets' (.*): every label it gives is 1 after mapping"),
+    ],
+)
+def test_bad_sources_are_one_error_line_and_exit_2_before_any_run_folder(tmp_path, capsys, spoil, message):
+    sources = write_two_sources(tmp_path)
+    spoil(tmp_path, sources)
+    with pytest.raises(SystemExit) as stopped:
+        main(sources_args(tmp_path, sources))
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error: ")
+    head, tail = message.split("(.*)")
+    assert head in lines[-1] and tail in lines[-1]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_counts_per_source_are_logged(tmp_path, caplog):
+    with caplog.at_level("INFO"):
+        main(sources_args(tmp_path, write_two_sources(tmp_path), "--trainer.max_steps", "1"))
+    assert "source 'tweets'" in caplog.text and "positive/negative/unknown" in caplog.text
+    assert "'insult': '0/0/" in caplog.text  # the tweets' insult: all unknown, counted
+
+
+def test_a_single_data_path_still_trains_as_before(tmp_path):
+    data = tmp_path / "c.csv"
+    make_comments().to_csv(data, index=False)
+    main(fit_args(tmp_path, data, "--trainer.max_epochs", "1"))
+    logged = scalars(tmp_path)
+    assert "val_loss" in logged and not any("/" in name for name in logged if name.startswith("val_"))
