@@ -232,3 +232,18 @@ def test_the_presets_read_the_shared_datasets():
     assert set(mixed.frames["test"][SOURCE_COLUMN]) == {1}  # only TweetEval has a test split here
     ethos = (train[SOURCE_COLUMN] == 2).sum() + (mixed.frames["val"][SOURCE_COLUMN] == 2).sum()
     assert ethos == 998  # every ETHOS comment, split 80 / 20 here
+
+
+def test_an_empty_tag_cell_is_unknown_and_another_value_is_refused(tmp_path):
+    frame = make_comments(n_clean=20, n_toxic=10)
+    frame["insult"] = frame["insult"].astype(object)
+    frame.loc[:4, "insult"] = None  # e.g. a feedback export: nobody suggested insult for these rows
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    mixed = loaded([{"path": str(tmp_path / "f.csv")}])
+    rows = pd.concat([mixed.frames["train"], mixed.frames["val"]]).set_index("id")
+    assert rows.loc[[f"c{k}" for k in range(5)], "insult"].isna().all()
+    assert rows["toxic"].notna().all()
+    frame.loc[6, "insult"] = "yes"
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    with pytest.raises(DataError, match="column 'insult' .* holds 'yes' at data row 7; .* takes 0 or 1"):
+        loaded([{"path": str(tmp_path / "f.csv")}])

@@ -124,7 +124,7 @@ class TagFrom:
     column: str
     positive: tuple = (1,)
     negative: tuple = (0,)
-    strict: bool = True  # the `tag: column` shorthand: a value other than 0/1 is an error, not unknown
+    strict: bool = True  # `tag: column`: a value other than 0, 1 or an empty cell (unknown) is an error
 
 
 @dataclass(frozen=True)
@@ -348,18 +348,19 @@ def map_labels(frame: pd.DataFrame, source: Source, tags: Sequence[str], split: 
 
 def _tag_values(frame: pd.DataFrame, rule: TagFrom, source: Source, tag: str) -> pd.Series:
     column = frame[rule.column]
+    empty = column.isna() | column.astype(str).str.strip().eq("")  # an empty cell: unknown, as unlisted
     numbers = pd.to_numeric(column, errors="coerce")
     keys = pd.to_numeric(pd.Series([*rule.positive, *rule.negative], dtype=object), errors="coerce")
-    if numbers.notna().all() and keys.notna().all():  # compare as numbers: 0, 0.0 and "0" alike
-        values, positive, negative = numbers.astype(float), [float(v) for v in rule.positive], None
-        negative = [float(v) for v in rule.negative]
+    if numbers[~empty].notna().all() and keys.notna().all():  # compare as numbers: 0, 0.0 and "0" alike
+        values = numbers.astype(float)
+        positive, negative = [float(v) for v in rule.positive], [float(v) for v in rule.negative]
     else:
         values = column.astype(str).str.strip()
         positive, negative = [str(v) for v in rule.positive], [str(v) for v in rule.negative]
     result = pd.Series(np.nan, index=frame.index)
     result[values.isin(positive)] = 1.0
     result[values.isin(negative)] = 0.0
-    other = result.isna()
+    other = result.isna() & ~empty
     if rule.strict and other.any():
         first = other.idxmax()
         raise DataError(
