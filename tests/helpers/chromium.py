@@ -81,5 +81,13 @@ class Browser:
     def type(self, text: str):
         self.send("Input.insertText", text=text)
 
+    def hover(self, selector: str):
+        """Moves the mouse to the middle of the first element `selector` finds, as a user pointing at it."""
+        x, y = self.evaluate(
+            f"(r => [r.x + r.width / 2, r.y + r.height / 2])"
+            f"(document.querySelector({json.dumps(selector)}).getBoundingClientRect())"
+        )
+        self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+
     def screenshot(self) -> bytes:
         return base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])

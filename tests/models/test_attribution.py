@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.helpers import TINY_ENCODER
+from tests.helpers.explain import insult_direction_model
 from tests.models.toy_family import CharLengthTagger
 from toxicity.data.ngrams import NgramHasher
 from toxicity.inference.scorer import ToxicityClassifier
 from toxicity.models.attribution import Attributor, text_logits, tokenized_with_words, without_words
-from toxicity.models.encoder import ToxicCommentTagger
 from toxicity.models.hybrid import HybridTagger
 from toxicity.models.ngram_shares import ngram_word_shares, occurrences
 from toxicity.models.text2text import TextToTextTagger
@@ -20,28 +20,10 @@ TOXIC, NEUTRAL = "idiot", "table"
 SENTENCE = "thanks for the table, you idiot!"
 
 
-def mean_pooled(model, texts):
-    encoded = model.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model.encoder(**encoded).last_hidden_state
-    mask = encoded["attention_mask"].unsqueeze(-1)
-    return (hidden * mask).sum(1) / mask.sum(1)
-
-
 @pytest.fixture(scope="module")
 def minilm_insult_direction():
-    """The pretrained MiniLM (offline) with a deterministic head: each tag's weight is the direction from
-    neutral to insulting sentences in its mean-pooled space (no training, no randomness)."""
-    model = ToxicCommentTagger(pooling="mean", labels=["toxic", "insult"]).eval()
-    toxic = mean_pooled(model, ["you idiot", "stupid moron", "you are an idiot", "what an idiot"]).mean(0)
-    clean = mean_pooled(
-        model, ["the table", "thanks for the edit", "the article is long", "a nice day"]
-    ).mean(0)
-    direction = (toxic - clean) / (toxic - clean).norm()
-    with torch.no_grad():
-        model.head.weight[:] = torch.stack([10 * direction, 5 * direction])
-        model.head.bias[:] = -(model.head.weight @ ((toxic + clean) / 2))
-    return ToxicityClassifier(model, max_length=128)
+    """The pretrained MiniLM, its head along the insult direction (tests/helpers/explain.py)."""
+    return ToxicityClassifier(insult_direction_model(["toxic", "insult"]), max_length=128)
 
 
 def by_word(explanation, tag):

@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.helpers.chromium import Browser
+from tests.helpers.explain import insult_direction_model, save_as_checkpoint
 from tests.helpers.processes import descendants, port_is_free, wait_until_stopped
 from tests.helpers.server import Server
 from toxicity.checkpoint import save_thresholds, thresholds_path
@@ -27,7 +28,7 @@ from toxicity.serve import banner, main, parse_args
 from toxicity.serving.api import Failed, Rows, ToxicityAPI, score
 from toxicity.serving.perspective.analyze import ATTRIBUTES
 from toxicity.serving.perspective.errors import invalid_key_detail
-from toxicity.serving.schemas import PredictRequest, Refused
+from toxicity.serving.schemas import Limits, PredictRequest, Refused, parse_body
 
 TEXTS = [
     "you idiot number 3, stop it stop it",
@@ -665,3 +666,83 @@ def test_page_in_headless_chromium(server, direct, tmp_path):
     path = tmp_path / "page.png"
     path.write_bytes(png)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
+
+
+# ----------------------------------------------------------------------------- word attributions (issue 30)
+def test_predict_explains_the_words_only_when_asked(server, direct):
+    texts = TEXTS[:2]
+    status, body = server.call("/predict", {"texts": texts, "explain": True})
+    assert status == 200 and set(body) == {"probabilities", "explanations"}
+    for text, served, probs in zip(texts, body["explanations"], body["probabilities"]):
+        (expected,) = direct.explain(text)
+        words = served["words"]
+        assert [text[w["start"] : w["end"]] for w in words] == [w["word"] for w in words]
+        assert [w["word"] for w in words] == [w.word for w in expected.words]
+        assert list(served["tags"]) == list(LABELS)
+        for tag in LABELS:
+            assert served["tags"][tag]["score"] == pytest.approx(probs[tag], abs=1e-5)
+            np.testing.assert_allclose(
+                served["tags"][tag]["attributions"], expected.attributions[tag], atol=1e-4
+            )
+    for unasked in ({"texts": texts}, {"texts": texts, "explain": False}):
+        status, body = server.call("/predict", unasked)
+        assert status == 200 and set(body) == {"probabilities"}
+
+
+def test_explain_requests_are_validated_and_capped(server):
+    status, body = server.call("/predict", {"texts": ["ok"], "explain": "yes"})
+    assert status == 400 and body["error"].startswith("explain: ") and '"explain": true' in body["error"]
+    status, body = server.call("/predict", {"texts": [None], "explain": True})
+    assert status == 400 and body["error"].startswith("texts.0: ")
+    status, body = server.call("/predict", {"texts": ["ok"] * 9, "explain": True})
+    assert status == 413  # over --max-texts before the explain cap
+    with pytest.raises(Refused) as refusal:
+        parse_body(
+            json.dumps({"texts": ["a", "b", "c"], "explain": True}).encode(),
+            PredictRequest,
+            Limits(max_explained=2),
+        )
+    assert refusal.value.status == 413 and "3 texts to explain in one request, over the limit of 2" in str(
+        refusal.value
+    )
+    parse_body(
+        json.dumps({"texts": ["a", "b", "c"]}).encode(), PredictRequest, Limits(max_explained=2)
+    )  # no cap
+    with pytest.raises(Refused) as refusal:
+        parse_body(b'{"texts": ["a"], "explain": true}', PredictRequest, Limits(explainable=False))
+    assert refusal.value.status == 400 and "--ckpt" in str(refusal.value)
+
+
+@pytest.fixture(scope="module")
+def insult_direction_server(tmp_path_factory):
+    """A server on the pretrained MiniLM whose head points from neutral to insulting sentences."""
+    path = save_as_checkpoint(
+        insult_direction_model(list(LABELS)), tmp_path_factory.mktemp("direction") / "m.ckpt"
+    )
+    running = Server("--ckpt", str(path), "--max-batch-size", "1")
+    yield running
+    running.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install -y chromium)")
+def test_page_highlights_the_words_of_the_tag_pointed_at(insult_direction_server, tmp_path):
+    comment = "thanks for the table, you idiot"
+    with Browser(CHROMIUM, tmp_path) as browser:
+        browser.open(insult_direction_server.url + "/")
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        browser.evaluate("document.getElementById('text').focus()")
+        browser.type(comment)
+        browser.wait_for(f"document.body.dataset.explained === {json.dumps(comment)}", timeout=60)
+        for tag in ("insult", "toxic"):
+            browser.hover(f"[data-tag={tag}]")
+            browser.wait_for(f"document.body.dataset.highlighted === '{tag}'")
+            words = browser.evaluate(
+                "Object.fromEntries([...document.querySelectorAll('#why .w')]"
+                ".map(w => [w.textContent, w.classList.contains('hl')]))"
+            )
+            assert words["idiot"] is True and words["table"] is False and words["thanks"] is False, words
+            shown = browser.evaluate("document.getElementById('why').textContent")
+            assert shown == comment  # the comment as typed, nothing lost between the words
+        png = browser.screenshot()
+    (tmp_path / "page.png").write_bytes(png)

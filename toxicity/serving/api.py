@@ -62,7 +62,14 @@ class ToxicityAPI(ls.LitAPI):
     def score(self, requests: list[PredictRequest]) -> list[Scored]:
         probs = self.classifier.predict_proba([text for request in requests for text in request.texts])
         ends = np.cumsum([len(request.texts) for request in requests])[:-1]
-        return [Scored(part, request.threshold) for part, request in zip(np.split(probs, ends), requests)]
+        return [
+            Scored(part, request.threshold, self.explain(request) if request.explain else None)
+            for part, request in zip(np.split(probs, ends), requests)
+        ]
+
+    def explain(self, request: PredictRequest) -> list[dict]:
+        """Each text's word attributions per tag (ToxicityClassifier.explain), as plain JSON."""
+        return [explanation.to_dict() for explanation in self.classifier.explain(request.texts)]
 
     def score_alone(self, request: PredictRequest) -> Scored | Failed:
         try:
@@ -75,12 +82,12 @@ class ToxicityAPI(ls.LitAPI):
         """Arrays, as lists (the HTTP process's route builds its own JSON from them)."""
         if isinstance(scored, Failed):
             return scored
-        probs, threshold = scored
+        probs, threshold = scored.probs, scored.threshold
         unscored = (~np.isfinite(probs)).any(axis=1).nonzero()[0]
         if len(unscored):  # a text that failed on its own (BatchScorer scores it NaN)
             return Failed(500, f"texts[{unscored[0]}] could not be scored; see the server log")
         cutoffs = None if threshold is None else self.classifier.thresholds_for(threshold).tolist()
-        return Rows(probs.tolist(), cutoffs)
+        return Rows(probs.tolist(), cutoffs, scored.explanations)
 
 
 class Rows(NamedTuple):
@@ -89,11 +96,13 @@ class Rows(NamedTuple):
 
     probabilities: list[list[float]]
     cutoffs: list[float] | None = None
+    explanations: list[dict] | None = None  # per text, when the request asked to explain
 
 
 class Scored(NamedTuple):
     probs: np.ndarray
     threshold: float | str | None
+    explanations: list[dict] | None = None
 
 
 class Failed(NamedTuple):

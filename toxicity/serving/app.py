@@ -119,7 +119,9 @@ def build_server(
     drop_unsupported_attributes: bool = False,
 ) -> ToxicityServer:
     """`feedback`: where comments:suggestscore stores suggestions; None: the route is off."""
-    limits = (limits or Limits())._replace(tuned=bool(info["thresholds"]))
+    limits = (limits or Limits())._replace(
+        tuned=bool(info["thresholds"]), explainable=info["backend"] == "torch"
+    )
     timeouts, access = timeouts or Timeouts(), access or Access()
     # one core is left to the HTTP process; spare cores are not worth the risk of oversubscription, where
     # torch's spinning threads slow down many times over when other processes want the cores too
@@ -207,6 +209,8 @@ def predict_response(rows: Rows, tags: list[str]) -> dict:
             {tag: int(p >= cut) for tag, p, cut in zip(tags, row, rows.cutoffs)} for row in rows.probabilities
         ]
         response["thresholds"] = dict(zip(tags, rows.cutoffs))
+    if rows.explanations is not None:
+        response["explanations"] = rows.explanations
     return response
 
 

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictStr,
     ValidationError,
     ValidationInfo,
@@ -20,7 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from toxicity.inference.scorer import checked_threshold
 
-PREDICT_USAGE = 'send JSON like {"texts": ["a comment"], "threshold": 0.5 or "tuned" (optional)}'
+PREDICT_USAGE = (
+    'send JSON like {"texts": ["a comment"], "threshold": 0.5 or "tuned" (optional), "explain": true '
+    "(optional: word attributions per tag)}"
+)
 
 
 class Refused(Exception):
@@ -36,6 +40,8 @@ class Limits(NamedTuple):
     max_texts: int = 64
     max_chars: int = 5000
     tuned: bool = False  # whether the model has tuned thresholds
+    max_explained: int = 8  # texts one /predict request may ask to explain (each costs ~1 s of a worker)
+    explainable: bool = True  # whether the model served can explain its scores (a checkpoint, not ONNX)
 
 
 # ------------------------------------------------------------------------------------------ requests
@@ -128,6 +134,7 @@ class PredictRequest(JsonBody):
 
     texts: list[StrictStr] = Field(min_length=1)
     threshold: float | Literal["tuned"] | None = None
+    explain: StrictBool = False
 
     @field_validator("threshold", mode="before")
     @classmethod
@@ -158,6 +165,19 @@ class PredictRequest(JsonBody):
             )
         for position, text in enumerate(self.texts):
             check_length(text, f"texts[{position}]", limits.max_chars)
+        if self.explain and not limits.explainable:
+            raise Refused(
+                400,
+                "explain needs the model's checkpoint: this server scores an ONNX export, which has no "
+                "gradients; serve the checkpoint (--ckpt), or call ToxicityClassifier.explain()",
+            )
+        if self.explain and len(self.texts) > limits.max_explained:
+            raise Refused(
+                413,
+                f"{len(self.texts)} texts to explain in one request, over the limit of "
+                f"{limits.max_explained} explained texts per request; send fewer texts with explain, or "
+                "the rest without it",
+            )
         return self
 
 
