@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-resume", action="store_true")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if not args.ckpt.is_file():
         raise SystemExit(
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{work / name} exists; give an empty --work folder.")
     source = work / "comments.parquet"
     distinct = build_input(args.rows, source, row_group_rows=10_000)
-    common = ["--ckpt", str(args.ckpt), "--input", str(source), "--chunk-rows", str(args.chunk_rows)]
+    common = ["--ckpt", str(args.ckpt), "--data", str(source), "--chunk-rows", str(args.chunk_rows)]
     common += ["--batch-size", str(args.batch_size), "--accelerator", "cpu"]
     run = Run.start("distributed_predict", argv=argv)
     runs = {
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
             "resumed_vs_uninterrupted": compare(folder, work / "two"),
         }
     print(markdown(result, run.date))
-    print(f"Wrote {run.write(result, markdown(result, run.date), out=args.out)} and .md")
+    print(f"Wrote {run.write(result, markdown(result, run.date), out=args.output)} and .md")
 
 
 def markdown(result: dict, date: str) -> str:

@@ -65,7 +65,7 @@ def fill(url: str, rows: int) -> None:
 def export_peak(url: str, out: Path) -> dict:
     started = time.perf_counter()
     finished = subprocess.run(
-        [sys.executable, "-c", REPORT_PEAK, "export", "--db", url, "--out", str(out)],
+        [sys.executable, "-c", REPORT_PEAK, "export", "--feedback-db", url, "--output", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = arguments("feedback_export", __doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--db-url", help="a PostgreSQL URL (its toxicity_feedback table is replaced)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run = Run.start("feedback_export", "postgresql" if args.db_url else None, argv)
     sizes = []
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sizes": sizes,
         "peak_ratio": sizes[-1]["peak_rss_mb"] / sizes[0]["peak_rss_mb"],
     }
-    print(f"Wrote {run.write(results, markdown(results), out=args.out)} and .md")
+    print(f"Wrote {run.write(results, markdown(results), out=args.output)} and .md")
     return results
 
 

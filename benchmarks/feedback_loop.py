@@ -207,7 +207,16 @@ def post(url: str, body: dict) -> dict:
 
 
 def export(database: Path, out: Path) -> pd.DataFrame:
-    command = [sys.executable, "-m", "toxicity.feedback", "export", "--db", str(database), "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "toxicity.feedback",
+        "export",
+        "--feedback-db",
+        str(database),
+        "--output",
+        str(out),
+    ]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
     return pd.read_csv(out)
 
@@ -308,14 +317,14 @@ def main(argv: list[str] | None = None) -> dict:
         help="the correct labels of half A's failures only, or of all its sentences (every decision)",
     )
     parser.add_argument("--max-epochs", type=int, default=None, help="both trainings (default: the recipe's)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="feedback-loop-"))
     work.mkdir(parents=True, exist_ok=True)
     record = Run.start("feedback_loop", "all_decisions" if args.send == "all" else None, argv)
     results = run(work, args.ckpt, args.seed, args.max_epochs, args.send)
     print(markdown(results, record.date))
-    print(f"Wrote {record.write(results, markdown(results, record.date), out=args.out)} and .md")
+    print(f"Wrote {record.write(results, markdown(results, record.date), out=args.output)} and .md")
     return results
 
 

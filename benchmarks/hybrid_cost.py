@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run = Run.start("hybrid_cost", argv=argv)
     texts = texts_of(args.texts, args.rows)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"+{ratios['checkpoint_mb_added']:.1f} MB."
         ),
     ]
-    written = run.write(result, "\n".join(lines), out=args.out)
+    written = run.write(result, "\n".join(lines), out=args.output)
     print("\n".join(lines) + f"\n\nWrote {written} and .md")
     return result
 

@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--settings", default=None, help="default: abcd, and e with --text2text-ckpt")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.child:
         kind, *rest = args.child
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         "int8_auroc_change": auroc or "skipped: pass a trained checkpoint with --ckpt",
     }
     print(markdown(results))
-    print(f"Wrote {run.write(results, markdown(results), out=args.out)} and .md")
+    print(f"Wrote {run.write(results, markdown(results), out=args.output)} and .md")
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", default=None, help="a name part for the results, e.g. demo")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run = Run.start("int8_parity", slug(args.variant) if args.variant else None, argv)
     with tempfile.TemporaryDirectory() as work:
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         results = measure(checkpoint, Path(work) / "onnx", args.n, args.repeats, args.threads)
     results = {"checkpoint": args.ckpt or "shipped MiniLM, untrained seeded head", **results}
     print(markdown(results))
-    print(f"Wrote {run.write(results, markdown(results), out=args.out)} and .md")
+    print(f"Wrote {run.write(results, markdown(results), out=args.output)} and .md")
 
 
 if __name__ == "__main__":

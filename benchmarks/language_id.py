@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-source", type=int, default=1000)
     parser.add_argument("--max-chars", type=int, default=100)
     parser.add_argument("--only", choices=list(CANDIDATES), help=argparse.SUPPRESS)  # one, in a subprocess
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     options = parser.parse_args(argv)
     english, others = short_english(options.per_source, options.max_chars), other_languages()
     if options.only:
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = run_in_subprocess(name, options)
         print(name, json.dumps({k: v for k, v in results[name].items() if "misread" not in str(k)})[:400])
     report = markdown(results, setup, run.date)
-    print(f"Wrote {run.write({'setup': setup, 'candidates': results}, report, out=options.out)} and .md")
+    print(f"Wrote {run.write({'setup': setup, 'candidates': results}, report, out=options.output)} and .md")
 
 
 if __name__ == "__main__":

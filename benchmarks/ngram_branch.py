@@ -158,7 +158,7 @@ def reweighted(run: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     parser = arguments("ngram_branch", __doc__)
     parser.add_argument("--run", type=Path, action="append", required=True)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     record = Run.start("ngram_branch", argv=argv)
     torch.set_num_threads(2)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         "hybrid_reweighted": [cell for run in args.run for cell in reweighted(run)],
     }
     print(markdown(results, record.date))
-    print(f"Wrote {record.write(results, markdown(results, record.date), out=args.out)} and .md")
+    print(f"Wrote {record.write(results, markdown(results, record.date), out=args.output)} and .md")
 
 
 def markdown(results: dict, date: str) -> str:

@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="only these (tweeteval_offensive, tweeteval_hate, jigsaw_sample, davidson_hate_offensive, "
         "ethos); default: every one present",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 3)
     units, skipped = datasets(args.data_root, args.seed)
@@ -439,8 +439,8 @@ def main(argv: list[str] | None = None) -> dict:
                     results["datasets"][unit.name][model] = figures(unit, scored)
                 except Exception as error:  # noqa: BLE001 - recorded, and fails the run below
                     results["datasets"][unit.name][model] = {"error": f"{type(error).__name__}: {error}"}
-                run.write(results, out=args.out)  # the JSON so far, if stopped
-    written = run.write(results, markdown(results, run.date), out=args.out)
+                run.write(results, out=args.output)  # the JSON so far, if stopped
+    written = run.write(results, markdown(results, run.date), out=args.output)
     print(markdown(results, run.date))
     record = json.loads(written.read_text())
     print(f"{record['seconds'] / 60:.1f} minutes. Wrote {written} and .md; skipped: {skipped or 'nothing'}")

@@ -299,7 +299,7 @@ def measure_spans(options: argparse.Namespace, run: Run) -> None:
     finally:
         stop_server(process)
     print(spans_markdown(results, run.date))
-    print(f"Wrote {run.write(results, spans_markdown(results, run.date), out=options.out)} and .md")
+    print(f"Wrote {run.write(results, spans_markdown(results, run.date), out=options.output)} and .md")
 
 
 MALFORMED = [
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-timeout", type=float, default=0.005)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="3 s cells, 1,000 requests, 200 malformed")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
         "--spans",
         action="store_true",
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
         for clients in CLIENTS
     }
     print(markdown(results, run.date))
-    print(f"Wrote {run.write(results, markdown(results, run.date), out=options.out)} and .md")
+    print(f"Wrote {run.write(results, markdown(results, run.date), out=options.output)} and .md")
 
 
 if __name__ == "__main__":

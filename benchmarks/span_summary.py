@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=SHARED_DATA / "jigsaw_sample")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--about", default="", help="what the checkpoint is, for the results file")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run = Run.start("span_summary", argv=argv)
     torch.set_num_threads(args.threads)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     }
     print(markdown(results, tags, run.date))
-    print(f"Wrote {run.write(results, markdown(results, tags, run.date), out=args.out)} and .md")
+    print(f"Wrote {run.write(results, markdown(results, tags, run.date), out=args.output)} and .md")
 
 
 def markdown(results: dict, tags: list[str], date: str) -> str:

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--backbone", default=None, help="a local encoder folder instead of the recipe's")
     parser.add_argument("--precision", default=None, help="e.g. 32-true (a GPU run defaults to bf16-mixed)")
     parser.add_argument(
-        "--out", type=Path, required=True, help="the results go here (benchmarks/results to commit them)"
+        "--output", type=Path, required=True, help="the results go here (benchmarks/results to commit them)"
     )
     parser.add_argument("--label", default=None, help="a name part for the results: sweep-<label>-<date>-...")
     parser.add_argument("--work", type=Path, default=None, help="run folders (default: <out>/runs)")
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         units = {name: subset(unit, args.quick_rows, 42) for name, unit in units.items()}
     if args.job:
         dataset, variant, seed = json.loads(args.job)
-        folder = (args.work or args.out / "runs") / f"{dataset}-{variant}-{seed}"
+        folder = (args.work or args.output / "runs") / f"{dataset}-{variant}-{seed}"
         result = run_job(units[dataset], variant, seed, folder, args.epochs, args.backbone, args.precision)
         (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         return [result]
@@ -287,7 +287,7 @@ def run_jobs(jobs: list[tuple], args, argv: list[str]) -> list[dict]:
     started = time.time()
 
     def child(job: tuple) -> dict:
-        folder = (args.work or args.out / "runs") / "-".join(map(str, job))
+        folder = (args.work or args.output / "runs") / "-".join(map(str, job))
         folder.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "benchmarks.sweep", *argv, "--job", json.dumps(job)]
         with (folder / "log.txt").open("w") as log:
@@ -318,7 +318,7 @@ def run_jobs(jobs: list[tuple], args, argv: list[str]) -> list[dict]:
                 failures.append(str(error))
                 print(error, file=sys.stderr, flush=True)
             markdown = f"# Recipe sweep, {run.date}\n\n" + summary(results)
-            written = run.write({"jobs": results, "failures": failures}, markdown, out=args.out)
+            written = run.write({"jobs": results, "failures": failures}, markdown, out=args.output)
     print(summary(results))
     if jobs:
         print(f"Wrote {written} and .md")

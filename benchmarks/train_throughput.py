@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--padded", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--max-length", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.data, args.max_length, args.padded, args.batch_size, args.steps)))
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         grouped["speedup_vs_padded"] = grouped["examples_per_s"] / padded["examples_per_s"]
     report = markdown(rows, args.data, args.batch_size, args.steps)
     print(report)
-    print(f"Wrote {run.write({'rows': rows}, report, out=args.out)} and .md")
+    print(f"Wrote {run.write({'rows': rows}, report, out=args.output)} and .md")
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ def test_every_tool_refuses_it_with_exit_2(tampered, tmp_path, tool):
     comments = tmp_path / "in.csv"
     comments.write_text("comment_text\nhello\n")
     args = {
-        "predict": ["--input", str(comments), "--output", str(tmp_path / "out.csv")],
-        "evaluate": ["--out", str(tmp_path / "report")],
-        "export": ["--format", "onnx", "--out", str(tmp_path / "onnx")],
+        "predict": ["--data", str(comments), "--output", str(tmp_path / "out.csv")],
+        "evaluate": ["--output", str(tmp_path / "report")],
+        "export": ["--format", "onnx", "--output", str(tmp_path / "onnx")],
     }[tool]
     result = subprocess.run(
         [sys.executable, "-m", f"toxicity.{tool}", "--ckpt", str(path), *args],
@@ -335,7 +335,7 @@ def test_the_tools_and_the_server_refuse_a_diverged_checkpoint_before_scoring(tm
     comments = tmp_path / "in.csv"
     comments.write_text("comment_text\nhello\n")
     with pytest.raises(SystemExit) as stopped:
-        predict(["--ckpt", str(path), "--input", str(comments), "--output", str(tmp_path / "out.csv")])
+        predict(["--ckpt", str(path), "--data", str(comments), "--output", str(tmp_path / "out.csv")])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert stopped.value.code == 2 and len(errors) == 1
     assert errors[0] == f"error: {path}: " + REFUSED_NAN.format(name="head.bias", count=6, more="")

@@ -52,7 +52,7 @@ def test_version_and_a_mistyped_command():
 
 def test_a_command_runs_as_its_module_does(tmp_path):
     missing = tmp_path / "missing.sqlite"
-    args = ("export", "--db", str(missing), "--out", str(tmp_path / "out.csv"))
+    args = ("export", "--feedback-db", str(missing), "--output", str(tmp_path / "out.csv"))
     one = toxicity("feedback", *args)
     module = run(sys.executable, "-m", "toxicity.feedback", *args)
     assert one.returncode == module.returncode == 2 and one.stderr == module.stderr
@@ -83,3 +83,56 @@ def test_the_baseline_command_offers_the_baselines_there_are():
     from toxicity.evaluation.baseline import MODELS
 
     assert BASELINES == tuple(sorted(MODELS))
+
+
+# ------------------------------------------------------------------------------------------ the vocabulary
+RETIRED = {"--out", "--input", "--db", "--device", "--ckpt_path", "--ckpt-path"}  # old spellings
+WRITERS = ("predict", "evaluate", "baseline", "compare", "export", "feedback")
+
+
+def parsers():
+    """Every argparse command's parser (feedback's `export` subcommand for feedback), by command name."""
+    import argparse
+    import importlib
+
+    for name in COMMANDS:
+        if name == "fit":
+            continue
+        parser = importlib.import_module(f"toxicity.{name}").build_parser()
+        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        yield name, subcommands[0].choices["export"] if subcommands else parser
+
+
+def options_of(parser) -> dict:
+    return {flag: action for action in parser._actions for flag in action.option_strings}
+
+
+def test_one_spelling_and_one_default_for_each_shared_notion():
+    from toxicity.core.cli import BEST_CHECKPOINT
+
+    seen: dict[str, dict[str, object]] = {}
+    for name, parser in parsers():
+        options = options_of(parser)
+        assert not RETIRED & options.keys(), (name, RETIRED & options.keys())
+        for flag in ("--ckpt", "--accelerator", "--threads", "--batch-size", "--overwrite"):
+            if flag in options:
+                action = options[flag]
+                seen.setdefault(flag, {})[name] = (action.default, action.type, action.choices)
+        if name in WRITERS:
+            assert {"--output", "--overwrite"} <= options.keys(), name
+    assert set(seen["--ckpt"]) == {"predict", "evaluate", "export", "serve"}
+    assert {default for default, _, _ in seen["--ckpt"].values()} == {BEST_CHECKPOINT}
+    for flag, by_command in seen.items():
+        assert len(set(by_command.values())) == 1, (flag, by_command)
+    fit_help = toxicity("fit", "--help").stdout
+    assert "--ckpt CKPT" in fit_help and "--ckpt_path" not in fit_help
+
+
+def test_each_help_shows_its_defaults_and_an_example(capsys):
+    for name, parser in parsers():
+        text = parser.format_help()
+        assert f"examples:\n  toxicity {name}" in text, name
+        for action in parser._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                shown = parser._get_formatter()._get_help_string(action) or ""
+                assert "default" in shown, (name, action.option_strings)

@@ -79,7 +79,7 @@ def test_resume_from_last_continues_the_run_in_its_folder(tmp_path, comments_csv
             comments_csv,
             "--trainer.max_epochs",
             "2",
-            "--ckpt_path",
+            "--ckpt",
             str(run / "checkpoints" / "last.ckpt"),
         )
     )

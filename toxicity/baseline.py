@@ -1,11 +1,5 @@
-"""`python -m toxicity.baseline`: the classical baseline (TF-IDF + logistic regression) or the peer,
+"""`toxicity baseline`: the classical baseline (TF-IDF + logistic regression) or the peer,
 alt-profanity-check, trained and scored on the same rows as a checkpoint, with the same report.
-
-    python -m toxicity.baseline --data ../shared/data/jigsaw_sample                 # Kaggle test rows
-    python -m toxicity.baseline --data ../shared/data/jigsaw_sample --model peer    # the peer, same rows
-    python -m toxicity.baseline --data ../shared/data/tweeteval_offensive --split test
-    python -m toxicity.baseline --data davidson.csv.gz --text-column tweet --label-columns hate offensive \
-        --label-from 'class:0=hate+offensive,1=offensive'
 
 The models and the run: toxicity.evaluation.baseline.
 """
@@ -18,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toxicity.core.cli import run_tool
+from toxicity.core.cli import add_data, add_output, add_overwrite, command_parser, run_tool
 from toxicity.core.tags import LABELS
 from toxicity.data.sources import TEXT_COLUMN
 
@@ -30,16 +24,25 @@ BASELINES = ("peer", "tfidf")  # toxicity.evaluation.baseline.MODELS (a test kee
 log = logging.getLogger(__name__)
 
 
+EXAMPLES = (
+    "toxicity baseline --data ../shared/data/jigsaw_sample                  # Kaggle test rows",
+    "toxicity baseline --data ../shared/data/jigsaw_sample --model peer     # the peer, same rows",
+    "toxicity baseline --data ../shared/data/tweeteval_offensive --split test",
+    (
+        "toxicity baseline --data davidson.csv.gz --text-column tweet --label-columns hate offensive "
+        "--label-from 'class:0=hate+offensive,1=offensive'"
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="toxicity baseline",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--data", required=True, help="as fit's --data.data_path")
+    parser = command_parser("baseline", __doc__, EXAMPLES)
+    add_data(parser, "the labelled data, as fit's --data.data_path", required=True)
     parser.add_argument("--model", choices=BASELINES, default="tfidf", help="tfidf, or the peer")
-    parser.add_argument("--split", choices=("val", "test"), default="test")
-    parser.add_argument("--text-column", default=TEXT_COLUMN)
+    parser.add_argument("--split", choices=("val", "test"), default="test", help="the split reported")
+    add_output(parser, "the report folder (default: reports/<model>-<data>-<split>)")
+    add_overwrite(parser, "report in --output")
+    parser.add_argument("--text-column", default=TEXT_COLUMN, help="the column holding the text")
     parser.add_argument(
         "--label-columns",
         nargs="+",
@@ -47,14 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: the Jigsaw tags (a TweetEval folder: its task)",
     )
     parser.add_argument("--label-from", default=None, help="as fit's --data.label_from")
-    parser.add_argument("--binarise-at", type=float, default=None)
-    parser.add_argument("--separator", default=None)
-    parser.add_argument("--val-path", default=None)
-    parser.add_argument("--test-path", default=None)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--binarise-at", type=float, default=None, help="as fit's --data.binarise_at")
+    parser.add_argument("--separator", default=None, help="as fit's --data.separator")
+    parser.add_argument("--val-path", default=None, help="as fit's --data.val_path")
+    parser.add_argument("--test-path", default=None, help="as fit's --data.test_path")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="as fit's --data.val_fraction")
     parser.add_argument("--seed", type=int, default=42, help="the data split's seed (as fit's --data.seed)")
-    parser.add_argument("--out", default=None, help="default: reports/tfidf-<data>-<split>")
-    parser.add_argument("--overwrite", action="store_true")
     return parser
 
 
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> EvalResults:
         val_fraction=args.val_fraction,
         seed=args.seed,
     )
-    out = Path(args.out or f"reports/{args.model}-{Path(args.data).name.split('.')[0]}-{args.split}")
+    out = Path(args.output or f"reports/{args.model}-{Path(args.data).name.split('.')[0]}-{args.split}")
     results = run_tool(
         lambda: run_baseline(datamodule, args.split, out, args.overwrite, args.model), level=logging.INFO
     )

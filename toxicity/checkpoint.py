@@ -293,7 +293,7 @@ def read_thresholds(ckpt_path: str | Path) -> dict[str, float] | None:
     if path.stat().st_mtime < Path(ckpt_path).resolve().stat().st_mtime:
         log.warning(
             "%s is older than %s (tuned for a model that a later run replaced); ignoring it. "
-            "Run `python -m toxicity.evaluate --split val` to tune again.",
+            "Run `toxicity evaluate --split val --save-thresholds` to tune again.",
             path,
             ckpt_path,
         )

@@ -1,6 +1,6 @@
-"""`python -m toxicity.compare`: finished runs side by side, from what they logged.
-
-    python -m toxicity.compare lightning_logs/toxic-comments/version_0 lightning_logs/toxic-comments/version_1
+"""`toxicity compare`: finished runs side by side (per-tag F1 and AUROC on the validation split, loss
+curves), from what they logged. Runs validated on different data or tags are refused unless
+--allow-mixed-data, and then marked.
 
 The work is done by toxicity.evaluation.compare.
 """
@@ -9,32 +9,38 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toxicity.core.cli import run_tool
+from toxicity.core.cli import add_output, add_overwrite, command_parser, run_tool
 
 if TYPE_CHECKING:  # the comparison (matplotlib, the model registry) is imported when it runs, not for --help
     from toxicity.evaluation.compare import RunSummary
 
 
+EXAMPLES = (
+    "toxicity compare lightning_logs/toxic-comments/version_0 lightning_logs/toxic-comments/version_1",
+    "toxicity compare RUN_A RUN_B --output reports/encoder-vs-t5 --smoothing 0.9",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="toxicity compare",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("compare", __doc__, EXAMPLES)
     parser.add_argument("runs", nargs="+", help="run folders (lightning_logs/<name>/version_N)")
-    parser.add_argument(
-        "--out", default="reports/compare", help="folder for compare.md and training_loss.png"
+    add_output(
+        parser, "folder for compare.md and training_loss.png (default: reports/compare-<run>-<run>...)"
     )
+    add_overwrite(parser, "compare.md in --output")
     parser.add_argument(
         "--smoothing",
         type=float,
         default=0.6,
         help="TensorBoard-style smoothing weight, from 0 (none) up to but not including 1",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing compare.md")
+    parser.add_argument(
+        "--allow-mixed-data",
+        action="store_true",
+        help="compare runs validated on different data or tags anyway (the report marks them)",
+    )
     return parser
 
 
@@ -42,9 +48,11 @@ def main(argv: Sequence[str] | None = None) -> list[RunSummary]:
     args = build_parser().parse_args(argv)
     from toxicity.evaluation.compare import compare
 
-    runs, markdown = run_tool(lambda: compare(args.runs, args.out, args.smoothing, args.overwrite))
+    runs, markdown, output = run_tool(
+        lambda: compare(args.runs, args.output, args.smoothing, args.overwrite, args.allow_mixed_data)
+    )
     print(markdown)
-    print(f"Wrote {Path(args.out) / 'compare.md'} and training_loss.png")
+    print(f"Wrote {output / 'compare.md'} and training_loss.png")
     return runs
 
 

@@ -1,11 +1,8 @@
-"""`python -m toxicity.evaluate`: score a checkpoint on labelled data and write a report.
+"""`toxicity evaluate`: score a checkpoint on labelled data and write a report.
 
-    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt  # the run's own val split
-    python -m toxicity.evaluate --ckpt checkpoints/best-checkpoint.ckpt --split test  # Kaggle test rows
-    python -m toxicity.evaluate --ckpt ... --data tweets.csv --split test --label-map label=toxic
-
-Writes report.md, metrics.json and PNG plots to --out (default reports/<data>-<split>), prints the
-report, and adds the figures and headline scores to the training run's TensorBoard folder.
+Writes report.md, metrics.json, PNG plots and a TensorBoard folder under --output (default
+reports/<data>-<split>) and nothing elsewhere unless asked: --save-thresholds writes the tuned thresholds
+beside the checkpoint (for predict and serve), --log-dir adds the figures to a training run's TensorBoard.
 
 The work is done by toxicity.evaluation.evaluator.
 """
@@ -16,7 +13,20 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from toxicity.core.cli import run_tool
+from toxicity.core.cli import (
+    add_accelerator,
+    add_batch_size,
+    add_ckpt,
+    add_data,
+    add_output,
+    add_overwrite,
+    add_threads,
+    command_parser,
+    positive_int,
+    run_tool,
+    torch_device,
+    use_threads,
+)
 
 if TYPE_CHECKING:  # the evaluation (torch, scikit-learn) is imported when it runs, not for --help
     from toxicity.evaluation.evaluator import EvalOptions
@@ -36,19 +46,24 @@ def parse_label_map(items: list[str] | None) -> dict[str, str]:
     return label_map
 
 
+EXAMPLES = (
+    "toxicity evaluate                                  # the best checkpoint on its own validation split",
+    "toxicity evaluate --split val --save-thresholds    # and save the tuned thresholds for predict/serve",
+    "toxicity evaluate --split test                     # the Kaggle test rows",
+    "toxicity evaluate --data tweets.csv --split test --label-map label=toxic --output reports/tweets",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="toxicity evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser("evaluate", __doc__, EXAMPLES)
+    add_ckpt(parser)
+    add_data(
+        parser,
+        "Kaggle folder/zip, labelled table, or TweetEval folder (default: the checkpoint's training data)",
     )
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by toxicity.fit")
-    parser.add_argument(
-        "--data",
-        help="Kaggle folder/zip, labelled table, or TweetEval folder "
-        "(default: the checkpoint's training data)",
-    )
-    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--split", choices=("val", "test"), default="val", help="which split of --data")
+    add_output(parser, "the report folder (default: reports/<data>-<split>)")
+    add_overwrite(parser, "report in --output")
     parser.add_argument("--text-column", help="column holding the text (default: the checkpoint's)")
     parser.add_argument(
         "--label-map", nargs="+", metavar="COLUMN=TAG", help="rename data columns to model tags"
@@ -63,15 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold-rule",
         default="f1",
-        help="f1 (default), youden, precision>=X or recall>=X",
+        help="tuning rule: f1, youden, precision>=X or recall>=X",
     )
-    parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds for the tuned val column")
-    parser.add_argument("--calibration-bins", type=int, default=10)
-    parser.add_argument("--out", help="output folder (default: reports/<data>-<split>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
-    parser.add_argument("--log-dir", help="TensorBoard run folder (default: the one the checkpoint records)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument(
+        "--save-thresholds",
+        action="store_true",
+        help="write the thresholds tuned on the checkpoint's validation split beside it, where "
+        "`toxicity predict --threshold tuned` and `toxicity serve` read them",
+    )
+    parser.add_argument(
+        "--folds", type=positive_int, default=5, help="cross-fitting folds for the tuned val column"
+    )
+    parser.add_argument(
+        "--calibration-bins", type=positive_int, default=10, help="bins of the reliability plot"
+    )
+    parser.add_argument(
+        "--log-dir",
+        help="also add the figures and scores to this TensorBoard run folder (the learning-rate plot is "
+        "read from it; default: the run folder the checkpoint records, read only)",
+    )
+    add_batch_size(parser)
+    add_accelerator(parser)
+    add_threads(parser)
     return parser
 
 
@@ -93,7 +121,7 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
     return EvalOptions(
         args.ckpt,
         request,
-        args.out,
+        args.output,
         args.overwrite,
         rule,
         args.folds,
@@ -101,12 +129,14 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
         args.bias_tag,
         args.log_dir,
         args.batch_size,
-        args.device,
+        torch_device(args.accelerator),
+        args.save_thresholds,
     )
 
 
 def main(argv: list[str] | None = None) -> EvalResults:
     options = options_from_args(argv)
+    use_threads(build_parser().parse_args(argv).threads)
     from toxicity.evaluation.evaluator import evaluate
 
     results, out = run_tool(lambda: evaluate(options), level=logging.INFO)

@@ -1,10 +1,7 @@
-"""`python -m toxicity.export`: a checkpoint as ONNX (fp32, optionally int8) or as a Hugging Face folder.
-
-    python -m toxicity.export --ckpt checkpoints/best-checkpoint.ckpt --format onnx --int8 --out exported/
-    python -m toxicity.export --ckpt checkpoints/best-checkpoint.ckpt --format hf --out exported/
+"""`toxicity export`: a checkpoint as ONNX (fp32, optionally int8) or as a Hugging Face folder, each
+format in its own folder (default exported/onnx, exported/hf), checked against PyTorch after writing.
 
 ONNX (fp32, int8): toxicity.exporters.onnx; the Hugging Face folder: toxicity.exporters.huggingface.
-Each export is checked against PyTorch after writing.
 """
 
 from __future__ import annotations
@@ -14,22 +11,29 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from toxicity.core.cli import fail, run_tool
+from toxicity.core.cli import add_ckpt, add_output, add_overwrite, command_parser, fail, run_tool
 
 log = logging.getLogger(__name__)
 
 
 # -------------------------------------------------------------------------------------------------- CLI
+EXAMPLES = (
+    "toxicity export --format onnx --int8      # the best checkpoint into exported/onnx",
+    "toxicity export --format hf               # into exported/hf",
+    "toxicity export --ckpt run.ckpt --format onnx --output models/run-onnx --overwrite",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="toxicity export",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt", help="from toxicity.fit")
-    parser.add_argument("--format", choices=["hf", "onnx"], required=True)
+    parser = command_parser("export", __doc__, EXAMPLES)
+    add_ckpt(parser)
+    parser.add_argument("--format", choices=["hf", "onnx"], required=True, help="ONNX or Hugging Face")
+    add_output(parser, "the folder to write into (default: exported/<format>)", type=Path)
+    add_overwrite(parser, "export in --output")
     parser.add_argument(
-        "--int8", action="store_true", help="onnx: also write a statically quantized int8 model"
+        "--int8",
+        action="store_true",
+        help="onnx: also write a dynamically quantized int8 model (model.int8.onnx)",
     )
     parser.add_argument(
         "--threshold-rule",
@@ -37,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="int8's own thresholds: f1, macro_f1, youden, precision>=X or recall>=X "
         "(use the rule the checkpoint's thresholds were tuned with)",
     )
-    parser.add_argument("--out", type=Path, default=Path("exported"), help="folder to write into")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     return parser
 
 
@@ -58,16 +60,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     except ValueError as error:
         parser.error(str(error))
 
+    output = args.output or Path("exported") / args.format
     transformers_logging.disable_progress_bar()  # no bars for writing and re-reading one small folder
     if args.int8 and args.format != "onnx":
         raise fail("--int8 applies to --format onnx only.")
     if args.format == "onnx":
         check = run_tool(
-            lambda: export_onnx(args.ckpt, args.out, int8=args.int8, overwrite=args.overwrite, rule=rule)
+            lambda: export_onnx(args.ckpt, output, int8=args.int8, overwrite=args.overwrite, rule=rule)
         )
     else:
-        check = run_tool(lambda: export_huggingface(args.ckpt, args.out, overwrite=args.overwrite))
-    print(f"Exported {args.ckpt} as {args.format} to {args.out}.")
+        check = run_tool(lambda: export_huggingface(args.ckpt, output, overwrite=args.overwrite))
+    print(f"Exported {args.ckpt} as {args.format} to {output}.")
     for name, value in check.items():
         texts = check["int8_texts_checked"] if name.startswith("int8_") else len(SAMPLE_TEXTS)
         if name != "int8_texts_checked":

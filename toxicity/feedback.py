@@ -1,9 +1,5 @@
-"""`python -m toxicity.feedback`: the suggestions a server stored (`comments:suggestscore`, --feedback-db) as
-a table `python -m toxicity.fit` trains on.
-
-    python -m toxicity.feedback export --db toxicity-feedback.sqlite --out feedback.csv
-    python -m toxicity.feedback export --db postgresql+psycopg://toxicity@db/feedback --out feedback.csv \
-        --tags toxic insult --missing-as 0
+"""`toxicity feedback export`: the suggestions a server stored (`comments:suggestscore`, --feedback-db)
+as a table `toxicity fit` trains on.
 
 The table: id, comment_text and one 0/1 column per tag; a value of 0.5 or more is the tag. Where the
 suggestions on a comment disagree, --conflict decides: agree (default: only comments whose suggestions all
@@ -18,8 +14,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from toxicity.core.cli import run_tool
-from toxicity.core.files import atomic_output
+from toxicity.core.cli import HelpFormatter, add_output, add_overwrite, command_parser, run_tool
+from toxicity.core.files import atomic_output, refuse_to_overwrite
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.serving.perspective.export import (
     RULES,
@@ -31,19 +27,33 @@ from toxicity.serving.perspective.export import (
 )
 from toxicity.serving.perspective.store import database_url, read_rows, shown
 
+EXAMPLES = (
+    "toxicity feedback export --feedback-db toxicity-feedback.sqlite --output feedback.csv",
+    (
+        "toxicity feedback export --feedback-db postgresql+psycopg://toxicity@db/feedback "
+        "--output feedback.csv --tags toxic insult --missing-as 0"
+    ),
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="toxicity feedback",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("feedback", __doc__, EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="write the stored suggestions as a training table")
-    export.add_argument(
-        "--db", required=True, help="the server's --feedback-db: a SQLite path or SQLAlchemy URL"
+    export = commands.add_parser(
+        "export",
+        help="write the stored suggestions as a training table",
+        description=__doc__,
+        epilog=parser.epilog,
+        formatter_class=HelpFormatter,
     )
-    export.add_argument("--out", required=True, help="the CSV to write (never overwritten)")
+    export.add_argument(
+        "--feedback-db",
+        required=True,
+        metavar="PATH_OR_URL",
+        help="what the server was given as --feedback-db: a SQLite file or a SQLAlchemy URL",
+    )
+    add_output(export, "the CSV to write", required=True)
+    add_overwrite(export)
     export.add_argument(
         "--tags", nargs="+", default=None, help="the tag columns (default: every tag suggested)"
     )
@@ -72,17 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def export(args: argparse.Namespace) -> Export:
     """Two passes over the database, both streamed: the tags suggested, then the table."""
-    if Path(args.out).exists():
-        raise FileExistsError(f"{args.out} already exists; choose another --out (export never overwrites)")
-    suggested = suggested_tags(read_rows(args.db))
+    refuse_to_overwrite(args.output, overwrite=args.overwrite)
+    suggested = suggested_tags(read_rows(args.feedback_db))
     tags = args.tags or suggested
     exported = Export(never_suggested=check_tags(tags, suggested))
-    records = exported_records(read_rows(args.db), tags, exported, args.missing_as, args.conflict)
-    with atomic_output(args.out) as temporary:
+    records = exported_records(read_rows(args.feedback_db), tags, exported, args.missing_as, args.conflict)
+    with atomic_output(args.output) as temporary:
         write_csv(records, ["id", TEXT_COLUMN, *tags], temporary, safe=args.safe_csv)
         if not exported.written:  # raised inside: the partial file is removed, nothing is written
             raise ValueError(
-                f"feedback database {shown(database_url(args.db))}: no suggestion to export "
+                f"feedback database {shown(database_url(args.feedback_db))}: no suggestion to export "
                 f"({exported.rows_read} rows, {exported.hash_only} stored as a hash only, "
                 f"{exported.missing_tags} comments without every tag, {exported.conflicts_left_out} left out "
                 f"by --conflict {args.conflict}); nothing written"
@@ -99,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> Export:
         else ""
     )
     print(
-        f"wrote {exported.written} comments with tags {', '.join(exported.tags)} to {Path(args.out)} "
+        f"wrote {exported.written} comments with tags {', '.join(exported.tags)} to {Path(args.output)} "
         f"from {exported.rows_read} suggestions; {exported.conflicts} disagreements on a comment's tag; "
         f"left out: {exported.hash_only} stored as a hash only, {exported.missing_tags} comments missing a "
         f"tag (--missing-as), {exported.conflicts_left_out} comments whose suggestions disagree "

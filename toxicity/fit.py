@@ -4,7 +4,7 @@
     python -m toxicity.fit --config experiments/cpu_minilm.yaml --data.data_path /data/jigsaw
     python -m toxicity.fit --print_config                    # every option with its default
     python -m toxicity.fit --config ... \\
-        --ckpt_path lightning_logs/toxic-comments/version_N/checkpoints/last.ckpt
+        --ckpt lightning_logs/toxic-comments/version_N/checkpoints/last.ckpt
 
 Each run has a folder of its own, lightning_logs/toxic-comments/version_N/, holding its TensorBoard
 events, the resolved config.yaml and checkpoints/: best.ckpt (lowest val_loss; weights, tokenizer and
@@ -32,7 +32,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMon
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from toxicity.core.cli import fail
+from toxicity.core.cli import BEST_CHECKPOINT, fail
 from toxicity.core.errors import BackboneError, CheckpointError, DataError
 from toxicity.core.tags import LABELS
 from toxicity.data.datamodule import ToxicCommentsDataModule
@@ -44,7 +44,7 @@ from toxicity.models.text2text import TextToTextTagger
 
 log = logging.getLogger(__name__)
 
-BEST_LINK = "checkpoints/best-checkpoint.ckpt"
+BEST_LINK = BEST_CHECKPOINT
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -76,8 +76,8 @@ class ToxicityCLI(LightningCLI):
         trainer = self.config.trainer
         if trainer.precision is None:  # not given: pick by the accelerator the run will use
             trainer.precision = default_precision(trainer.accelerator)
-        if self.config.ckpt_path:
-            continue_run_folder(self.config.ckpt_path, trainer.logger)
+        if self.config.ckpt:
+            continue_run_folder(self.config.ckpt, trainer.logger)
         tag_tweeteval_task(self.config)
 
     def before_fit(self) -> None:
@@ -110,7 +110,7 @@ class ToxicityCLI(LightningCLI):
             {"early_stopping.monitor": "val_loss", "early_stopping.patience": 2, "early_stopping.mode": "min"}
         )
         parser.add_argument(
-            "--ckpt_path",
+            "--ckpt",
             type=str | None,
             default=None,
             help="Resume from this checkpoint (a run's checkpoints/last.ckpt); the run "
@@ -280,13 +280,13 @@ def main(args=None) -> ToxicityCLI:
     except ValueError as error:  # a model that refuses its arguments, wrapped by jsonargparse
         raise fail(model_refusal(error)) from None
     try:
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt)
     except TrainingDiverged as error:
         raise fail(f"{error} {kept_after_divergence(cli.trainer)}") from None
     except DataError as error:  # a model refusing the data in its setup (text-to-text on partial labels)
         raise fail(str(error)) from None
     except CheckpointError as error:  # the checkpoint resumed from does not fit the model
-        raise fail(f"{cli.config.ckpt_path}: {error}") from None
+        raise fail(f"{cli.config.ckpt}: {error}") from None
     best = best_checkpoint_callback(cli.trainer).best_model_path
     if not best:
         log.warning(no_best_checkpoint_reason(cli.trainer))

@@ -1,7 +1,6 @@
-"""`python -m toxicity.predict`: score every comment of a table file (the classes are in
-toxicity.inference.scorer).
+"""`toxicity predict`: score every comment of a table file (the classes are in toxicity.inference).
 
-    python -m toxicity.predict --ckpt checkpoints/best-checkpoint.ckpt --input comments.csv \\
+    toxicity predict --ckpt checkpoints/best-checkpoint.ckpt --data comments.csv \\
         --text-column comment_text --output scores.csv [--id-column id] [--threshold 0.5|tuned]
 
 The CLI reads CSV, TSV (optionally compressed) or Parquet `--chunk-rows` rows at a time, so a file of
@@ -14,10 +13,11 @@ the log while the other rows are kept. The output appears only once it is comple
 SIGTERM leaves no partial file; SIGKILL can leave a hidden `.<output>.<pid>-*.partial` beside it, which
 the next write of the same output removes.
 
-An --output that does not end in .csv or .tsv is a folder of Parquet shards, scored on Lightning's
-distributed engine (toxicity.inference.sharded), resumable by running the same command again:
+An --output ending in .csv, .tsv, .parquet or .jsonl is that file, scored in this process (with --ckpt
+or --onnx). A name without a suffix is a folder of Parquet shards, scored on Lightning's distributed
+engine (toxicity.inference.sharded), resumable by running the same command again:
 
-    python -m toxicity.predict --ckpt best.ckpt --input comments.parquet --output scored/ \\
+    toxicity predict --ckpt best.ckpt --data comments.parquet --output scored/ \\
         --devices 8 --num-nodes 4 [--accelerator gpu|cpu] [--merge scores.parquet]
     torchrun --nnodes 4 --nproc-per-node 8 ... -m toxicity.predict ...   # devices and nodes from torchrun
 """
@@ -31,7 +31,22 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toxicity.core.cli import exit_on_sigterm, fail, run_tool
+from toxicity.core.cli import (
+    add_accelerator,
+    add_batch_size,
+    add_ckpt,
+    add_data,
+    add_output,
+    add_overwrite,
+    add_threads,
+    command_parser,
+    exit_on_sigterm,
+    fail,
+    positive_int,
+    run_tool,
+    torch_device,
+    use_threads,
+)
 from toxicity.core.files import refuse_to_overwrite
 from toxicity.data.sources import TEXT_COLUMN
 from toxicity.data.tables import DEFAULT_CHUNK_ROWS, check_columns
@@ -49,6 +64,9 @@ SOME_ROWS_UNSCORED = 3
 
 
 # -------------------------------------------------------------------------------------------------- CLI
+FILE_FORMATS = (".csv", ".tsv", ".parquet", ".jsonl")  # an --output with one of these is a file
+
+
 def _threshold(value: str) -> float | str:
     if value == "tuned":
         return value
@@ -58,85 +76,101 @@ def _threshold(value: str) -> float | str:
         raise argparse.ArgumentTypeError(f"a number such as 0.5, or 'tuned'; got {value!r}") from None
 
 
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of at least 1; got {value!r}")
-    return int(value)
+EXAMPLES = (
+    "toxicity predict --data comments.csv --output scores.csv",
+    "toxicity predict --data comments.parquet --output scores.parquet --threshold tuned --id-column id",
+    "toxicity predict --onnx exported/onnx --int8 --data comments.csv --output scores.jsonl",
+    "toxicity predict --data big.parquet --output scored/ --devices 8 --merge scores.parquet",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="toxicity predict", description="Score every comment of a CSV/TSV/Parquet file."
+    parser = command_parser(
+        "predict",
+        "Score every comment of a CSV, TSV (maybe compressed) or Parquet file: a probability per tag.",
+        EXAMPLES,
     )
-    parser.add_argument("--ckpt", default="checkpoints/best-checkpoint.ckpt", help="from toxicity.fit")
-    parser.add_argument("--input", required=True, type=Path, help="CSV, TSV (maybe .gz) or Parquet file")
+    add_ckpt(parser)
     parser.add_argument(
-        "--output",
+        "--onnx",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="score with this ONNX export (`toxicity export --format onnx`) instead of --ckpt",
+    )
+    parser.add_argument("--int8", action="store_true", help="with --onnx: its int8 model (model.int8.onnx)")
+    add_data(parser, "the comments: a CSV, TSV (maybe .gz) or Parquet file", required=True, type=Path)
+    add_output(
+        parser,
+        f"a file ({', '.join(FILE_FORMATS)}) gets the scores; a name without a suffix (or ending in /) is a "
+        "folder of Parquet shards, scored on Lightning's distributed engine and resumed by rerunning",
         required=True,
         type=Path,
-        help="scores CSV (TSV if it ends in .tsv); any other name is a folder of Parquet shards, scored on "
-        "Lightning's distributed engine and resumed by rerunning the command",
     )
+    add_overwrite(parser)
     parser.add_argument("--text-column", default=TEXT_COLUMN)
     parser.add_argument("--id-column", default=None, help="kept in the output (default: `id` if present)")
     parser.add_argument(
         "--threshold",
         type=_threshold,
         default=None,
-        help="also write 0/1 <tag>_pred columns: a number, or 'tuned' (the checkpoint's "
-        "thresholds from `python -m toxicity.evaluate`)",
+        help="also write 0/1 <tag>_pred columns: a number, or 'tuned' (the thresholds saved by "
+        "`toxicity evaluate --save-thresholds`)",
     )
-    parser.add_argument("--batch-size", type=_positive, default=64)
+    add_batch_size(parser)
     parser.add_argument(
         "--chunk-rows",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_CHUNK_ROWS,
         help="rows read from the input at a time (memory stays flat)",
     )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_accelerator(parser)
+    add_threads(parser)
     add_shard_options(parser)
     return parser
 
 
 def add_shard_options(parser: argparse.ArgumentParser) -> None:
-    shards = parser.add_argument_group("scoring into a folder of Parquet shards (--output DIR)")
+    shards = parser.add_argument_group("scoring into a folder of Parquet shards (--output FOLDER)")
     shards.add_argument(
         "--devices",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="processes per node (default: torchrun's or SLURM's, else 1)",
     )
     shards.add_argument(
-        "--num-nodes", type=_positive, default=None, help="machines (default: torchrun's or SLURM's, else 1)"
+        "--num-nodes",
+        type=positive_int,
+        default=None,
+        help="machines (default: torchrun's or SLURM's, else 1)",
     )
-    shards.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (a GPU when there is one)")
     shards.add_argument(
         "--precision",
         default=None,
         help="Lightning precision (default: bf16-mixed on a GPU that supports it, else 32-true)",
     )
     shards.add_argument(
-        "--onnx",
-        type=Path,
-        default=None,
-        help="score with this ONNX export folder (toxicity.export --format onnx) instead of --ckpt; no DDP: "
-        "each process started by torchrun, srun or by hand (RANK, WORLD_SIZE) takes its own chunks",
-    )
-    shards.add_argument("--int8", action="store_true", help="with --onnx: its int8 model (model.int8.onnx)")
-    shards.add_argument(
         "--merge",
         type=Path,
         default=None,
-        help="then also write all shards as one file in input order (.parquet, .csv or .tsv)",
+        help="then also write all shards as one file in input order (.csv, .tsv, .parquet or .jsonl)",
     )
 
 
 def is_shard_folder(output: Path) -> bool:
-    return output.suffix.lower() not in (".csv", ".tsv")
+    """A name without a suffix, or an existing folder; a file format suffix is a file; any other suffix
+    is refused (a typo such as scores.json must not silently become a folder)."""
+    if output.is_dir() or not output.suffix:
+        return True
+    if output.suffix.lower() in FILE_FORMATS:
+        return False
+    raise fail(
+        f"--output {output}: {output.suffix} is not a format predict writes; end the name in "
+        f"{', '.join(FILE_FORMATS)} for a file, or leave the suffix out for a folder of Parquet shards."
+    )
 
 
-SHARD_OPTIONS = ("devices", "num_nodes", "precision", "merge", "onnx")
+SHARD_OPTIONS = ("devices", "num_nodes", "precision", "merge")
 
 
 def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSummary | None:
@@ -144,25 +178,24 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSumma
     if is_shard_folder(args.output):
         return main_shards(args)
     given = [f"--{name.replace('_', '-')}" for name in SHARD_OPTIONS if getattr(args, name) is not None]
-    given += ["--int8"] if args.int8 else []
-    if given or args.accelerator != "auto":
+    if given:
         raise fail(
-            f"{' '.join(given or ['--accelerator'])}: only for scoring into a folder of Parquet shards; "
+            f"{' '.join(given)}: only for scoring into a folder of Parquet shards; "
             f"give --output a folder name (not {args.output.name})."
         )
+    if args.int8 and args.onnx is None:
+        raise fail("--int8 goes with --onnx (the int8 ONNX model); leave it out with --ckpt.")
 
     def work() -> ScoringSummary:
-        from toxicity.inference.files import output_separator, score_file
-        from toxicity.inference.scorer import ToxicityClassifier
+        from toxicity.inference.files import score_file
 
         # the cheap checks first, before the model loads
-        refuse_to_overwrite(args.output, args.input, overwrite=args.overwrite)
-        output_separator(args.output)
-        check_columns(args.input, args.text_column, args.id_column)
-        classifier = ToxicityClassifier.from_checkpoint(args.ckpt, args.device, args.batch_size)
+        refuse_to_overwrite(args.output, args.data, overwrite=args.overwrite)
+        check_columns(args.data, args.text_column, args.id_column)
+        use_threads(args.threads)
         return score_file(
-            classifier,
-            args.input,
+            load_scorer(args),
+            args.data,
             args.output,
             args.text_column,
             args.id_column,
@@ -191,11 +224,23 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSumma
     return summary
 
 
+def load_scorer(args: argparse.Namespace):
+    """The model --onnx or --ckpt names, on the --accelerator's device."""
+    if args.onnx is not None:
+        from toxicity.inference.onnx import OnnxToxicityClassifier
+
+        return OnnxToxicityClassifier.from_folder(args.onnx, args.int8, args.batch_size, args.threads)
+    from toxicity.inference.scorer import ToxicityClassifier
+
+    return ToxicityClassifier.from_checkpoint(args.ckpt, torch_device(args.accelerator), args.batch_size)
+
+
 def main_shards(args: argparse.Namespace) -> DistributedSummary | None:
     """Scores into a folder of Parquet shards on every rank; only global rank 0 prints (and merges)."""
     from toxicity.inference.sharded import ShardOptions, score_to_shards
 
     options = ShardOptions(**{option.name: getattr(args, option.name) for option in fields(ShardOptions)})
+    use_threads(args.threads)
     run = run_tool(lambda: score_to_shards(options))
     if run.rank != 0:
         return run.summary

@@ -1,7 +1,4 @@
-"""`python -m toxicity.serve`: a trained tagger behind HTTP, on LitServe.
-
-    python -m toxicity.serve --ckpt checkpoints/best-checkpoint.ckpt          # http://127.0.0.1:8000
-    python -m toxicity.serve --onnx exported/ --int8 --port 8080 --api-key-env TOXICITY_API_KEY
+"""`toxicity serve`: a trained tagger behind HTTP, on LitServe.
 
 Routes:
     POST /predict                       {"texts": [...], "threshold": 0.5 | "tuned" (optional)}
@@ -37,7 +34,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING
 
-from toxicity.core.cli import fail, run_tool
+from toxicity.core.cli import add_ckpt, add_threads, command_parser, fail, run_tool
 from toxicity.serving.guards import LOCAL_HOSTS, ApiKeys
 
 if TYPE_CHECKING:
@@ -63,8 +60,18 @@ def port_number(text: str) -> int:
     return port
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="toxicity serve", description=__doc__.split("\n")[0])
+EXAMPLES = (
+    "toxicity serve                                   # the best checkpoint on http://127.0.0.1:8000",
+    "toxicity serve --onnx exported/onnx --int8 --port 8080 --api-key-env TOXICITY_API_KEY",
+    (
+        "toxicity serve --host 0.0.0.0 --allowed-hosts toxicity.example.org --api-keys-file keys.txt "
+        "--feedback-db feedback.sqlite"
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("serve", __doc__.split("\n")[0], EXAMPLES)
     add_model_options(parser.add_argument_group("the model and its workers"))
     add_access_options(parser.add_argument_group("who may reach the server"))
     add_limit_options(parser.add_argument_group("limits"))
@@ -75,23 +82,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["debug", "info", "warning", "error"],
         help="info logs each request (keys given as ?key= are redacted)",
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    if options.onnx:  # --ckpt's default (the best checkpoint) gives way to --onnx
+        options.ckpt = None
+    return options
 
 
 def add_model_options(group) -> None:
-    source = group.add_mutually_exclusive_group(required=True)
-    source.add_argument("--ckpt", help="a checkpoint written by toxicity.fit (scored with PyTorch)")
+    source = group.add_mutually_exclusive_group()
+    add_ckpt(source, help="a checkpoint written by `toxicity fit` (scored with PyTorch)")
     source.add_argument(
-        "--onnx", help="a folder written by `toxicity.export --format onnx` (scored with onnxruntime)"
+        "--onnx",
+        metavar="FOLDER",
+        help="an ONNX export (`toxicity export --format onnx`) instead of --ckpt (scored with onnxruntime)",
     )
     group.add_argument("--int8", action="store_true", help="with --onnx: the int8 model (export with --int8)")
     group.add_argument("--workers", type=int, default=1, help="inference workers, each with its own model")
-    group.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="threads per worker (default: (cores - 1) / workers, at least 1)",
-    )
+    add_threads(group, help="threads per worker (default: (cores - 1) / workers, at least 1)")
     group.add_argument(
         "--max-batch-size", type=int, default=16, help="requests scored together (1: no batching)"
     )

@@ -28,7 +28,9 @@ def test_a_tag_with_one_class_gets_a_constant_score():
 def test_the_cli_reports_on_the_rows_a_fit_would_test_on(tmp_path, comments_csv):
     test = tmp_path / "test.csv"
     make_comments(n_clean=10, n_toxic=10).to_csv(test, index=False)
-    results = main(["--data", str(comments_csv), "--test-path", str(test), "--out", str(tmp_path / "report")])
+    results = main(
+        ["--data", str(comments_csv), "--test-path", str(test), "--output", str(tmp_path / "report")]
+    )
     assert results.rows == 20 and results.tags == list(LABELS)
     assert results.tuned.thresholds.label == "tuned on validation"
     assert results.speed["score_comments_per_s"] > 0
@@ -39,7 +41,7 @@ def test_the_cli_reports_on_the_rows_a_fit_would_test_on(tmp_path, comments_csv)
         > 0.5
     )
     with pytest.raises(SystemExit):
-        main(["--data", str(comments_csv), "--test-path", str(test), "--out", str(tmp_path / "report")])
+        main(["--data", str(comments_csv), "--test-path", str(test), "--output", str(tmp_path / "report")])
 
 
 def test_the_peer_is_scored_through_the_same_report(tmp_path, comments_csv):
@@ -54,7 +56,7 @@ def test_the_peer_is_scored_through_the_same_report(tmp_path, comments_csv):
             str(test),
             "--model",
             "peer",
-            "--out",
+            "--output",
             str(tmp_path / "peer"),
         ]
     )

@@ -189,14 +189,36 @@ def read_outputs(out):
     return json.loads((out / "metrics.json").read_text()), (out / "report.md").read_text()
 
 
-def test_val_report_saves_thresholds_and_refuses_to_overwrite(checkpoint, tmp_path, capsys):
+def files_under(folder) -> dict:
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+def test_val_report_writes_only_under_its_output_unless_asked(checkpoint, tmp_path, capsys):
+    before = {folder: files_under(folder) for folder in (checkpoint.parent, tmp_path / "run")}
     out = tmp_path / "report-val"
-    results = main(["--ckpt", str(checkpoint), "--split", "val", "--out", str(out)])
+    results = main(["--ckpt", str(checkpoint), "--split", "val", "--output", str(out)])
     metrics, report = read_outputs(out)
     assert metrics == json.loads(json.dumps(results.to_json()))
     assert "# Evaluation: comments-val" in capsys.readouterr().out
     assert "cross-fitted" in report and "| subset accuracy" in report and "Hamming accuracy" in report
+    assert {folder: files_under(folder) for folder in before} == before  # no thresholds, no events
+    assert "--save-thresholds" in report and not thresholds_path(checkpoint).exists()
+    events = EventAccumulator(str(out / "tensorboard")).Reload().Tags()
+    assert "evaluate/comments-val/roc_curves" in events["images"]
+    assert "learning_rate" in results.plots  # read from the run folder, which is left as it was
 
+    results = main(
+        [
+            "--ckpt",
+            str(checkpoint),
+            "--split",
+            "val",
+            "--output",
+            str(out),
+            "--overwrite",
+            "--save-thresholds",
+        ]
+    )
     saved = json.loads(thresholds_path(checkpoint).read_text())
     assert list(saved) == list(LABELS) and all(0 < value <= 1 for value in saved.values())
     assert saved == results.tuned.thresholds.thresholds
@@ -209,12 +231,14 @@ def test_val_report_saves_thresholds_and_refuses_to_overwrite(checkpoint, tmp_pa
             roc_auc_score(val.labels[:, k], probs[:, k])
         )
 
+    assert files_under(tmp_path / "run") == before[tmp_path / "run"]
+    main(["--ckpt", str(checkpoint), "--output", str(out), "--overwrite", "--log-dir", str(tmp_path / "run")])
     events = EventAccumulator(str(tmp_path / "run")).Reload().Tags()
     assert "evaluate/comments-val/roc_curves" in events["images"]
     assert "evaluate/comments-val/roc_auc_macro" in events["scalars"]
 
     with pytest.raises(SystemExit):
-        main(["--ckpt", str(checkpoint), "--split", "val", "--out", str(out)])
+        main(["--ckpt", str(checkpoint), "--split", "val", "--output", str(out)])
     error = capsys.readouterr().err
     assert "report.md already exists" in error and "--overwrite" in error
     main(
@@ -223,7 +247,7 @@ def test_val_report_saves_thresholds_and_refuses_to_overwrite(checkpoint, tmp_pa
             str(checkpoint),
             "--split",
             "val",
-            "--out",
+            "--output",
             str(out),
             "--overwrite",
             "--threshold-rule",
@@ -236,7 +260,9 @@ def test_kaggle_test_report_applies_saved_thresholds(checkpoint, tmp_path):
     folder, scored = kaggle_folder(tmp_path / "kaggle")
     thresholds_path(checkpoint).write_text(json.dumps(dict.fromkeys(LABELS, 0.3)))
     out = tmp_path / "report-test"
-    results = main(["--ckpt", str(checkpoint), "--data", str(folder), "--split", "test", "--out", str(out)])
+    results = main(
+        ["--ckpt", str(checkpoint), "--data", str(folder), "--split", "test", "--output", str(out)]
+    )
     metrics, report = read_outputs(out)
     probs = probabilities(checkpoint, scored["comment_text"].tolist())
     labels = scored[list(LABELS)].to_numpy()
@@ -280,7 +306,7 @@ def test_cross_dataset_scores_mapped_tags_only_with_bias_metrics(checkpoint, tmp
             "label=toxic",
             "rude=insult",
             "never=threat",
-            "--out",
+            "--output",
             str(out),
         ]
     )
@@ -360,16 +386,50 @@ def test_the_training_table_is_recognised_inside_a_kaggle_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ compare (issue 16)
-def logged_run(folder, model: dict | None = None):
-    """A run folder with train_loss and val_auroc_toxic events, and a config.yaml naming `model`."""
+def logged_run(folder, model: dict | None = None, data: dict | None = None, steps: int = 20):
+    """A run folder with train_loss and val_auroc_toxic events, and a config.yaml of `model` and `data`."""
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(log_dir=str(folder)) as writer:
-        for step in range(20):
+        for step in range(steps):
             writer.add_scalar("train_loss", 1.0 / (step + 1), global_step=step)
         writer.add_scalar("val_auroc_toxic", 0.9, global_step=19)
-    (folder / "config.yaml").write_text(json.dumps({"model": model or {}}))
+    (folder / "config.yaml").write_text(json.dumps({"model": model or {}, "data": data or {}}))
     return folder
+
+
+def test_compare_refuses_runs_on_different_data_unless_asked_and_then_marks_them(
+    tmp_path, capsys, monkeypatch
+):
+    from toxicity.compare import main as compare_main
+
+    monkeypatch.chdir(tmp_path)
+    jigsaw = {"data_path": "../shared/data/jigsaw_sample", "label_columns": list(LABELS), "seed": 42}
+    same = [logged_run(tmp_path / "exp" / f"version_{k}", data=jigsaw) for k in (0, 1)]
+    other = logged_run(tmp_path / "t5" / "version_0", data={**jigsaw, "label_columns": ["toxic"], "seed": 7})
+    compare_main([str(run) for run in same])
+    assert (tmp_path / "reports" / "compare-exp-version_0-exp-version_1" / "compare.md").is_file()
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as refused:
+        compare_main([str(same[0]), str(other)])
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and "not comparable" in error and "--allow-mixed-data" in error
+    assert "label_columns: run 0" in error and "seed: run 0 42, run 1 7" in error
+    assert "data_path" not in error  # the same in both: not named
+
+    runs = compare_main([str(same[0]), str(other), "--allow-mixed-data"])
+    written = (tmp_path / "reports" / "compare-exp-version_0-t5-version_0" / "compare.md").read_text()
+    assert len(runs) == 2 and "**Not comparable" in written and "- seed: run 0 42, run 1 7" in written
+
+
+def test_compare_names_the_fix_for_a_run_too_short_to_log_its_loss(tmp_path, capsys):
+    from toxicity.compare import main as compare_main
+
+    short = logged_run(tmp_path / "short", steps=0)
+    with pytest.raises(SystemExit):
+        compare_main([str(short), "--output", str(tmp_path / "out")])
+    assert "--trainer.log_every_n_steps" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("weight", ["1.5", "-1", "1", "nan"])
@@ -377,7 +437,7 @@ def test_compare_refuses_a_smoothing_weight_outside_0_1(tmp_path, capsys, weight
     from toxicity.compare import main as compare_main
 
     with pytest.raises(SystemExit) as exit_:
-        compare_main([str(logged_run(tmp_path)), "--smoothing", weight, "--out", str(tmp_path / "out")])
+        compare_main([str(logged_run(tmp_path)), "--smoothing", weight, "--output", str(tmp_path / "out")])
     assert exit_.value.code == 2 and "--smoothing" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -389,7 +449,7 @@ def test_compare_refuses_a_truncated_events_file_naming_it(tmp_path, capsys):
     events = next(run.glob("events.out.tfevents.*"))
     events.write_bytes(events.read_bytes()[:-10])  # cut off inside the last record
     with pytest.raises(SystemExit) as exit_:
-        compare_main([str(run), "--out", str(tmp_path / "out")])
+        compare_main([str(run), "--output", str(tmp_path / "out")])
     error = capsys.readouterr().err
     assert (
         exit_.value.code == 2

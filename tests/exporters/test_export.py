@@ -98,10 +98,10 @@ def test_onnx_export_refuses_to_overwrite_and_reports_bad_inputs(
     with pytest.raises(FileExistsError, match="--overwrite"):
         export_onnx(tiny_checkpoint, onnx_folder)
     with pytest.raises(SystemExit, match="checkpoint not found"):
-        main(["--ckpt", str(tmp_path / "absent.ckpt"), "--format", "onnx", "--out", str(tmp_path / "out")])
+        main(["--ckpt", str(tmp_path / "absent.ckpt"), "--format", "onnx", "--output", str(tmp_path / "out")])
     with pytest.raises(CheckpointError, match="no toxicity.json and model.int8.onnx"):
         OnnxToxicityClassifier.from_folder(tmp_path, int8=True)
-    main(["--ckpt", str(tiny_checkpoint), "--format", "onnx", "--out", str(tmp_path / "out")])
+    main(["--ckpt", str(tiny_checkpoint), "--format", "onnx", "--output", str(tmp_path / "out")])
     assert "fp32 max abs diff vs PyTorch on 6 texts" in capsys.readouterr().out
 
 
@@ -122,12 +122,12 @@ def test_huggingface_export_refuses_poolings_it_cannot_represent(tiny_checkpoint
     with pytest.raises(ExportError, match="pooling='mean'.*--format onnx"):
         export_huggingface(tiny_checkpoint, tmp_path / "hf")
     with pytest.raises(SystemExit, match="pooling='mean'"):
-        main(["--ckpt", str(tiny_checkpoint), "--format", "hf", "--out", str(tmp_path / "hf")])
+        main(["--ckpt", str(tiny_checkpoint), "--format", "hf", "--output", str(tmp_path / "hf")])
     with pytest.raises(SystemExit, match="--int8 applies to --format onnx"):
-        main(["--ckpt", str(tiny_checkpoint), "--format", "hf", "--int8", "--out", str(tmp_path / "hf")])
+        main(["--ckpt", str(tiny_checkpoint), "--format", "hf", "--int8", "--output", str(tmp_path / "hf")])
 
 
-def test_api_cli_pipeline_and_onnx_agree(pooler_checkpoint, tmp_path):
+def test_api_cli_pipeline_and_onnx_agree(pooler_checkpoint, tmp_path, monkeypatch):
     source = tmp_path / "comments.csv"
     ids = [f"c{k}" for k in range(len(TEXTS))]
     pd.DataFrame({"id": ids, "comment_text": TEXTS}).to_csv(source, index=False)
@@ -137,7 +137,7 @@ def test_api_cli_pipeline_and_onnx_agree(pooler_checkpoint, tmp_path):
         [
             "--ckpt",
             str(pooler_checkpoint),
-            "--input",
+            "--data",
             str(source),
             "--output",
             str(tmp_path / "s.csv"),
@@ -147,13 +147,19 @@ def test_api_cli_pipeline_and_onnx_agree(pooler_checkpoint, tmp_path):
     )
     cli = pd.read_csv(tmp_path / "s.csv")
     assert cli["id"].tolist() == ids
-    main(["--ckpt", str(pooler_checkpoint), "--format", "hf", "--out", str(tmp_path / "hf")])
-    main(["--ckpt", str(pooler_checkpoint), "--format", "onnx", "--out", str(tmp_path / "onnx")])
+    monkeypatch.chdir(tmp_path)  # each format into its own default folder: neither replaces the other's files
+    main(["--ckpt", str(pooler_checkpoint), "--format", "hf"])
+    main(["--ckpt", str(pooler_checkpoint), "--format", "onnx"])
+    hf, onnx_folder = tmp_path / "exported" / "hf", tmp_path / "exported" / "onnx"
 
     np.testing.assert_allclose(cli[list(LABELS)].to_numpy(), api, atol=1e-6)
-    np.testing.assert_allclose(pipeline_probabilities(tmp_path / "hf", TEXTS, LABELS), api, atol=1e-5)
-    onnx = OnnxToxicityClassifier.from_folder(tmp_path / "onnx")
+    np.testing.assert_allclose(pipeline_probabilities(hf, TEXTS, LABELS), api, atol=1e-5)
+    onnx = OnnxToxicityClassifier.from_folder(onnx_folder)
     np.testing.assert_allclose(onnx.predict_proba(TEXTS), api, atol=1e-4)
+    predict_main(["--onnx", str(onnx_folder), "--data", str(source), "--output", str(tmp_path / "o.jsonl")])
+    scored = pd.read_json(tmp_path / "o.jsonl", lines=True)
+    assert scored["id"].tolist() == ids
+    np.testing.assert_allclose(scored[list(LABELS)].to_numpy(), api, atol=1e-4)
 
 
 def test_head_tail_truncation_travels_with_the_checkpoint_and_onnx_export(tmp_path):

@@ -83,7 +83,7 @@ def assert_same_scores(merged: pd.DataFrame, reference: pd.DataFrame) -> None:
 
 def sharded(ckpt: Path, source: Path, out: Path) -> list[str]:
     """predict's arguments for scoring `source` into the shard folder `out`, 64 rows a chunk."""
-    return ["--ckpt", str(ckpt), "--input", str(source), "--output", str(out), "--chunk-rows", "64"]
+    return ["--ckpt", str(ckpt), "--data", str(source), "--output", str(out), "--chunk-rows", "64"]
 
 
 def run_together(commands: list[list[str]], envs: list[dict] | None = None) -> list[tuple[str, str]]:
@@ -110,7 +110,7 @@ def test_two_processes_under_lightnings_launcher_score_every_row_once(
     out, merged = tmp_path / "scored", tmp_path / "merged.parquet"
     run = predict(
         tiny_checkpoint,
-        *("--input", str(table[0]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"),
+        *("--data", str(table[0]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"),
         *("--devices", "2", "--accelerator", "cpu", "--merge", str(merged)),
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -155,7 +155,7 @@ def test_torchrun_two_nodes_on_localhost(tiny_checkpoint, table, reference, tmp_
     """Two torchrun launchers, one process each, node ranks 0 and 1: devices and nodes come from the
     environment torchrun sets (LOCAL_WORLD_SIZE, WORLD_SIZE, NODE_RANK, MASTER_ADDR...)."""
     out, port = tmp_path / "scored", free_port()
-    args = ["--input", str(table[1]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"]
+    args = ["--data", str(table[1]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"]
     predict_args = ["--ckpt", str(tiny_checkpoint), "--batch-size", "16", *args]
     outputs = run_together(
         [
@@ -191,7 +191,7 @@ def test_two_tasks_under_slurm_environment(tiny_checkpoint, table, reference, tm
     Lightning's SLURM environment gives ranks, world size and rendezvous; devices and nodes come from
     SLURM_NTASKS_PER_NODE and SLURM_NNODES."""
     out, job_id = tmp_path / "scored", slurm_job_id_with_a_free_port()
-    args = ["--input", str(table[1]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"]
+    args = ["--data", str(table[1]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "32"]
     srun = {
         **{key: value for key, value in QUIET.items() if not key.startswith(("SLURM_", "MASTER_"))},
         "SLURM_JOB_ID": job_id,
@@ -224,7 +224,7 @@ def test_a_rank_killed_mid_run_is_resumed_by_the_same_command(tiny_checkpoint, t
     """SIGKILL rank 1 once it has finished a chunk; Lightning's launcher then ends rank 0. The same command
     again scores only the chunks without a record, and the result equals the one-process run."""
     out, merged = tmp_path / "scored", tmp_path / "merged.csv"
-    args = ["--input", str(table[0]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "4"]
+    args = ["--data", str(table[0]), "--output", str(out), "--threshold", "0.5", "--chunk-rows", "4"]
     args += ["--devices", "2", "--accelerator", "cpu"]
     command = [sys.executable, "-m", "toxicity.predict", "--ckpt", str(tiny_checkpoint), "--batch-size", "2"]
     first = subprocess.Popen(
@@ -267,7 +267,7 @@ def test_onnx_int8_shards_over_processes_without_ddp(tiny_checkpoint, table, tmp
         OnnxToxicityClassifier.from_folder(tmp_path / "onnx", int8=True), table[0], reference, progress=False
     )
     out, merged = tmp_path / "scored", tmp_path / "merged.csv"
-    args = ["--input", str(table[0]), "--output", str(out), "--onnx", str(tmp_path / "onnx"), "--int8"]
+    args = ["--data", str(table[0]), "--output", str(out), "--onnx", str(tmp_path / "onnx"), "--int8"]
     command = [sys.executable, "-m", "toxicity.predict", *args, "--chunk-rows", "32"]
     ranks = [
         subprocess.Popen(command, cwd=ROOT, env={**QUIET, "RANK": str(rank), "WORLD_SIZE": "2"}, text=True,
@@ -296,7 +296,7 @@ def test_text2text_family_scores_into_shards(tiny_text2text_checkpoint, table, t
     classifier = ToxicityClassifier.from_checkpoint(tiny_text2text_checkpoint, device="cpu", batch_size=16)
     score_file(classifier, table[0], tmp_path / "reference.csv", progress=False)
     out, merged = tmp_path / "scored", tmp_path / "merged.csv"
-    main(["--ckpt", str(tiny_text2text_checkpoint), "--input", str(table[1]), "--output", str(out)]
+    main(["--ckpt", str(tiny_text2text_checkpoint), "--data", str(table[1]), "--output", str(out)]
          + ["--chunk-rows", "64", "--batch-size", "16", "--merge", str(merged)])  # fmt: skip
     expected = pd.read_csv(tmp_path / "reference.csv", dtype={"id": str})
     got = pd.read_csv(merged, dtype={"id": str})
@@ -352,7 +352,7 @@ def test_a_row_the_model_cannot_score_is_kept_empty_and_exit_status_3(
     monkeypatch.setattr(ToxicCommentTagger, "forward", fails_on_long_rows)
     out, merged = tmp_path / "scored", tmp_path / "merged.parquet"
     with pytest.raises(SystemExit) as exit_status:
-        main(["--ckpt", str(tiny_checkpoint), "--input", str(table[0]), "--output", str(out)]
+        main(["--ckpt", str(tiny_checkpoint), "--data", str(table[0]), "--output", str(out)]
              + ["--chunk-rows", "64", "--threshold", "0.5", "--merge", str(merged)])  # fmt: skip
     assert exit_status.value.code == SOME_ROWS_UNSCORED
     assert "1 rows could not be scored" in capsys.readouterr().out
@@ -373,26 +373,26 @@ def refusal(capsys, *args: str) -> str:
 def test_refusals_name_the_file_and_what_to_do(tiny_checkpoint, table, tmp_path, capsys):
     ckpt, csv = str(tiny_checkpoint), str(table[0])
     message = refusal(
-        capsys, "--ckpt", ckpt, "--input", csv, "--output", str(tmp_path / "a"), "--text-column", "body"
+        capsys, "--ckpt", ckpt, "--data", csv, "--output", str(tmp_path / "a"), "--text-column", "body"
     )
     assert "no column(s) ['body']" in message and "--text-column" in message
 
     foreign = tmp_path / "holiday_photos"
     foreign.mkdir()
     (foreign / "beach.jpg").write_bytes(b"jpeg")
-    message = refusal(capsys, "--ckpt", ckpt, "--input", csv, "--output", str(foreign))
+    message = refusal(capsys, "--ckpt", ckpt, "--data", csv, "--output", str(foreign))
     assert "not empty (beach.jpg)" in message and "new or empty folder" in message
     assert (foreign / "beach.jpg").read_bytes() == b"jpeg" and not (foreign / MANIFEST).exists()
 
     message = refusal(
-        capsys, "--ckpt", ckpt, "--input", csv, "--output", str(tmp_path / "x.csv"), "--devices", "2"
+        capsys, "--ckpt", ckpt, "--data", csv, "--output", str(tmp_path / "x.csv"), "--devices", "2"
     )
     assert "--devices" in message and "folder" in message
 
     (tmp_path / "taken.parquet").write_bytes(b"mine")
     out = str(tmp_path / "b")
     message = refusal(
-        capsys, "--ckpt", ckpt, "--input", csv, "--output", out, "--merge", str(tmp_path / "taken.parquet")
+        capsys, "--ckpt", ckpt, "--data", csv, "--output", out, "--merge", str(tmp_path / "taken.parquet")
     )
     assert "already exists" in message and (tmp_path / "taken.parquet").read_bytes() == b"mine"
 
@@ -412,7 +412,7 @@ def test_another_jobs_folder_is_refused_unless_the_manifest_matches(tiny_checkpo
     assert "--chunk-rows was 64, now 100" in message and "Choose another --output" in message
     main(first)  # the same job: everything finished, nothing rescored
     assert [p.stat().st_mtime_ns for p in shards] == stamps
-    assert "0 comments" in capsys.readouterr().out
+    assert "Nothing to do: this job is finished" in capsys.readouterr().out
 
 
 def test_duplicate_ids_are_kept(tiny_checkpoint, tmp_path):
@@ -420,7 +420,7 @@ def test_duplicate_ids_are_kept(tiny_checkpoint, tmp_path):
     the `row` column tells the rows apart."""
     path = tmp_path / "dupes.csv"
     pd.DataFrame({"id": ["a", "a", "b"], "comment_text": ["one", "two", "three"]}).to_csv(path, index=False)
-    main(["--ckpt", str(tiny_checkpoint), "--input", str(path), "--output", str(tmp_path / "s")])
+    main(["--ckpt", str(tiny_checkpoint), "--data", str(path), "--output", str(tmp_path / "s")])
     scores = pd.read_parquet(tmp_path / "s").sort_values("row")
     assert scores["id"].tolist() == ["a", "a", "b"] and scores["row"].tolist() == [0, 1, 2]
 
@@ -488,7 +488,7 @@ def test_a_changed_checkpoint_thresholds_or_input_is_refused_naming_what_changed
     ckpt.write_bytes(before)
     thresholds_path(ckpt).write_text(json.dumps(tuned))
     main(job)  # restored: the same job again, nothing rescored
-    assert "0 comments" in capsys.readouterr().out
+    assert "Nothing to do: this job is finished" in capsys.readouterr().out
 
 
 def test_a_folder_of_the_older_format_is_refused(tiny_checkpoint, table, tmp_path, capsys):
@@ -568,7 +568,8 @@ def test_rerunning_a_finished_merge_job_succeeds_and_never_overwrites(
 
     main(job)  # the same command again: done already, says so, exit 0
     printed = capsys.readouterr().out
-    assert "0 comments" in printed and f"{merged} already holds them, merged by an earlier run" in printed
+    assert printed.startswith("Nothing to do: this job is finished")
+    assert f"{merged} already holds them, merged by an earlier run" in printed
     assert merged.read_bytes() == written and merged.stat().st_mtime_ns == stamp
 
     merged.write_bytes(b"the user's own file")  # no longer the merge: never overwritten

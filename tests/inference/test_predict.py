@@ -121,7 +121,7 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path):
 
 # --------------------------------------------------------------------------------------------------- CLI
 def cli(tiny_checkpoint, source, output, *extra) -> list[str]:
-    return ["--ckpt", str(tiny_checkpoint), "--input", str(source), "--output", str(output), *extra]
+    return ["--ckpt", str(tiny_checkpoint), "--data", str(source), "--output", str(output), *extra]
 
 
 def test_cli_scores_a_file_in_chunks_keeping_ids_in_order(classifier, tiny_checkpoint, tmp_path, capsys):
@@ -138,6 +138,51 @@ def test_cli_scores_a_file_in_chunks_keeping_ids_in_order(classifier, tiny_check
     assert (summary.rows, summary.blank_texts) == (len(frame), 2)
     printed = capsys.readouterr().out
     assert "comments/s" in printed and "2 missing or blank 'comment_text' scored as empty strings" in printed
+
+
+def test_the_output_name_says_the_format_and_every_format_holds_the_same_scores(
+    tiny_checkpoint, tmp_path, capsys
+):
+    source, _ = scores_file(tmp_path)
+    written = {}
+    for name in ("s.csv", "s.tsv", "s.parquet", "s.jsonl"):
+        main(cli(tiny_checkpoint, source, tmp_path / name, "--threshold", "0.5", "--chunk-rows", "7"))
+        written[name] = tmp_path / name
+    csv = pd.read_csv(written["s.csv"], dtype={"id": str})
+    others = {
+        "s.tsv": pd.read_csv(written["s.tsv"], sep="\t", dtype={"id": str}),
+        "s.parquet": pd.read_parquet(written["s.parquet"]),
+        "s.jsonl": pd.read_json(written["s.jsonl"], lines=True, dtype={"id": str}),
+    }
+    for name, table in others.items():
+        assert list(table.columns) == list(csv.columns), name
+        assert table["id"].astype(str).tolist() == csv["id"].tolist(), name
+        np.testing.assert_allclose(
+            table[list(LABELS)].to_numpy(float), csv[list(LABELS)].to_numpy(), atol=1e-6
+        )
+        assert table[PRED_COLUMNS].to_numpy().tolist() == csv[PRED_COLUMNS].to_numpy().tolist(), name
+    first = json.loads(written["s.jsonl"].read_text().splitlines()[0])
+    assert set(first) == {"id", *LABELS, *PRED_COLUMNS}
+    assert not (tmp_path / "s").exists()  # a file name never becomes a folder of shards
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(cli(tiny_checkpoint, source, tmp_path / "scores.json"))
+    assert refused.value.code == 2 and not (tmp_path / "scores.json").exists()
+    assert "end the name in .csv, .tsv, .parquet, .jsonl for a file" in capsys.readouterr().err
+
+
+def test_the_progress_bar_knows_the_total(classifier, tmp_path, capsys):
+    source, frame = scores_file(tmp_path)
+    score_file(classifier, source, tmp_path / "a.csv", progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    size = source.stat().st_size
+    assert any("scoring comments.csv: 100%" in line and f"{len(frame)} comments" in line for line in bar), bar
+    assert size > 0
+    parquet = tmp_path / "comments.parquet"
+    frame.to_parquet(parquet)
+    score_file(classifier, parquet, tmp_path / "b.parquet", progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any(f"{len(frame)}/{len(frame)}" in line for line in bar), bar
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".csv.gz", ".parquet"])
@@ -264,8 +309,8 @@ def test_library_errors_are_exceptions_not_exits(classifier, tmp_path):
     source, _ = scores_file(tmp_path)
     with pytest.raises(DataError, match="no column"):
         score_file(classifier, source, tmp_path / "scores.csv", text_column="body", progress=False)
-    with pytest.raises(DataError, match=".csv or .tsv"):
-        score_file(classifier, source, tmp_path / "scores.parquet", progress=False)
+    with pytest.raises(DataError, match=r"\.csv, \.tsv, \.parquet, \.jsonl"):
+        score_file(classifier, source, tmp_path / "scores.xlsx", progress=False)
     with pytest.raises(DataError, match="file not found"):
         score_file(classifier, tmp_path / "absent.csv", tmp_path / "scores.csv", progress=False)
 

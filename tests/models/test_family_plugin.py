@@ -90,11 +90,11 @@ def test_predict_scores_it_in_one_process_and_in_shards(toy_checkpoint, register
     )
     expected = ToxicityClassifier.from_checkpoint(toy_checkpoint, device="cpu").predict_proba(TEXTS)
 
-    one = predict("--ckpt", str(toy_checkpoint), "--input", str(source), "--output", str(tmp_path / "s.csv"))
+    one = predict("--ckpt", str(toy_checkpoint), "--data", str(source), "--output", str(tmp_path / "s.csv"))
     assert one.returncode == 0, one.stderr[-2000:]
     merged = tmp_path / "merged.parquet"
     shards = ("--output", str(tmp_path / "shards"), "--chunk-rows", "2", "--merge", str(merged))
-    sharded = predict("--ckpt", str(toy_checkpoint), "--input", str(source), *shards)
+    sharded = predict("--ckpt", str(toy_checkpoint), "--data", str(source), *shards)
     assert sharded.returncode == 0, sharded.stderr[-2000:]
     for scores in (pd.read_csv(tmp_path / "s.csv"), pd.read_parquet(merged)):
         assert scores["id"].tolist() == [f"r{k}" for k in range(len(TEXTS))]
@@ -158,7 +158,7 @@ def test_an_unregistered_family_is_refused_in_one_line_naming_it_and_how_to_regi
     pd.DataFrame({"comment_text": TEXTS}).to_csv(source, index=False)
     out = tmp_path / "s.csv"
     run = predict(
-        "--ckpt", str(toy_checkpoint), "--input", str(source), "--output", str(out), registered=False
+        "--ckpt", str(toy_checkpoint), "--data", str(source), "--output", str(out), registered=False
     )
     assert run.returncode == 2 and not out.exists()
     assert [line for line in run.stderr.splitlines() if "error:" in line] == [f"error: {message}"]

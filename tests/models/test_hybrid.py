@@ -128,14 +128,16 @@ def test_predict_and_evaluate_run_on_a_hybrid_checkpoint(hybrid_checkpoint, tmp_
 
     source = tmp_path / "texts.csv"
     make_comments(n_clean=5, n_toxic=5).to_csv(source, index=False)
-    predict(["--ckpt", str(hybrid_checkpoint), "--input", str(source), "--output", str(tmp_path / "s.csv")])
+    predict(["--ckpt", str(hybrid_checkpoint), "--data", str(source), "--output", str(tmp_path / "s.csv")])
     expected = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu").predict_proba(
         make_comments(n_clean=5, n_toxic=5)["comment_text"].tolist()
     )
     np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv")[list(LABELS)].to_numpy(), expected, atol=1e-6)
 
     report = tmp_path / "report"
-    results = evaluate(["--ckpt", str(hybrid_checkpoint), "--split", "val", "--out", str(report)])
+    results = evaluate(
+        ["--ckpt", str(hybrid_checkpoint), "--split", "val", "--output", str(report), "--save-thresholds"]
+    )
     assert (report / "report.md").is_file()
     assert set(results.tuned.thresholds.thresholds) == set(LABELS)
     classifier = ToxicityClassifier.from_checkpoint(hybrid_checkpoint, device="cpu")
@@ -147,10 +149,10 @@ def test_sharded_scoring_matches_the_one_file_scorer(hybrid_checkpoint, tmp_path
 
     source = tmp_path / "texts.csv"
     make_comments(n_clean=20, n_toxic=20).to_csv(source, index=False)
-    predict(["--ckpt", str(hybrid_checkpoint), "--input", str(source), "--output", str(tmp_path / "one.csv")]
+    predict(["--ckpt", str(hybrid_checkpoint), "--data", str(source), "--output", str(tmp_path / "one.csv")]
             + ["--id-column", "id"])  # fmt: skip
     merged = tmp_path / "merged.csv"
-    predict(["--ckpt", str(hybrid_checkpoint), "--input", str(source), "--output", str(tmp_path / "shards")]
+    predict(["--ckpt", str(hybrid_checkpoint), "--data", str(source), "--output", str(tmp_path / "shards")]
             + ["--id-column", "id", "--chunk-rows", "16", "--merge", str(merged)])  # fmt: skip
     expected, got = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(merged)
     assert got["id"].tolist() == expected["id"].tolist()
@@ -291,9 +293,7 @@ def test_a_resumed_run_keeps_its_table_and_is_not_warm_started_again(tmp_path, m
     assert len(warm_starts) == 1
     last = tmp_path / "logs" / "toxic-comments" / "version_0" / "checkpoints" / "last.ckpt"
     resumed = main(
-        fit_args(
-            tmp_path, data, "--trainer.max_epochs", "2", "--ckpt_path", str(last), config=TINY_HYBRID_YAML
-        )
+        fit_args(tmp_path, data, "--trainer.max_epochs", "2", "--ckpt", str(last), config=TINY_HYBRID_YAML)
     )
     assert len(warm_starts) == 1  # the resumed run starts from the saved table and head bias
     assert resumed.trainer.current_epoch == 2
@@ -378,7 +378,7 @@ def test_resuming_with_other_hashing_settings_is_one_line_and_exit_2(hybrid_chec
     last = hybrid_checkpoint.resolve().with_name("last.ckpt")
     data = tmp_path / "comments.csv"
     make_comments(n_clean=60, n_toxic=40).to_csv(data, index=False)
-    extra = ["--model.init_args.char_ngrams", "[1, 8]", "--ckpt_path", str(last)]
+    extra = ["--model.init_args.char_ngrams", "[1, 8]", "--ckpt", str(last)]
     with pytest.raises(SystemExit) as stopped:
         main(fit_args(tmp_path, data, *extra, config=TINY_HYBRID_YAML))
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]

@@ -99,7 +99,9 @@ def test_its_evaluation_report_thresholds_and_file_scoring(tiny_text2text_checkp
     checkpoint = tmp_path / "ckpt" / "best.ckpt"  # a private copy: the thresholds are written beside it
     checkpoint.parent.mkdir()
     shutil.copy(tiny_text2text_checkpoint, checkpoint)
-    results = evaluate_main(["--ckpt", str(checkpoint), "--out", str(tmp_path / "report")])
+    results = evaluate_main(
+        ["--ckpt", str(checkpoint), "--output", str(tmp_path / "report"), "--save-thresholds"]
+    )
     per_tag = results.ranking.per_tag
     assert list(per_tag) == list(LABELS)
     assert all(row.roc_auc is not None and 0 <= row.roc_auc <= 1 for row in per_tag.values())
@@ -115,7 +117,7 @@ def test_its_evaluation_report_thresholds_and_file_scoring(tiny_text2text_checkp
         [
             "--ckpt",
             str(checkpoint),
-            "--input",
+            "--data",
             str(comments),
             "--output",
             str(tmp_path / "scores.csv"),
@@ -135,7 +137,8 @@ def test_export_refuses_a_text2text_checkpoint_naming_the_alternative(tiny_text2
 
 def test_compare_reports_the_runs_stored_metrics(tiny_text2text_checkpoint, tiny_checkpoint, tmp_path):
     folders = [path.resolve().parent.parent for path in (tiny_checkpoint, tiny_text2text_checkpoint)]
-    runs, markdown = compare(folders, tmp_path / "compare")
+    # the two fixture runs read copies of one table from two paths: compared marked as mixed
+    runs, markdown, _ = compare(folders, tmp_path / "compare", allow_mixed=True)
     for run, folder in zip(runs, folders):
         events = EventAccumulator(str(folder)).Reload()
         for tag in LABELS:
@@ -147,7 +150,7 @@ def test_compare_reports_the_runs_stored_metrics(tiny_text2text_checkpoint, tiny
     assert markdown.count("| identity_hate |") == 2 and "first step below 0.1" in markdown
     assert (tmp_path / "compare" / "training_loss.png").read_bytes().startswith(b"\x89PNG")
     with pytest.raises(FileExistsError):
-        compare(folders, tmp_path / "compare")
+        compare(folders, tmp_path / "compare", allow_mixed=True)
 
 
 def test_smoothing_and_the_first_step_below_a_level():

@@ -412,7 +412,17 @@ def test_the_export_command_writes_a_table_fit_reads(tmp_path, capsys):
     assert all(row["received_at"] is not None for row in rows_of(database))  # the database's clock
     out = tmp_path / "feedback.csv"
     feedback_main(
-        ["export", "--db", str(database), "--out", str(out), "--tags", *LABELS, "--missing-as", "0"]
+        [
+            "export",
+            "--feedback-db",
+            str(database),
+            "--output",
+            str(out),
+            "--tags",
+            *LABELS,
+            "--missing-as",
+            "0",
+        ]
     )
     said = capsys.readouterr().out
     assert "wrote 2 comments" in said and "1 stored as a hash only" in said
@@ -424,7 +434,16 @@ def test_the_export_command_writes_a_table_fit_reads(tmp_path, capsys):
 
     latest = tmp_path / "latest.csv"
     feedback_main(
-        ["export", "--db", str(database), "--out", str(latest), "--conflict", "latest", "--safe-csv"]
+        [
+            "export",
+            "--feedback-db",
+            str(database),
+            "--output",
+            str(latest),
+            "--conflict",
+            "latest",
+            "--safe-csv",
+        ]
     )
     table = pd.read_csv(latest).set_index("comment_text")
     assert table.loc["you idiot", "toxic"] == 0  # the later suggestion, by the order the database received
@@ -438,7 +457,17 @@ def test_an_exported_tag_nobody_suggested_must_be_a_known_one(tmp_path, capsys):
     out = tmp_path / "feedback.csv"
     with pytest.raises(SystemExit) as exit_:
         feedback_main(
-            ["export", "--db", str(database), "--out", str(out), "--tags", "bogus", "--missing-as", "0"]
+            [
+                "export",
+                "--feedback-db",
+                str(database),
+                "--output",
+                str(out),
+                "--tags",
+                "bogus",
+                "--missing-as",
+                "0",
+            ]
         )
     assert exit_.value.code == 2 and "tag bogus was never suggested" in capsys.readouterr().err
     assert not out.exists()
@@ -448,7 +477,7 @@ def test_the_export_command_refuses_to_overwrite_and_names_a_bad_database(tmp_pa
     out = tmp_path / "feedback.csv"
     out.write_text("mine")
     with pytest.raises(SystemExit) as exit_:
-        feedback_main(["export", "--db", str(tmp_path / "f.sqlite"), "--out", str(out)])
+        feedback_main(["export", "--feedback-db", str(tmp_path / "f.sqlite"), "--output", str(out)])
     assert exit_.value.code == 2 and "feedback.csv already exists" in capsys.readouterr().err
     assert out.read_text() == "mine"
     for database, says in (
@@ -459,12 +488,12 @@ def test_the_export_command_refuses_to_overwrite_and_names_a_bad_database(tmp_pa
         ),
     ):
         with pytest.raises(SystemExit) as exit_:
-            feedback_main(["export", "--db", str(database), "--out", str(tmp_path / "new.csv")])
+            feedback_main(["export", "--feedback-db", str(database), "--output", str(tmp_path / "new.csv")])
         assert exit_.value.code == 2 and says in capsys.readouterr().err
     empty = tmp_path / "empty.sqlite"
     sqlite3.connect(empty).close()
     with pytest.raises(SystemExit):
-        feedback_main(["export", "--db", str(empty), "--out", str(tmp_path / "new.csv")])
+        feedback_main(["export", "--feedback-db", str(empty), "--output", str(tmp_path / "new.csv")])
     assert f"has no table {TABLE}" in capsys.readouterr().err
     assert not (tmp_path / "new.csv").exists()
 

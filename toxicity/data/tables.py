@@ -186,8 +186,13 @@ def check_columns(path: Path, text_column: str, id_column: str | None) -> str | 
     return id_column
 
 
-def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """`columns` of the table, `chunk_rows` rows at a time (CSV/TSV read as strings: an id 007 stays 007)."""
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}
+
+
+def iter_table(path: Path, columns: list[str], chunk_rows: int, handle=None) -> Iterator[pd.DataFrame]:
+    """`columns` of the table, `chunk_rows` rows at a time (CSV/TSV read as strings: an id 007 stays 007).
+
+    `handle`: the file opened in binary (e.g. one that counts the bytes read); `path` still names it."""
     if table_format(path.name) == "parquet":
         import pyarrow.parquet as pq
 
@@ -195,8 +200,9 @@ def iter_table(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.D
             yield batch.to_pandas()
         return
     yield from pd.read_csv(
-        path,
+        path if handle is None else handle,
         sep="\t" if table_format(path.name) == "tsv" else ",",
+        compression="infer" if handle is None else COMPRESSIONS.get(path.suffix.lower()),
         usecols=columns,
         dtype=str,
         keep_default_na=False,

@@ -4,7 +4,11 @@ For each run (a TensorBoard run folder written by `python -m toxicity.fit`): per
 own decisions (the encoder at probability 0.5, the text-to-text model's generated tags: the reference
 notebook's table) and per-tag ROC AUC, both on the validation split as logged by the final validation
 of the best checkpoint; and the training-loss curves of all runs on one plot, with the first step at
-which each run's smoothed loss fell below 0.1 and 0.06. Writes compare.md and training_loss.png to --out.
+which each run's smoothed loss fell below 0.1 and 0.06. Writes compare.md and training_loss.png to
+--output (default: reports/compare-<run>-<run>...).
+
+Runs validated on different rows (another data path, split, seed or tags in their config.yaml) are refused
+unless `allow_mixed`, and then the report says so above the tables.
 """
 
 from __future__ import annotations
@@ -26,6 +30,19 @@ from toxicity.evaluation.runlog import read_scalars
 from toxicity.models.families import ENCODER, FAMILIES
 
 LOSS_LEVELS = (0.1, 0.06)
+# the data options that decide a run's validation rows and tags (the rest shape training only)
+VALIDATION_KEYS = (
+    "data_path",
+    "sources",
+    "text_column",
+    "label_columns",
+    "label_from",
+    "binarise_at",
+    "separator",
+    "val_path",
+    "val_fraction",
+    "seed",
+)
 
 
 @dataclass
@@ -39,14 +56,41 @@ class RunSummary:
     loss: np.ndarray
     smoothed: np.ndarray
     first_below: dict[float, int | None]
+    validation: dict  # the VALIDATION_KEYS of its config.yaml ({} when it has none)
+
+
+def run_config(folder: Path) -> dict:
+    config_file = folder / "config.yaml"
+    return (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+
+
+def validation_settings(config: dict) -> dict:
+    data = config.get("data") or {}
+    data = data.get("init_args", data)
+    return {key: data[key] for key in VALIDATION_KEYS if data.get(key) is not None}
+
+
+def differences(runs: Sequence[RunSummary]) -> list[str]:
+    """One line per data option on which the runs differ, e.g. `data_path: run 0 a.csv, run 1 b.csv`."""
+    keys = dict.fromkeys(key for run in runs for key in run.validation)
+    return [
+        f"{key}: " + ", ".join(f"run {k} {run.validation.get(key)}" for k, run in enumerate(runs))
+        for key in keys
+        if len({repr(run.validation.get(key)) for run in runs}) > 1
+    ]
+
+
+def default_output(folders: Sequence[str | Path]) -> Path:
+    """reports/compare-<experiment>-<version>-... named after the runs, so a second comparison has its own."""
+    names = [f"{Path(folder).parent.name}-{Path(folder).name}".strip("-") for folder in folders]
+    return Path("reports") / ("compare-" + "-".join(names))[:200]
 
 
 def describe(folder: Path) -> str:
     """A short name from the run's config.yaml: family, backbone, pretrained weights or random ones."""
-    config_file = folder / "config.yaml"
-    if not config_file.is_file():
+    if not (folder / "config.yaml").is_file():
         return folder.name
-    config = yaml.safe_load(config_file.read_text()) or {}
+    config = run_config(folder)
     model = config.get("model") or {}
     init = model.get("init_args", model)
     class_name = str(model.get("class_path", "")).rsplit(".", 1)[-1]
@@ -141,7 +185,9 @@ def summarise(folder: Path, smoothing: float) -> RunSummary:
     scalars = read_scalars(folder, prefix="")
     if "train_loss" not in scalars:
         raise DataError(
-            f"{folder}: no train_loss in its TensorBoard events; is it a finished toxicity.fit run?"
+            f"{folder}: no train_loss in its TensorBoard events. A run of fewer steps than "
+            "--trainer.log_every_n_steps (default 50) logs none: retrain it with a smaller "
+            "--trainer.log_every_n_steps; or the folder is not a `toxicity fit` run."
         )
     last = {tag: float(values[-1]) for tag, (_, values) in scalars.items()}
     tags = sorted(
@@ -160,6 +206,7 @@ def summarise(folder: Path, smoothing: float) -> RunSummary:
         loss,
         smoothed,
         {level: first_step_below(steps, smoothed, level) for level in LOSS_LEVELS},
+        validation_settings(run_config(folder)),
     )
 
 
@@ -177,6 +224,17 @@ def render(runs: Sequence[RunSummary], smoothing: float) -> str:
         *[f"- run {k}: {run.name} (`{run.folder}`)" for k, run in enumerate(runs)],
         "",
     ]
+    mixed = differences(runs)
+    if mixed:
+        lines += [
+            (
+                "**Not comparable: these runs were validated on different rows or tags** (compared with "
+                "--allow-mixed-data); their figures measure different things:"
+            ),
+            "",
+            *[f"- {line}" for line in mixed],
+            "",
+        ]
     for title, field in (
         ("F1 of the model's own decisions (validation)", "f1"),
         ("ROC AUC (validation)", "auroc"),
@@ -223,13 +281,27 @@ def loss_figure(runs: Sequence[RunSummary]) -> Figure:
 
 
 def compare(
-    folders: Sequence[str | Path], out: str | Path, smoothing: float = 0.6, overwrite: bool = False
-) -> tuple[list[RunSummary], str]:
+    folders: Sequence[str | Path],
+    output: str | Path | None = None,
+    smoothing: float = 0.6,
+    overwrite: bool = False,
+    allow_mixed: bool = False,
+) -> tuple[list[RunSummary], str, Path]:
+    """Writes compare.md and training_loss.png to `output` (default: named after the runs); returns the runs,
+    the markdown and the folder."""
     check_smoothing(smoothing)
-    out = Path(out)
+    out = Path(output) if output is not None else default_output(folders)
     refuse_to_overwrite(out / "compare.md", overwrite=overwrite)
     runs = [summarise(Path(folder), smoothing) for folder in folders]
+    mixed = differences(runs)
+    if mixed and not allow_mixed:
+        raise DataError(
+            "these runs were validated on different rows or tags, so their figures are not comparable ("
+            + "; ".join(mixed)
+            + "). Compare runs trained on the same data, or pass --allow-mixed-data to lay them side by "
+            "side marked as such."
+        )
     plots.save_png(loss_figure(runs), out / "training_loss.png")
     markdown = render(runs, smoothing)
     write_text_atomically(out / "compare.md", markdown)
-    return runs, markdown
+    return runs, markdown, out

@@ -51,15 +51,19 @@ log = logging.getLogger(__name__)
 class EvalOptions:
     ckpt_path: str
     request: EvalRequest = field(default_factory=EvalRequest)
-    out: str | None = None
+    output: str | None = None  # default: reports/<data>-<split>
     overwrite: bool = False
     rule: ThresholdRule = DEFAULT_RULE
     folds: int = 5
     calibration_bins: int = 10
     bias_tag: str = "toxic"
-    log_dir: str | None = None
+    log_dir: str | None = None  # also write the figures and scalars into this TensorBoard run folder
     batch_size: int = 64
     device: str | None = None
+    save_thresholds: bool = (
+        False  # write the tuned thresholds beside the checkpoint (predict and serve read them)
+    )
+    explain_errors: int = 0  # N > 0: errors.html, each tag's N most confident errors with their words
 
 
 @dataclass
@@ -81,12 +85,20 @@ def score(classifier: ToxicityClassifier, data: EvalSet) -> Scored:
 
 
 # ------------------------------------------------------------------------------------------- thresholds
+NOT_SAVED = (
+    "Thresholds not saved: pass --save-thresholds to write them beside the checkpoint, where "
+    "`toxicity predict --threshold tuned` and the server read them."
+)
+
+
 def tuned_on_validation(scored: Scored, options: EvalOptions, seed: int, notes: list[str]) -> TunedThresholds:
-    """Thresholds tuned on all validation rows (saved when it is the run's own split); cross-fitted
-    decisions."""
+    """Thresholds tuned on all validation rows (saved when asked and it is the run's own split);
+    cross-fitted decisions."""
     tags = scored.data.tags
     thresholds = tune_thresholds(scored.labels, scored.probs, tags, options.rule)
-    if scored.data.checkpoint_val:
+    if not options.save_thresholds:
+        notes.append(NOT_SAVED)
+    elif scored.data.checkpoint_val:
         save_thresholds(thresholds_path(options.ckpt_path), thresholds)
         notes.append(f"Tuned thresholds written to {thresholds_path(options.ckpt_path)}.")
     else:
@@ -107,7 +119,7 @@ def tuned_from_validation(
     scored: Scored, classifier: ToxicityClassifier, options: EvalOptions, run: DataSettings, notes: list[str]
 ) -> TunedThresholds | None:
     """The thresholds saved for the checkpoint, tuned first on the run's validation split if there are
-    none."""
+    none (and saved then only when asked)."""
     path = thresholds_path(options.ckpt_path)
     saved = read_thresholds(options.ckpt_path) or {}
     rule, description = (
@@ -124,12 +136,17 @@ def tuned_from_validation(
             )
             return None
         saved = tune_thresholds(validation.labels, validation.probs, validation.data.tags, options.rule)
-        save_thresholds(path, saved)
         rule = str(options.rule)
-        description = f"rule `{rule}`, tuned now on the run's validation split and saved to `{path}`."
-        notes.append(
-            f"Thresholds tuned on the run's validation split (rule {options.rule}) and written to {path}."
-        )
+        description = f"rule `{rule}`, tuned now on the run's validation split"
+        if options.save_thresholds:
+            save_thresholds(path, saved)
+            description += f" and saved to `{path}`"
+            notes.append(
+                f"Thresholds tuned on the run's validation split (rule {rule}) and written to {path}."
+            )
+        else:
+            notes.append(NOT_SAVED)
+        description += "."
     thresholds = {tag: saved[tag] for tag in scored.data.tags}
     return TunedThresholds.applied("tuned on validation", rule, thresholds, description, scored.probs)
 
@@ -223,13 +240,14 @@ def make_figures(
     return figures
 
 
-def find_log_dir(recorded: str | None, given: str | None, notes: list[str]) -> Path | None:
+def find_run_folder(recorded: str | None, given: str | None, notes: list[str]) -> Path | None:
+    """The training run's TensorBoard folder, read for the learning-rate plot (written only when given)."""
     log_dir = given or recorded
     if log_dir is None:
-        notes.append("TensorBoard skipped: the checkpoint records no run folder (log_dir); pass --log-dir.")
+        notes.append("The checkpoint records no run folder (log_dir); pass --log-dir for the learning rate.")
         return None
     if not Path(log_dir).is_dir():
-        notes.append(f"TensorBoard skipped: the run folder {log_dir} does not exist here; pass --log-dir.")
+        notes.append(f"The run folder {log_dir} does not exist here; pass --log-dir for the learning rate.")
         return None
     return Path(log_dir)
 
@@ -241,10 +259,10 @@ def evaluate(options: EvalOptions) -> tuple[EvalResults, Path]:
     checkpoint = TrainedCheckpoint.read(options.ckpt_path, map_location=device)
     run, model_tags = checkpoint.data, checkpoint.tags
     data = load_eval_set(options.request, run, model_tags)
-    out = Path(options.out or Path("reports") / data.name)
+    out = Path(options.output or Path("reports") / data.name)
     refuse_to_overwrite(out / "report.md", options.ckpt_path, overwrite=options.overwrite)
     notes: list[str] = []
-    log_dir = find_log_dir(checkpoint.log_dir, options.log_dir, notes)
+    run_folder = find_run_folder(checkpoint.log_dir, options.log_dir, notes)
     step = checkpoint.global_step
     classifier = ToxicityClassifier.from_trained(checkpoint, device, options.batch_size)
     del checkpoint  # the model holds the weights now; do not keep a second copy
@@ -254,12 +272,17 @@ def evaluate(options: EvalOptions) -> tuple[EvalResults, Path]:
     else:
         tuned = tuned_from_validation(scored, classifier, options, run, notes)
     results = compute_results(scored, tuned, options, model_tags)
-    figures = make_figures(scored, results, classifier, log_dir, notes)
+    figures = make_figures(scored, results, classifier, run_folder, notes)
     results.plots, results.notes = list(figures), notes
+    if options.explain_errors:
+        from toxicity.evaluation.explained_errors import explain_errors
+
+        results.explained_errors = explain_errors(out, classifier, scored, results, options.explain_errors)
 
     for name, figure in figures.items():
         plots.save_png(figure, out / f"{name}.png")
-    if log_dir:
+    # TensorBoard: under the output (tensorboard --logdir reports), and into the run folder only when asked
+    for log_dir in [out / "tensorboard"] + ([Path(options.log_dir)] if options.log_dir else []):
         write_to_run(log_dir, f"evaluate/{data.name}", figures, headline_scalars(results), step)
     write_text_atomically(out / "metrics.json", json.dumps(results.to_json(), indent=2) + "\n")
     write_text_atomically(

@@ -32,7 +32,7 @@ def read_onnx_folder(folder: str | Path, int8: bool = False) -> tuple[Path, dict
     if not (folder / ONNX_METADATA).is_file() or not model_file.is_file():
         raise CheckpointError(
             f"{folder}: no {ONNX_METADATA} and {model_file.name} in it. Export with "
-            f"`python -m toxicity.export --format onnx{' --int8' if int8 else ''} --out {folder}`."
+            f"`toxicity export --format onnx{' --int8' if int8 else ''} --output {folder}`."
         )
     return model_file, json.loads((folder / ONNX_METADATA).read_text())
 

@@ -226,8 +226,8 @@ class BatchScorer:
                 raise ValueError(f"threshold must be a number or 'tuned', got {threshold!r}.")
             if self.thresholds is None:
                 raise ValueError(
-                    "No tuned thresholds for this checkpoint: run `python -m toxicity.evaluate` "
-                    "on its validation split first, or pass a number such as threshold=0.5."
+                    "No tuned thresholds for this checkpoint: run `toxicity evaluate --split val "
+                    "--save-thresholds` first, or pass a number such as threshold=0.5."
                 )
             return np.array([self.thresholds.get(tag, 0.5) for tag in self.tags], dtype=np.float32)
         return np.full(len(self.tags), checked_threshold(threshold), dtype=np.float32)

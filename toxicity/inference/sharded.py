@@ -27,7 +27,7 @@ from toxicity.inference.shards import DistributedSummary, check_merge_path, is_m
 class ShardOptions:
     """What a sharded scoring job is asked to do (the options of `toxicity.predict`, by the same names)."""
 
-    input: Path
+    data: Path
     output: Path
     ckpt: str | Path
     text_column: str
@@ -71,6 +71,8 @@ class ShardedRun:
             notes.append(f"merged {self.merged} rows into {options.merge}")
         elif self.merged_before and summary.complete:
             notes.append(f"{options.merge} already holds them, merged by an earlier run and unchanged since")
+        if summary.complete and summary.rows_scored == 0 and self.merged is None:  # a finished job rerun
+            return f"Nothing to do: this job is finished ({summary.rows} rows); {'; '.join(notes)}."
         report = (
             f"Scored {summary.rows_scored} comments in {summary.seconds:.1f} s "
             f"({summary.comments_per_second:.1f} comments/s) on {self.world_size} process(es); "
@@ -86,18 +88,18 @@ class ShardedRun:
 
 
 def score_to_shards(options: ShardOptions, environ: Mapping[str, str] = os.environ) -> ShardedRun:
-    """Scores this process's chunks of `options.input` into the folder `options.output` (every rank calls
+    """Scores this process's chunks of `options.data` into the folder `options.output` (every rank calls
     it; `environ` tells the ranks); rank 0 merges once the folder is complete."""
     merged_before = False
     if options.merge is not None:
         check_merge_path(options.output, options.merge)
         merged_before = is_merged(options.output, options.merge)  # a rerun of a finished job: nothing to do
-        refuse_to_overwrite(options.merge, options.input, overwrite=options.overwrite or merged_before)
-    id_column = check_columns(options.input, options.text_column, options.id_column)
+        refuse_to_overwrite(options.merge, options.data, overwrite=options.overwrite or merged_before)
+    id_column = check_columns(options.data, options.text_column, options.id_column)
     scorer, model_file, precision = load_scorer(options, environ)
     cutoffs = None if options.threshold is None else scorer.thresholds_for(options.threshold)
     job = ScoringJob.describe(
-        options.input,
+        options.data,
         model_file,
         cutoffs,
         text_column=options.text_column,
@@ -108,7 +110,7 @@ def score_to_shards(options: ShardOptions, environ: Mapping[str, str] = os.envir
     )
     open_output_folder(options.output, job)
     settings = ScoringSettings(
-        options.input,
+        options.data,
         options.output,
         options.text_column,
         id_column,

@@ -24,7 +24,7 @@ import pandas as pd
 
 from toxicity.core.errors import DataError
 from toxicity.core.files import atomic_output, file_sha256, refuse_to_overwrite, write_text_atomically
-from toxicity.inference.files import output_separator
+from toxicity.inference.files import ScoresFile, output_format
 
 MANIFEST = "_manifest.json"
 DONE_FOLDER = "_done"
@@ -157,14 +157,13 @@ REMAKE_MERGE_RECORD = "Delete it, and the merged file or --merge another path, t
 
 def check_merge_path(folder: Path, output: Path) -> None:
     """A merged file goes outside the shard folder (a reader of the folder would count its rows twice) and
-    is Parquet, CSV or TSV."""
+    is one of the formats predict writes."""
     if output.resolve().is_relative_to(folder.resolve()):
         raise DataError(
             f"--merge {output} is inside the output folder {folder}: readers of the folder would take it "
             "for shards and count its rows twice. Give --merge a path outside that folder."
         )
-    if output.suffix.lower() != ".parquet":
-        output_separator(output)
+    output_format(output)
 
 
 def is_merged(folder: Path, output: Path) -> bool:
@@ -178,15 +177,11 @@ def is_merged(folder: Path, output: Path) -> bool:
 
 
 def merge_shards(folder: Path, output: Path, overwrite: bool = False) -> int:
-    """Writes every shard, in input order, as one Parquet/CSV/TSV file (without the `row` column: the same
-    columns as `python -m toxicity.predict --output x.csv`); a shard at a time, so memory stays flat.
-    Records it in `_merged.json` (so a rerun knows it). Returns the rows written."""
-    import pyarrow.parquet as pq
-
+    """Writes every shard, in input order, as one file (without the `row` column: the same columns as
+    `toxicity predict --output x.csv`); a shard at a time, so memory stays flat. Records it in
+    `_merged.json` (so a rerun knows it). Returns the rows written."""
     check_merge_path(folder, output)
     refuse_to_overwrite(output, overwrite=overwrite)
-    parquet = output.suffix.lower() == ".parquet"
-    sep = None if parquet else output_separator(output)
     records = finished_chunks(folder)
     missing = unfinished_chunks(records)
     if missing != []:
@@ -195,22 +190,11 @@ def merge_shards(folder: Path, output: Path, overwrite: bool = False) -> int:
             "command to finish them, then merge."
         )
     rows = 0
-    with atomic_output(output) as partial:
-        writer = None
-        try:
-            for chunk in range(chunk_count(records)):
-                table = read_shard(folder, records[chunk], rows)
-                if parquet:
-                    writer = writer or pq.ParquetWriter(partial, table.schema)
-                    writer.write_table(table)
-                else:
-                    table.to_pandas().to_csv(
-                        partial, sep=sep, index=False, header=chunk == 0, mode="a" if chunk else "w"
-                    )
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
+    with atomic_output(output) as partial, ScoresFile(partial, output_format(output)) as merged:
+        for chunk in range(chunk_count(records)):
+            table = read_shard(folder, records[chunk], rows)
+            merged.write(table)
+            rows += table.num_rows
     record_merge(folder, output, rows)
     return rows
 

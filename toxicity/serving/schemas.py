@@ -145,8 +145,8 @@ class PredictRequest(JsonBody):
             if not limits_of(info).tuned:
                 raise Refused(
                     400,
-                    "this model has no tuned thresholds (run `python -m toxicity.evaluate` on its "
-                    "validation split); give a number such as 0.5",
+                    "this model has no tuned thresholds (run `toxicity evaluate --split val "
+                    "--save-thresholds` on it); give a number such as 0.5",
                 )
             return value
         try:
