@@ -103,3 +103,11 @@ def test_the_hybrid_warm_start_fits_each_tag_on_its_labelled_rows_only(hybrid):
     assert np.allclose(table, expected.coef_[0], atol=1e-5)
     as_zero = LogisticRegression(C=4.0, max_iter=1000).fit(features, np.nan_to_num(b))  # unknown read as 0
     assert not np.allclose(table, as_zero.coef_[0], atol=1e-3)
+
+
+def test_one_source_and_one_tag_still_log_per_source():
+    validation = SourceValidation(["toxic"], ["only"])
+    logits, labels = torch.tensor([[1.0], [-1.0]]), torch.tensor([[1.0], [0.0]])
+    validation.update("val", logits, labels, torch.tensor([0, 0]), MaskedBCEWithLogitsLoss())
+    results = validation.results("val")
+    assert set(results) == {"val_auroc_toxic/only", "val_auroc_mean/only", "val_loss/only", "val_loss"}

@@ -58,6 +58,8 @@ class SourceValidation(nn.Module):
             return {}
         auroc, loss = metric.compute()
         metric.reset()
+        # torchmetrics squeezes a one-element result: one source (and one tag) comes back 0-d
+        auroc, loss = auroc.reshape(len(self.names), len(self.tags)), loss.reshape(len(self.names))
         out = {}
         for number, name in enumerate(self.names):
             defined = ~torch.isnan(auroc[number])
