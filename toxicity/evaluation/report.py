@@ -25,7 +25,7 @@ def render(results: EvalResults) -> str:
     parts = [summary(results), ranking_table(results), decision_table(results), averages_table(results)]
     if results.bias:
         parts.append(bias_section(results.bias))
-    parts += [plots_section(results), notes_section(results)]
+    parts += [plots_section(results), errors_section(results), notes_section(results)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -161,6 +161,17 @@ def bias_section(bias: dict) -> str:
 
 def plots_section(results: EvalResults) -> str:
     return "## Plots\n\n" + "\n".join(f"![{name}]({name}.png)" for name in results.plots)
+
+
+def errors_section(results: EvalResults) -> str:
+    """A link to the page of the most confident errors, with their words highlighted (when written)."""
+    if not results.explained_errors:
+        return ""
+    return (
+        "## The most confident errors\n\n"
+        f"[{results.explained_errors}]({results.explained_errors}): per tag, the most confident false "
+        "positives and false negatives, each comment's words coloured by what they added to the score."
+    )
 
 
 def notes_section(results: EvalResults) -> str:

@@ -63,6 +63,7 @@ class EvalResults:
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     speed: dict[str, float | None] | None = None  # the baseline's training and scoring speed
+    explained_errors: str | None = None  # the page of the most confident errors (evaluate --explain-errors)
 
     def to_json(self) -> dict:
         """metrics.json: the published layout (keys unchanged since the first release)."""
