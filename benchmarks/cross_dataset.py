@@ -131,8 +131,11 @@ def train(name: str, entries: list[dict], folder: Path, budget: dict, args) -> t
     return run / "best.ckpt", time.perf_counter() - started
 
 
-def score(checkpoint: Path, tests: dict[str, pd.DataFrame], learned: set[str]) -> dict[str, dict]:
-    """Per test set: AUROC of each tag both sides know, and their mean."""
+def score(
+    checkpoint: Path, tests: dict[str, pd.DataFrame], learned: set[str], behaviour: bool = False
+) -> dict[str, dict]:
+    """Per test set: AUROC of each tag both sides know, and their mean; with `behaviour`, the behaviour
+    suite's accuracy per capability too (under "behaviour")."""
     from sklearn.metrics import roc_auc_score
 
     from toxicity.inference.scorer import ToxicityClassifier
@@ -151,6 +154,11 @@ def score(checkpoint: Path, tests: dict[str, pd.DataFrame], learned: set[str]) -
             "tags": per_tag,
             "mean": round(float(np.mean(list(per_tag.values()))), 4) if per_tag else None,
         }
+    if behaviour:
+        from toxicity.evaluation.checklist import capability_accuracy
+
+        suite = capability_accuracy(lambda texts: classifier.predict_proba(texts, progress=False))
+        out["behaviour"] = {capability: round(result["accuracy"], 3) for capability, result in suite.items()}
     return out
 
 
@@ -193,6 +201,12 @@ def markdown(figures: dict, title: str) -> str:
             ]
         )
     lines += table(["test set", "all but it", "best single transfer"], loo, "lrr")
+    suites = {m: r["scores"]["behaviour"] for m, r in figures["models"].items() if "behaviour" in r["scores"]}
+    if suites:
+        capabilities = sorted(next(iter(suites.values())))
+        rows = [[model, *(f"{suite[c]:.2f}" for c in capabilities)] for model, suite in suites.items()]
+        lines += ["", "Behaviour suite (accuracy at 0.5), the all-sources models:", ""]
+        lines += table(["model", *capabilities], rows, "l" + "r" * len(capabilities))
     return "\n".join(lines) + "\n"
 
 
@@ -238,12 +252,14 @@ def main(argv: list[str] | None = None) -> dict:
             figures["models"][model] = {
                 "sources": names,
                 "fit_seconds": round(seconds, 1),
-                "scores": score(checkpoint, tests, trained_tags(args.data_root, names)),
+                "scores": score(
+                    checkpoint, tests, trained_tags(args.data_root, names), behaviour=model.startswith("all")
+                ),
             }
             run.write(figures, None, args.out)  # a record so far, in case the run is cut short
             print(
                 f"{model}: fit {seconds:.0f} s",
-                {n: s["mean"] for n, s in figures["models"][model]["scores"].items()},
+                {n: s.get("mean", s) for n, s in figures["models"][model]["scores"].items()},
                 flush=True,
             )
     title = f"Cross-dataset matrix ({'quick' if args.quick else 'full'} budget, {args.family})"

@@ -1,6 +1,9 @@
 """End to end: `python -m toxicity.fit` on several differently-labelled sources (data.sources), tiny
 random models on CPU; the bad inputs of issue 29 as one `error:` line and exit 2."""
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -145,3 +148,27 @@ def test_the_all_sources_recipe_reads_the_five_datasets():
     datamodule.setup("fit")
     assert datamodule.source_names == list(PRESETS)
     assert abs(datamodule.source_shares.sum() - 1) < 1e-9 and datamodule.hparams.rows_per_epoch == 12000
+
+
+@pytest.mark.slow  # two processes
+def test_ddp_two_cpu_processes_train_on_two_sources(tmp_path):
+    args = sources_args(
+        tmp_path,
+        write_two_sources(tmp_path),
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.max_epochs",
+        "1",
+        "--data.rows_per_epoch",
+        "66",  # not a multiple of 2 x 16: the last batch is short on one rank
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "toxicity.fit", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()
+    assert {"val_loss", "val_loss/tweets", "val_auroc_toxic/wiki"} <= scalars(tmp_path)
