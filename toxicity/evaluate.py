@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration-bins", type=positive_int, default=10, help="bins of the reliability plot"
     )
     parser.add_argument(
+        "--explain-errors",
+        type=positive_int,
+        metavar="N",
+        help="also write errors.html: each tag's N most confident false positives and false negatives, "
+        "their words highlighted by what they added to the score (linked from the report)",
+    )
+    parser.add_argument(
         "--log-dir",
         help="also add the figures and scores to this TensorBoard run folder (the learning-rate plot is "
         "read from it; default: the run folder the checkpoint records, read only)",
@@ -131,6 +138,7 @@ def options_from_args(argv: list[str] | None) -> EvalOptions:
         args.batch_size,
         torch_device(args.accelerator),
         args.save_thresholds,
+        explain_errors=args.explain_errors or 0,
     )
 
 

@@ -45,10 +45,11 @@ def test_the_page_highlights_the_words_that_made_each_mistake(tmp_path):
     assert page.index("false positive") < page.index("false negative")
 
 
-def test_evaluate_writes_the_page_and_links_it_from_the_report(tiny_checkpoint, tmp_path):
-    out = tmp_path / "report"
-    options = EvalOptions(str(tiny_checkpoint), EvalRequest(split="val"), output=str(out), explain_errors=2)
-    results, folder = evaluate(options)
+def test_evaluate_explain_errors_writes_the_page_and_links_it_from_the_report(tiny_checkpoint, tmp_path):
+    from toxicity.evaluate import main
+
+    folder = tmp_path / "report"
+    results = main(["--ckpt", str(tiny_checkpoint), "--output", str(folder), "--explain-errors", "2"])
     page = (folder / "errors.html").read_text()
     assert results.explained_errors == "errors.html" and no_external_assets(page)
     assert "[errors.html](errors.html)" in (folder / "report.md").read_text()
