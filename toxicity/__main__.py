@@ -11,9 +11,11 @@ once; `python -m toxicity.<command>` keeps working.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from pathlib import Path
 
 COMMANDS = {  # name: what it does (the module is toxicity.<name>)
     "fit": "train a tagger (LightningCLI: every option a flag or a YAML key)",
@@ -25,6 +27,27 @@ COMMANDS = {  # name: what it does (the module is toxicity.<name>)
     "serve": "HTTP on LitServe: /predict, the Perspective API's routes, a page",
     "feedback": "the suggestions a server stored, as a table fit trains on",
 }
+
+
+# fit's help is LightningCLI's, built from the model classes (torch, Lightning, transformers: seconds to
+# import). `toxicity fit --help` prints the copy saved here instead; tests/test_cli.py fails when it differs
+# from the live one (regenerate: TOXICITY_LIVE_HELP=1 COLUMNS=100 toxicity fit --help > toxicity/fit_help.txt,
+# then put DEMO_PLACEHOLDER for the demo file's path). With plugin families the live help names them.
+FIT_HELP = Path(__file__).with_name("fit_help.txt")
+DEMO_PLACEHOLDER = "<the embedded demo_comments.csv>"
+LIVE_HELP_VARIABLE = "TOXICITY_LIVE_HELP"
+
+
+def saved_fit_help() -> str | None:
+    """fit's help as saved, with this installation's demo path; None when the live one must be built."""
+    if (
+        os.environ.get(LIVE_HELP_VARIABLE)
+        or os.environ.get("TOXICITY_FAMILY_MODULES")
+        or not FIT_HELP.is_file()
+    ):
+        return None
+    demo = Path(__file__).parent / "data" / "demo" / "demo_comments.csv"
+    return FIT_HELP.read_text().replace(DEMO_PLACEHOLDER, str(demo))
 
 
 def version() -> str:
@@ -60,8 +83,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = f"; did you mean `toxicity {close[0]}`?" if close else ""
         print(f"error: no command {name!r} (commands: {', '.join(COMMANDS)}){hint}", file=sys.stderr)
         sys.exit(2)
+    if name == "fit" and options in (["-h"], ["--help"]) and saved_fit_help():
+        print(saved_fit_help(), end="")
+        return
     sys.argv = [f"toxicity {name}", *options]  # what the command's own parser (and LightningCLI) reads
-    import_module(f"toxicity.{name}").main(options)
+    import_module(f"toxicity.{name}").main()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toxicity.core.cli import add_data, add_output, add_overwrite, command_parser, run_tool
-from toxicity.core.tags import LABELS
-from toxicity.data.sources import TEXT_COLUMN
+from toxicity.core.tags import LABELS, TEXT_COLUMN
 
 if TYPE_CHECKING:  # the models and the data module (Lightning) are imported when it runs, not for --help
     from toxicity.evaluation.results import EvalResults

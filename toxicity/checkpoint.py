@@ -28,8 +28,7 @@ import torch
 
 from toxicity.core.errors import CheckpointError
 from toxicity.core.files import write_text_atomically
-from toxicity.core.tags import LABELS
-from toxicity.data.sources import TEXT_COLUMN
+from toxicity.core.tags import LABELS, TEXT_COLUMN
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH
 from toxicity.models.base import FAMILY_KEY, RUN_FOLDER_KEY, describe_non_finite, non_finite_tensors
 from toxicity.models.families import ENCODER, UnknownFamily, family_class

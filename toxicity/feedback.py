@@ -16,7 +16,7 @@ from pathlib import Path
 
 from toxicity.core.cli import HelpFormatter, add_output, add_overwrite, command_parser, run_tool
 from toxicity.core.files import atomic_output, refuse_to_overwrite
-from toxicity.data.sources import TEXT_COLUMN
+from toxicity.core.tags import TEXT_COLUMN
 from toxicity.serving.perspective.export import (
     RULES,
     Export,
@@ -25,7 +25,6 @@ from toxicity.serving.perspective.export import (
     suggested_tags,
     write_csv,
 )
-from toxicity.serving.perspective.store import database_url, read_rows, shown
 
 EXAMPLES = (
     "toxicity feedback export --feedback-db toxicity-feedback.sqlite --output feedback.csv",
@@ -82,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def export(args: argparse.Namespace) -> Export:
     """Two passes over the database, both streamed: the tags suggested, then the table."""
+    from toxicity.serving.perspective.store import database_url, read_rows, shown  # SQLAlchemy: when it runs
+
     refuse_to_overwrite(args.output, overwrite=args.overwrite)
     suggested = suggested_tags(read_rows(args.feedback_db))
     tags = args.tags or suggested

@@ -47,9 +47,8 @@ from toxicity.core.cli import (
     torch_device,
     use_threads,
 )
-from toxicity.core.files import refuse_to_overwrite
-from toxicity.data.sources import TEXT_COLUMN
-from toxicity.data.tables import DEFAULT_CHUNK_ROWS, check_columns
+from toxicity.core.files import DEFAULT_CHUNK_ROWS, refuse_to_overwrite
+from toxicity.core.tags import TEXT_COLUMN
 
 if TYPE_CHECKING:  # the scorers (torch, Lightning) are imported when a command runs, not for --help
     from toxicity.inference.files import ScoringSummary
@@ -187,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> ScoringSummary | DistributedSumma
         raise fail("--int8 goes with --onnx (the int8 ONNX model); leave it out with --ckpt.")
 
     def work() -> ScoringSummary:
+        from toxicity.data.tables import check_columns
         from toxicity.inference.files import score_file
 
         # the cheap checks first, before the model loads

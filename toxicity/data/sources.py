@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from toxicity.core.errors import DataError
+from toxicity.core.tags import TEXT_COLUMN  # noqa: F401 - the data layer's modules import it from here
 from toxicity.data.tables import (
     TWEETEVAL_SPLITS,
     TableSource,
@@ -25,7 +26,6 @@ from toxicity.data.validation import NO_RULE, TagRule, validate_comments
 log = logging.getLogger(__name__)
 
 
-TEXT_COLUMN = "comment_text"
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,6 @@ import pandas as pd
 
 from toxicity.core.errors import DataError
 
-DEFAULT_CHUNK_ROWS = 10_000  # rows read from an input file at a time (scoring keeps memory flat)
-
 
 @dataclass(frozen=True)
 class TableSource:

@@ -15,9 +15,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toxicity.core.errors import DataError
-from toxicity.core.files import atomic_output, refuse_to_overwrite
-from toxicity.data.sources import TEXT_COLUMN
-from toxicity.data.tables import DEFAULT_CHUNK_ROWS, check_columns, iter_table, parquet_rows
+from toxicity.core.files import DEFAULT_CHUNK_ROWS, atomic_output, refuse_to_overwrite
+from toxicity.core.tags import TEXT_COLUMN
+from toxicity.data.tables import check_columns, iter_table, parquet_rows
 from toxicity.inference.scorer import BatchScorer, ScoredTexts
 
 log = logging.getLogger(__name__)

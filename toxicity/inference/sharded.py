@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from toxicity.core.files import refuse_to_overwrite
-from toxicity.data.tables import DEFAULT_CHUNK_ROWS, check_columns
+from toxicity.core.files import DEFAULT_CHUNK_ROWS, refuse_to_overwrite
+from toxicity.data.tables import check_columns
 from toxicity.inference.distributed import ScoringSettings, score_distributed, score_rank_without_ddp
 from toxicity.inference.launch import cpu_threads, default_precision, devices_and_nodes, process_rank
 from toxicity.inference.manifest import ScoringJob, open_output_folder

@@ -24,17 +24,19 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from toxicity.core.tags import ATTRIBUTES, LABELS
-from toxicity.data.sources import TEXT_COLUMN
+from toxicity.core.tags import ATTRIBUTES, LABELS, TEXT_COLUMN
 from toxicity.serving.perspective.text import read_comment
+
+if TYPE_CHECKING:  # pandas is imported when a table is built, not for `toxicity feedback --help`
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
 CUT = 0.5  # a suggested value at or above it is the tag
 TAGS_OF_ATTRIBUTES = {attribute: tag for tag, attribute in ATTRIBUTES.items()}
+
 RULES = ("agree", "majority", "latest")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 
@@ -173,5 +175,7 @@ def feedback_table(
     tags = list(tags) if tags else suggested
     export = Export(never_suggested=check_tags(tags, suggested))
     records = list(exported_records(rows, tags, export, missing_as, rule))
+    import pandas as pd
+
     export.table = pd.DataFrame.from_records(records, columns=["id", TEXT_COLUMN, *tags])
     return export
