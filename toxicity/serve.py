@@ -166,6 +166,9 @@ def add_access_options(group) -> None:
 def add_limit_options(group) -> None:
     group.add_argument("--max-texts", type=int, default=64, help="texts in one /predict request")
     group.add_argument("--max-chars", type=int, default=5000, help="characters in one text")
+    group.add_argument(
+        "--max-explained", type=int, default=8, help='texts one /predict request may ask to "explain"'
+    )
     group.add_argument("--max-body-bytes", type=int, default=1_000_000, help="bytes in one request body")
     for flag, kind, default, what in (
         ("--max-header-bytes", int, 16384, "bytes in a request line and its headers"),
@@ -210,6 +213,7 @@ def prepare(options: argparse.Namespace) -> ls.LitServer:
         "max_batch_size",
         "max_texts",
         "max_chars",
+        "max_explained",
         "max_body_bytes",
         "max_header_bytes",
         "max_connections",
@@ -235,7 +239,7 @@ def prepare(options: argparse.Namespace) -> ls.LitServer:
         options.threads,
         options.max_batch_size,
         options.batch_timeout,
-        Limits(options.max_texts, options.max_chars),
+        Limits(options.max_texts, options.max_chars, max_explained=options.max_explained),
         options.max_body_bytes,
         access,
         timeouts,

@@ -66,6 +66,8 @@ def server(tuned_checkpoint):
         "8",
         "--max-chars",
         "300",
+        "--max-explained",
+        "2",
         "--max-body-bytes",
         "4000",
         "--read-timeout",
@@ -694,8 +696,9 @@ def test_explain_requests_are_validated_and_capped(server):
     assert status == 400 and body["error"].startswith("explain: ") and '"explain": true' in body["error"]
     status, body = server.call("/predict", {"texts": [None], "explain": True})
     assert status == 400 and body["error"].startswith("texts.0: ")
-    status, body = server.call("/predict", {"texts": ["ok"] * 9, "explain": True})
-    assert status == 413  # over --max-texts before the explain cap
+    status, body = server.call("/predict", {"texts": ["ok"] * 3, "explain": True})
+    assert status == 413 and "3 texts to explain in one request, over the limit of 2" in body["error"]
+    assert server.call("/predict", {"texts": ["ok"] * 3})[0] == 200  # the cap is on explaining only
     with pytest.raises(Refused) as refusal:
         parse_body(
             json.dumps({"texts": ["a", "b", "c"], "explain": True}).encode(),
