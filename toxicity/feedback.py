@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export",
         help="write the stored suggestions as a training table",
+        allow_abbrev=False,
         description=__doc__,
         epilog=parser.epilog,
         formatter_class=HelpFormatter,

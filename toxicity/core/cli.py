@@ -48,6 +48,7 @@ def command_parser(name: str, description: str, examples: Sequence[str]) -> argp
         description=description,
         epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
         formatter_class=HelpFormatter,
+        allow_abbrev=False,  # one spelling: --out is not taken for --output
     )
 
 
