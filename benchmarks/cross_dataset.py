@@ -41,7 +41,8 @@ SHORT = {
 HOLDOUT = {"davidson_hate_offensive": 0.1, "ethos": 0.2}  # no official test split: a seeded holdout
 BUDGETS = {  # rows drawn per epoch, epochs, validation batches (of eval_batch_size), test rows per dataset
     "quick": {"rows_per_epoch": 384, "epochs": 1, "val_batches": 1, "test_rows": 200, "max_length": 64},
-    "full": {"rows_per_epoch": 3000, "epochs": 2, "val_batches": 10, "test_rows": 1000, "max_length": 128},
+    # sized for ~45 minutes on 2 shared CPU cores (12 models); a lent GPU should rerun it with more rows
+    "full": {"rows_per_epoch": 2000, "epochs": 1, "val_batches": 4, "test_rows": 500, "max_length": 96},
 }
 
 
