@@ -113,6 +113,18 @@ def test_decision_report_for_a_single_tag_is_binary():
     assert report.subset_accuracy == pytest.approx(0.6) and report.hamming_accuracy == pytest.approx(0.6)
 
 
+def test_a_one_tag_report_gives_tweeteval_macro_f1_of_both_classes():
+    """The figure the README's TweetEval rows quote: toxicity baseline and evaluate print it too."""
+    from toxicity.evaluation.report import both_classes_f1
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y_true, y_pred = rng.integers(0, 2, (50, 1)), rng.integers(0, 2, (50, 1))
+        report = decision_report(y_true, y_pred, ["offensive"])
+        expected = f1_score(y_true[:, 0], y_pred[:, 0], average="macro")
+        assert both_classes_f1(report, len(y_true)) == pytest.approx(expected)
+
+
 # ------------------------------------------------------------------------------------------ calibration
 def test_expected_calibration_error_by_hand():
     y_true = np.array([0, 0, 1, 1])

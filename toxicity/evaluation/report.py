@@ -53,7 +53,26 @@ def summary(results: EvalResults) -> str:
     tuned = results.tuned
     f1_tuned = f"; tuned ({tuned.thresholds.label}): **{fmt(tuned.report.macro_f1)}**" if tuned else ""
     lines.append(f"- macro F1 at 0.5: **{fmt(results.default.macro_f1)}**{f1_tuned}")
+    if len(results.tags) == 1:  # one tag: also the two-class figure TweetEval's leaderboard ranks by
+        both = f"; tuned: {fmt(both_classes_f1(tuned.report, results.rows))}" if tuned else ""
+        lines.append(
+            f"- macro F1 of both classes (the tag and its absence; TweetEval's metric) at 0.5: "
+            f"{fmt(both_classes_f1(results.default, results.rows))}{both}"
+        )
     return "\n".join(lines)
+
+
+def both_classes_f1(report, rows: int) -> float:
+    """The mean of the F1 of the positive and of the negative class of a one-tag report, from its counts."""
+    (decisions,) = report.per_tag.values()
+    true_pos = decisions.recall * decisions.support
+    false_pos = decisions.predicted_positive_rate * rows - true_pos
+    false_neg = decisions.support - true_pos
+    true_neg = rows - true_pos - false_pos - false_neg
+    negative_f1 = (
+        2 * true_neg / (2 * true_neg + false_pos + false_neg) if true_neg + false_pos + false_neg else 0.0
+    )
+    return (decisions.f1 + negative_f1) / 2
 
 
 def ranking_table(results: EvalResults) -> str:
