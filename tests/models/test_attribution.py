@@ -57,7 +57,7 @@ def test_integrated_gradients_add_up_to_the_logit_above_the_baseline(minilm_insu
     model = minilm_insult_direction.model
     tokenized = tokenized_with_words(model.tokenizer, SENTENCE, 128)
     attributor = Attributor(model, 128, steps=64)
-    explanation = attributor.explain(SENTENCE, [0, 1])
+    explanation = attributor.explain(SENTENCE, [0, 1], "integrated_gradients")
     ids = torch.tensor([tokenized.input_ids])
     baseline = torch.where(torch.as_tensor(tokenized.token_word < 0), ids, model.tokenizer.pad_token_id)
     with torch.no_grad():
@@ -120,7 +120,7 @@ def test_hybrid_ngram_shares_sum_exactly_to_the_branch_logit(tiny_hybrid, text):
 def test_hybrid_attributions_are_the_encoders_plus_the_exact_ngram_shares(tiny_hybrid):
     text = "you idiot, thanks"
     attributor = Attributor(tiny_hybrid, 48)
-    explanation = attributor.explain(text, [0, 3])
+    explanation = attributor.explain(text, [0, 3], "integrated_gradients")
     words = explanation.words
     shares = ngram_word_shares(tiny_hybrid.ngram_hasher, tiny_hybrid.ngrams.weight, text, words)
     tokenized = tokenized_with_words(tiny_hybrid.tokenizer, text, 48)
@@ -153,7 +153,7 @@ def test_text2text_refuses_gradients_naming_occlusion_which_works():
     model = TextToTextTagger(model_config=config.to_dict(), max_length=64, max_target_length=4).eval()
     classifier = ToxicityClassifier(model, max_length=64)
     with pytest.raises(ValueError, match="greedy generation.*method='occlusion'"):
-        classifier.explain("you idiot")
+        classifier.explain("you idiot", method="integrated_gradients")
     (explanation,) = classifier.explain("you idiot", method="occlusion")
     assert [w.word for w in explanation.words] == ["you", "idiot"]
     assert all(np.isfinite(values).all() for values in explanation.attributions.values())

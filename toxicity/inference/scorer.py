@@ -304,8 +304,10 @@ class ToxicityClassifier(BatchScorer):
         its character offsets in the text (`text[w.start:w.end] == w.word`).
 
         `tags`: one tag or several (default: all of the model's), attributed together. `method`:
-        integrated_gradients (the default), gradient_x_input or occlusion (every family, the
-        text-to-text one included). Texts are validated as predict() validates them.
+        occlusion (the default: each word left out, the drop in each tag's logit; every family, the
+        text-to-text one included; the most faithful and fastest measured, docs/explanations.md),
+        integrated_gradients (Captum, `steps` steps) or gradient_x_input. Texts are validated as
+        predict() validates them.
         """
         from toxicity.models.attribution import DEFAULT_METHOD, DEFAULT_STEPS, Attributor
 

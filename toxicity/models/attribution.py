@@ -31,7 +31,9 @@ from toxicity.data.batching import PadToLongest, features_of
 from toxicity.data.tokenize import head_and_tail, special_tokens_around, tokenize_texts
 
 METHODS = ("integrated_gradients", "gradient_x_input", "occlusion")
-DEFAULT_METHOD = "integrated_gradients"
+# the most faithful on real comments (ERASER comprehensiveness and sufficiency) and the fastest of the three:
+# benchmarks/results/explain_faithfulness-2026-12-07-cpu.md, docs/explanations.md
+DEFAULT_METHOD = "occlusion"
 DEFAULT_STEPS = 16  # integration steps (Gauss-Legendre, Captum's default rule)
 
 
