@@ -159,6 +159,14 @@ def test_text2text_refuses_gradients_naming_occlusion_which_works():
     assert all(np.isfinite(values).all() for values in explanation.attributions.values())
 
 
+@pytest.mark.parametrize("method", ["integrated_gradients", "gradient_x_input", "occlusion"])
+def test_explaining_works_under_inference_mode_as_a_serving_loop_may_call_it(minilm_insult_direction, method):
+    with torch.inference_mode():
+        (inside,) = minilm_insult_direction.explain("you idiot", tags="toxic", method=method)
+    (outside,) = minilm_insult_direction.explain("you idiot", tags="toxic", method=method)
+    np.testing.assert_allclose(inside.attributions["toxic"], outside.attributions["toxic"], rtol=1e-5)
+
+
 def test_a_plugin_family_gets_explanations_with_no_code_of_its_own():
     """The toy family (tests/models/toy_family.py) defines no attribution hook: the shared default finds
     its encoder's embeddings, and its own input (the text's length) is held fixed, so it is no word's."""

@@ -247,8 +247,6 @@ class Attributor:
         from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
         device, rows = self.device, len(tags)
-        ids = torch.tensor([tokenized.input_ids], device=device).expand(rows, -1)
-        mask = torch.ones_like(ids)
         featurizer = self.model.batch_featurizer()
         features = lru_cache(maxsize=8)(
             lambda n: (
@@ -260,7 +258,10 @@ class Attributor:
             return self.model(input_ids, attention_mask, **features(len(input_ids))).float()
 
         target = list(tags)
+        # gradients even when called under inference mode (a serving loop): every tensor made in here
         with torch.inference_mode(False), torch.enable_grad():
+            ids = torch.tensor([tokenized.input_ids], device=device).expand(rows, -1)
+            mask = torch.ones_like(ids)
             if method == "integrated_gradients":
                 special = torch.as_tensor(tokenized.token_word < 0, device=device)
                 pad = self.model.tokenizer.pad_token_id or 0
