@@ -26,8 +26,6 @@ from toxicity.data.validation import NO_RULE, TagRule, validate_comments
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass(frozen=True)
 class KaggleFiles:
     train: TableSource
