@@ -9,7 +9,7 @@ argued in docs/data.md (what each dataset's annotators were asked); a source may
     sources:
       - path: ../shared/data/davidson_hate_offensive      # a preset, found by the folder's name
       - path: ../shared/data/tweeteval_hate
-        weight: 2.0                                        # drawn twice as often as its size says
+        weight: 2.0                                        # twice the share weight 1 would give it
       - name: in_house
         path: our_comments.csv
         text_column: body
