@@ -53,6 +53,24 @@ def test_two_sources_train_end_to_end_with_per_source_validation(tmp_path, capsy
     assert datamodule.source_shares[1] > datamodule.source_shares[0]
     assert "Best checkpoint:" in capsys.readouterr().out
 
+    # evaluated one held-out set at a time: not its pooled validation rows, nor a source's own table
+    from toxicity.evaluate import main as evaluate
+
+    checkpoint = str(tmp_path / "checkpoints" / "best-checkpoint.ckpt")
+    for refused in ([], ["--data", str(tmp_path / "wiki.csv"), "--split", "test"]):
+        with pytest.raises(SystemExit) as stopped:
+            evaluate(["--ckpt", checkpoint, "--output", str(tmp_path / "no"), *refused])
+        error = capsys.readouterr().err
+        assert stopped.value.code == 2 and "trained on several sources" in error and "wiki.csv" in error
+    held_out = tmp_path / "held_out.csv"
+    make_comments(n_clean=12, n_toxic=12).assign(id=lambda frame: "h" + frame["id"]).to_csv(
+        held_out, index=False
+    )
+    results = evaluate(
+        ["--ckpt", checkpoint, "--data", str(held_out), "--split", "test", "--output", str(tmp_path / "r")]
+    )
+    assert results.rows == 24 and not (tmp_path / "no").exists()
+
 
 def test_the_hybrid_trains_on_two_sources(tmp_path):
     cli = main(

@@ -95,6 +95,11 @@ class DataSettings:
         labels = stored.get("label_columns") or tags
         return cls(label_columns=tuple(labels), stored=tuple(stored.items()), **known)
 
+    @property
+    def sources(self) -> object | None:
+        """The run's data.sources (a list, or the file naming them) when it trained on several sources."""
+        return dict(self.stored).get("sources")
+
     def datamodule_kwargs(self) -> dict:
         """Arguments for ToxicCommentsDataModule that rebuild the run's splits (settings it no longer has,
         from an older version, are left out)."""

@@ -79,6 +79,8 @@ def load_eval_set(request: EvalRequest, run: DataSettings, model_tags: Sequence[
         raise ValueError(f"split must be one of {SPLITS}, got {request.split!r}")
     check_label_map(request.label_map, model_tags)
     check_tags(request.tags, model_tags)
+    if run.sources:
+        check_held_out_of_sources(request, run, model_tags)
     if request.split == "val" and is_run_data(request, run):
         return checkpoint_val_split(run, request.tags)
     data = existing_path(request.data, "--data") if request.data else default_data(run, request.split)
@@ -136,6 +138,28 @@ def is_training_data(data: Path, run: DataSettings) -> bool:
     except DataError:
         return False
     return train.member is None and data.resolve() == train.path.resolve()
+
+
+def check_held_out_of_sources(request: EvalRequest, run: DataSettings, model_tags: Sequence[str]) -> None:
+    """A model trained on several sources is evaluated on one held-out set at a time: not on its pooled
+    validation rows (their unknown tags are not 0; TensorBoard has them per source), nor on a source's table,
+    whose rows it trained on."""
+    from toxicity.data.multisource import read_sources
+
+    try:
+        paths = [Path(source.path) for source in read_sources(run.sources, model_tags)]
+    except DataError:  # the sources file is not where training read it: name it as stored
+        paths = []
+    named = ", ".join(map(str, paths)) or str(run.sources)
+    given = Path(request.data).resolve() if request.data else None
+    own = given is not None and any(given == path.resolve() for path in paths)
+    if given is None or (own and (request.split == "val" or given.is_file())):
+        raise DataError(
+            f"this model was trained on several sources ({named}): its validation rows are per source "
+            "(TensorBoard's val_auroc_<tag>/<source>), and a source's table has no held-out rows. Evaluate "
+            "one held-out set at a time: --data PATH --split test, with the test split of a source's "
+            "folder (Kaggle, TweetEval) or a labelled table it never saw."
+        )
 
 
 def checkpoint_val_split(run: DataSettings, tags: Sequence[str] | None = None) -> EvalSet:
