@@ -137,8 +137,7 @@ def score(
 ) -> dict[str, dict]:
     """Per test set: AUROC of each tag both sides know, and their mean; with `behaviour`, the behaviour
     suite's accuracy per capability too (under "behaviour")."""
-    from sklearn.metrics import roc_auc_score
-
+    from toxicity.evaluation.metrics import roc_auc_or_none
     from toxicity.inference.scorer import ToxicityClassifier
 
     classifier = ToxicityClassifier.from_checkpoint(checkpoint, device="cpu")
@@ -149,8 +148,9 @@ def score(
         for k, tag in enumerate(classifier.tags):
             known = frame[tag].notna().to_numpy()
             labels = frame[tag].to_numpy()[known]
-            if tag in learned and len(set(labels)) == 2:
-                per_tag[tag] = round(float(roc_auc_score(labels, probs[known, k])), 4)
+            auroc = roc_auc_or_none(labels, probs[known, k]) if tag in learned else None
+            if auroc is not None:
+                per_tag[tag] = round(auroc, 4)
         out[name] = {
             "tags": per_tag,
             "mean": round(float(np.mean(list(per_tag.values()))), 4) if per_tag else None,
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="train only these models (jigsaw, all, all_proportional, "
         "all-but-ethos, ...); default: every one",
     )
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--output", type=Path, default=None, help="the results folder")
     args = parser.parse_args(argv)
     missing = [name for name in DATASETS if not (args.data_root / name).is_dir()]
     if missing:
@@ -257,14 +257,14 @@ def main(argv: list[str] | None = None) -> dict:
                     checkpoint, tests, trained_tags(args.data_root, names), behaviour=model.startswith("all")
                 ),
             }
-            run.write(figures, None, args.out)  # a record so far, in case the run is cut short
+            run.write(figures, None, args.output)  # a record so far, in case the run is cut short
             print(
                 f"{model}: fit {seconds:.0f} s",
                 {n: s.get("mean", s) for n, s in figures["models"][model]["scores"].items()},
                 flush=True,
             )
     title = f"Cross-dataset matrix ({'quick' if args.quick else 'full'} budget, {args.family})"
-    path = run.write(figures, markdown(figures, title), args.out)
+    path = run.write(figures, markdown(figures, title), args.output)
     print(f"wrote {path}")
     return figures
 

@@ -28,7 +28,6 @@ import pandas as pd
 
 from benchmarks.common import SHARED_DATA, Run, arguments, table
 
-BENCHMARK = "explain_faithfulness"
 METHODS = ("integrated_gradients", "gradient_x_input", "occlusion")
 KS = (1, 3, 5)
 
@@ -205,7 +204,7 @@ def markdown(figures: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = arguments(BENCHMARK, __doc__)
+    parser = arguments("explain_faithfulness", __doc__)
     parser.add_argument(
         "--ckpt", type=Path, required=True, help="a trained checkpoint (e.g. the cpu_minilm recipe)"
     )
@@ -228,7 +227,7 @@ def main(argv: list[str] | None = None) -> Path:
     logging.basicConfig(level=logging.WARNING)
     threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
     torch.set_num_threads(threads)
-    run = Run.start(BENCHMARK, variant="budget" if args.budget_only else None, argv=argv)
+    run = Run.start("explain_faithfulness", variant="budget" if args.budget_only else None, argv=argv)
     classifier = ToxicityClassifier.from_checkpoint(args.ckpt, device="cpu")
     figures: dict = {
         "settings": {"ckpt": str(args.ckpt), "tag": args.tag, "threads": threads, "seed": args.seed}
