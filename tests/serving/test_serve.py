@@ -478,10 +478,11 @@ def test_api_key_guards_every_route_but_health_and_the_page(tiny_checkpoint, tmp
             and info["model"]["backend"] == "onnx-int8"
             and info["model"]["tags"] == list(LABELS)
         )
-        direct = ToxicityClassifier.from_checkpoint(tiny_checkpoint, device="cpu").predict_proba(
-            body["texts"]
-        )
-        np.testing.assert_allclose([list(row.values()) for row in answer["probabilities"]], direct, atol=0.05)
+        from toxicity.inference.onnx import OnnxToxicityClassifier
+
+        # what the int8 model itself gives (its distance to PyTorch is the export's check, not the server's)
+        direct = OnnxToxicityClassifier.from_folder(tmp_path / "onnx", int8=True).predict_proba(body["texts"])
+        np.testing.assert_allclose([list(row.values()) for row in answer["probabilities"]], direct, atol=1e-6)
         assert info["model"]["file"].endswith(".onnx") and "/" not in info["model"]["file"]
         check_perspective_key(keyed, "s3cret")
         check_google_api_client(keyed, "s3cret", answer["probabilities"][0]["toxic"])
