@@ -47,7 +47,7 @@ from toxicity.core.cli import (
     torch_device,
     use_threads,
 )
-from toxicity.core.files import DEFAULT_CHUNK_ROWS, refuse_to_overwrite
+from toxicity.core.files import DEFAULT_CHUNK_ROWS, OUTPUT_FORMATS, refuse_to_overwrite
 from toxicity.core.tags import TEXT_COLUMN
 
 if TYPE_CHECKING:  # the scorers (torch, Lightning) are imported when a command runs, not for --help
@@ -63,7 +63,6 @@ SOME_ROWS_UNSCORED = 3
 
 
 # -------------------------------------------------------------------------------------------------- CLI
-FILE_FORMATS = (".csv", ".tsv", ".parquet", ".jsonl")  # an --output with one of these is a file
 
 
 def _threshold(value: str) -> float | str:
@@ -101,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data(parser, "the comments: a CSV, TSV (maybe .gz) or Parquet file", required=True, type=Path)
     add_output(
         parser,
-        f"a file ({', '.join(FILE_FORMATS)}) gets the scores; a name without a suffix (or ending in /) is a "
-        "folder of Parquet shards, scored on Lightning's distributed engine and resumed by rerunning",
+        f"a file ({', '.join(OUTPUT_FORMATS)}) gets the scores; a name without a suffix (or ending in /) "
+        "is a folder of Parquet shards, scored on Lightning's distributed engine and resumed by rerunning",
         required=True,
         type=Path,
     )
@@ -161,11 +160,11 @@ def is_shard_folder(output: Path) -> bool:
     is refused (a typo such as scores.json must not silently become a folder)."""
     if output.is_dir() or not output.suffix:
         return True
-    if output.suffix.lower() in FILE_FORMATS:
+    if output.suffix.lower() in OUTPUT_FORMATS:
         return False
     raise fail(
         f"--output {output}: {output.suffix} is not a format predict writes; end the name in "
-        f"{', '.join(FILE_FORMATS)} for a file, or leave the suffix out for a folder of Parquet shards."
+        f"{', '.join(OUTPUT_FORMATS)} for a file, or leave the suffix out for a folder of Parquet shards."
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+OUTPUT_FORMATS = (".csv", ".tsv", ".parquet", ".jsonl")  # the files scores are written as
 DEFAULT_CHUNK_ROWS = 10_000  # rows read from an input file at a time (scoring keeps memory flat)
 OLD_PARTIAL_AGE_S = 3600  # a PID-less partial untouched this long is from a dead run, not a slow writer
 

@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toxicity.core.errors import DataError
-from toxicity.core.files import DEFAULT_CHUNK_ROWS, atomic_output, refuse_to_overwrite
+from toxicity.core.files import DEFAULT_CHUNK_ROWS, OUTPUT_FORMATS, atomic_output, refuse_to_overwrite
 from toxicity.core.tags import TEXT_COLUMN
 from toxicity.data.tables import check_columns, iter_table, parquet_rows
 from toxicity.inference.scorer import BatchScorer, ScoredTexts
@@ -27,9 +27,6 @@ NOT_FINITE = "the model gave a NaN or infinite score"
 
 
 # ------------------------------------------------------------------------------------------ output files
-OUTPUT_FORMATS = (".csv", ".tsv", ".parquet", ".jsonl")
-
-
 def output_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_FORMATS:
