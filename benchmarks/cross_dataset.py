@@ -1,24 +1,27 @@
-"""The cross-dataset matrix (issue 29): trained on A, scored on B's test rows, on the tags they share.
+"""The cross-dataset matrix (issue 29): trained on A, scored on B's test rows, one fixed tag per test set.
 
-    python -m benchmarks.cross_dataset --quick           # a few minutes on 2 CPU cores: small caps, one seed
-    python -m benchmarks.cross_dataset                   # the fuller budget (see --help for each cap)
+    python -m benchmarks.cross_dataset --quick                     # minutes: 3 small models, the pipeline
+    python -m benchmarks.cross_dataset --family hybrid encoder     # the matrix (about an hour on 2 cores)
+    python -m benchmarks.cross_dataset --budget recipe             # all five at all_sources.yaml's size
 
-Models, each trained through `python -m toxicity.fit --data.sources` (the default recipe, MiniLM-L6, or
---family hybrid) with every dataset's default label mapping (toxicity.data.multisource.PRESETS):
+Models, each trained through `python -m toxicity.fit --data.sources` (the default recipe, MiniLM-L6, or the
+hybrid) with every dataset's default label mapping (toxicity.data.multisource.PRESETS):
   - one per dataset (train on A alone);
-  - all five together, with the default mix (mix_exponent 0.5) and proportional to size (1.0);
+  - all five together, with the default mix (mix_exponent 0.5; --all-seeds seeds) and proportional to size;
   - leave-one-dataset-out: all but B, scored on B (the generalisation figure; one seed).
 Test rows: TweetEval's official test files, jigsaw_sample's 1,027 scored Kaggle test rows, and a seeded
-holdout of Davidson (10%) and ETHOS (20%) that no model trains on; each capped at --test-rows (seeded).
-A cell is the mean AUROC over the tags both the training sources and B's test rows label with both classes
-(B's mapping: e.g. TweetEval hate is scored on identity_hate, TweetEval offensive on toxic); `-` where they
-share none. Every model draws --rows-per-epoch rows an epoch, whatever its sources' size: the cap is the
-budget, and the same for every cell.
+holdout of Davidson (10%) and ETHOS (20%) that no model trains on; each capped at the budget's test_rows.
+A cell is the AUROC of the test set's own tag (HEADLINE: what its annotators were asked), so the cells of a
+column are one figure; `-` where the model's sources never label that tag with both classes. The JSON also
+holds every shared tag's AUROC. Every model draws the budget's rows_per_epoch rows an epoch, whatever its
+sources' size: the cap is the budget, the same for every cell. The report ends with the issue's goals, each
+met or missed by how much.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,11 +41,50 @@ SHORT = {
     "tweeteval_offensive": "tw_off",
     "ethos": "ethos",
 }
+HEADLINE = {  # the tag each test set is scored on: its annotators' question (docs/data.md has the mappings)
+    "jigsaw_sample": "toxic",
+    "davidson_hate_offensive": "identity_hate",  # hate speech, the class Davidson et al. set out to find
+    "tweeteval_hate": "identity_hate",
+    "tweeteval_offensive": "toxic",
+    "ethos": "identity_hate",
+}
 HOLDOUT = {"davidson_hate_offensive": 0.1, "ethos": 0.2}  # no official test split: a seeded holdout
-BUDGETS = {  # rows drawn per epoch, epochs, validation batches (of eval_batch_size), test rows per dataset
-    "quick": {"rows_per_epoch": 384, "epochs": 1, "val_batches": 1, "test_rows": 200, "max_length": 64},
-    # sized for ~45 minutes on 2 shared CPU cores (12 models); a lent GPU should rerun it with more rows
-    "full": {"rows_per_epoch": 2000, "epochs": 1, "val_batches": 4, "test_rows": 500, "max_length": 96},
+BUDGETS = {  # rows drawn an epoch, epochs, validation batches (of 128), test rows a dataset, seeds of "all"
+    "quick": {
+        "rows_per_epoch": 384,
+        "epochs": 1,
+        "val_batches": 1,
+        "test_rows": 200,
+        "max_length": 64,
+        "all_seeds": 1,
+        "models": ["jigsaw", "all", "all-but-jigsaw"],
+    },
+    # ~2.5 minutes a model on 2 CPU cores; a lent GPU should rerun it with the sources' size and 3 epochs
+    "full": {
+        "rows_per_epoch": 2000,
+        "epochs": 1,
+        "val_batches": 4,
+        "test_rows": 1000,
+        "max_length": 96,
+        "all_seeds": 3,
+        "models": None,
+    },
+    # experiments/all_sources.yaml's own size (its rows an epoch, epochs, length, whole validation)
+    "recipe": {
+        "rows_per_epoch": 12000,
+        "epochs": 3,
+        "val_batches": 1.0,
+        "test_rows": 1000,
+        "max_length": 128,
+        "all_seeds": 1,
+        "models": ["all"],
+    },
+}
+BEHAVIOUR_GOALS = {
+    "spelling": 0.90,
+    "spelling_unseen": 0.80,
+    "counter_speech": 0.85,
+    "identity_neutral": 0.95,
 }
 
 
@@ -88,9 +130,9 @@ def trained_tags(root: Path, names: list[str]) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------ training
-def train(name: str, entries: list[dict], folder: Path, budget: dict, args) -> tuple[Path, float]:
-    """`python -m toxicity.fit` on `entries`; the best checkpoint and the seconds the fit took."""
-    run = folder / name
+def train(run: Path, entries: list[dict], family: str, seed: int, mix: float, budget: dict) -> dict:
+    """`python -m toxicity.fit` on `entries` in `run`: the best checkpoint, the seconds the fit took and the
+    fit process's peak resident memory."""
     run.mkdir(parents=True, exist_ok=True)
     (run / "sources.yaml").write_text(json.dumps(entries))
     command = [
@@ -99,13 +141,13 @@ def train(name: str, entries: list[dict], folder: Path, budget: dict, args) -> t
         "toxicity.fit",
         "--config",
         str(ROOT / "experiments" / "cpu_minilm.yaml"),
-        *(["--config", str(ROOT / "experiments" / "hybrid.yaml")] if args.family == "hybrid" else []),
+        *(["--config", str(ROOT / "experiments" / "hybrid.yaml")] if family == "hybrid" else []),
         "--data.sources",
         str(run / "sources.yaml"),
         "--data.n_clean_train",
         "null",
         "--data.mix_exponent",
-        str(args.mix_exponent if not name.endswith("proportional") else 1.0),
+        str(mix),
         "--data.rows_per_epoch",
         str(budget["rows_per_epoch"]),
         "--data.max_length",
@@ -117,26 +159,31 @@ def train(name: str, entries: list[dict], folder: Path, budget: dict, args) -> t
         "--trainer.enable_progress_bar",
         "false",
         "--seed_everything",
-        str(args.seed),
+        str(seed),
         "--data.seed",
-        str(args.seed),
+        str(seed),
         "--best_link",
         str(run / "best.ckpt"),
         "--trainer.logger.init_args.save_dir",
         str(run / "logs"),
     ]
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"fit failed for {name}:\n{result.stderr[-3000:]}")
-    return run / "best.ckpt", time.perf_counter() - started
+    with open(run / "fit.log", "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the largest child's
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"fit failed in {run}:\n{(run / 'fit.log').read_text()[-3000:]}")
+    return {
+        "checkpoint": run / "best.ckpt",
+        "fit_seconds": round(seconds, 1),
+        "fit_peak_rss_mb": round(usage.ru_maxrss / 1024),  # Linux: kilobytes
+    }
 
 
-def score(
-    checkpoint: Path, tests: dict[str, pd.DataFrame], learned: set[str], behaviour: bool = False
-) -> dict[str, dict]:
-    """Per test set: AUROC of each tag both sides know, and their mean; with `behaviour`, the behaviour
-    suite's accuracy per capability too (under "behaviour")."""
+def score(checkpoint: Path, tests: dict[str, pd.DataFrame], learned: set[str]) -> dict[str, dict]:
+    """Per test set: the AUROC of its HEADLINE tag (None where the model never learnt it) and of every tag
+    both sides label; and the behaviour suite's accuracy per capability (under "behaviour")."""
     from toxicity.evaluation.metrics import roc_auc_or_none
     from toxicity.inference.scorer import ToxicityClassifier
 
@@ -147,123 +194,260 @@ def score(
         per_tag = {}
         for k, tag in enumerate(classifier.tags):
             known = frame[tag].notna().to_numpy()
-            labels = frame[tag].to_numpy()[known]
-            auroc = roc_auc_or_none(labels, probs[known, k]) if tag in learned else None
+            auroc = roc_auc_or_none(frame[tag].to_numpy()[known], probs[known, k]) if tag in learned else None
             if auroc is not None:
                 per_tag[tag] = round(auroc, 4)
-        out[name] = {
-            "tags": per_tag,
-            "mean": round(float(np.mean(list(per_tag.values()))), 4) if per_tag else None,
-        }
-    if behaviour:
-        from toxicity.evaluation.checklist import capability_accuracy
+        out[name] = {"headline": per_tag.get(HEADLINE[name]), "tags": per_tag}
+    from toxicity.evaluation.checklist import capability_accuracy
 
-        suite = capability_accuracy(lambda texts: classifier.predict_proba(texts, progress=False))
-        out["behaviour"] = {capability: round(result["accuracy"], 3) for capability, result in suite.items()}
+    suite = capability_accuracy(lambda texts: classifier.predict_proba(texts, progress=False))
+    out["behaviour"] = {capability: round(result["accuracy"], 3) for capability, result in suite.items()}
     return out
 
 
+def plan(families: list[str], seed: int, seeds: int, mix: float, only: list[str] | None) -> list[dict]:
+    """The models to train, in order: per family, one per dataset, all five (with `seeds` seeds and
+    proportional), leave-one-out. `only` keeps the named ones (`all`, `all-but-ethos`, or `hybrid/all`)."""
+    models = []
+    for family in families:
+        chosen = [(SHORT[name], [name], seed, mix) for name in DATASETS]
+        chosen += [
+            ("all" if k == 0 else f"all-seed{seed + k}", list(DATASETS), seed + k, mix) for k in range(seeds)
+        ]
+        chosen += [("all_proportional", list(DATASETS), seed, 1.0)]
+        chosen += [
+            (f"all-but-{SHORT[name]}", [n for n in DATASETS if n != name], seed, mix) for name in DATASETS
+        ]
+        for model, names, model_seed, model_mix in chosen:
+            base = model.split("-seed")[0]
+            if only and not {base, model, f"{family}/{base}", f"{family}/{model}"} & set(only):
+                continue
+            models.append(
+                {
+                    "key": f"{family}/{model}",
+                    "family": family,
+                    "model": model,
+                    "sources": names,
+                    "seed": model_seed,
+                    "mix_exponent": model_mix,
+                }
+            )
+    return models
+
+
 # ------------------------------------------------------------------------------------------ report
-def markdown(figures: dict, title: str) -> str:
+def headline(figures: dict, key: str, name: str) -> float | None:
+    return figures["models"].get(key, {}).get("scores", {}).get(name, {}).get("headline")
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def all_sources_seeds(figures: dict, family: str) -> list[str]:
+    """The keys of `family`'s all-sources models with the default mix, one per seed."""
+    return [
+        key for key in figures["models"] if key == f"{family}/all" or key.startswith(f"{family}/all-seed")
+    ]
+
+
+def best_single(figures: dict, name: str, own: bool) -> tuple[float | None, str]:
+    """The best single-dataset model on `name`'s test rows: trained on `name` itself (`own`), or on any
+    other one dataset (the best transfer); any family."""
+    found = []
+    for key, result in figures["models"].items():
+        sources = result.get("sources", [])
+        if len(sources) == 1 and (sources[0] == name) == own and (value := headline(figures, key, name)):
+            found.append((value, key))
+    return max(found) if found else (None, "-")
+
+
+def goals(figures: dict) -> list[str]:
+    """The issue's three quality goals, each met or missed by how much, from this run's models."""
+    families = sorted({result["family"] for result in figures["models"].values()})
+    lines = ["", "## Goals", ""]
     rows = []
-    for model, result in figures["models"].items():
-        cells = [result["scores"][name]["mean"] for name in DATASETS]
-        rows.append(
-            [model, *("-" if c is None else f"{c:.3f}" for c in cells), f"{result['fit_seconds']:.0f}"]
+    for family in families:
+        keys = all_sources_seeds(figures, family)
+        for name in DATASETS:
+            values = [v for key in keys if (v := headline(figures, key, name)) is not None]
+            best, best_key = best_single(figures, name, own=True)
+            if not values or best is None:
+                continue
+            mean, spread = float(np.mean(values)), max(values) - min(values)
+            gap = best - spread - mean
+            verdict = "met" if gap <= 0 else f"missed by {gap:.3f}"
+            rows.append(
+                [
+                    family,
+                    SHORT[name],
+                    f"{mean:.3f}",
+                    f"{spread:.3f} ({len(values)})",
+                    f"{best:.3f} ({best_key})",
+                    verdict,
+                ]
+            )
+    lines += [
+        "1. On each dataset's own test rows, the all-sources model (mean over its seeds) within one seed's"
+        + " spread (max - min over seeds) of the best single-dataset model, or above it:",
+        "",
+    ]
+    lines += table(
+        ["family", "test set", "all five", "spread (seeds)", "best single-dataset", "goal"], rows, "llrrrl"
+    )
+    rows = []
+    for family in families:
+        for name in DATASETS:
+            held = headline(figures, f"{family}/all-but-{SHORT[name]}", name)
+            best, best_key = best_single(figures, name, own=False)
+            if held is None:
+                continue
+            verdict = "-" if best is None else "met" if held > best else f"missed by {best - held:.3f}"
+            rows.append(
+                [
+                    family,
+                    SHORT[name],
+                    f"{held:.3f}",
+                    "-" if best is None else f"{best:.3f} ({best_key})",
+                    verdict,
+                ]
+            )
+    lines += [
+        "",
+        "2. Leave-one-dataset-out above the best single-dataset transfer (any family) to that dataset:",
+        "",
+    ]
+    lines += table(["family", "test set", "all but it", "best single transfer", "goal"], rows, "llrrl")
+    rows = []
+    for key, result in figures["models"].items():
+        suite = result.get("scores", {}).get("behaviour")
+        if not suite or result["model"].startswith("all-but"):
+            continue
+        short = {c: suite[c] - goal for c, goal in BEHAVIOUR_GOALS.items() if suite.get(c, 0.0) < goal}
+        verdict = (
+            "met" if not short else "missed: " + ", ".join(f"{c} by {-gap:.2f}" for c, gap in short.items())
         )
+        rows.append([key, *(f"{suite.get(c, float('nan')):.2f}" for c in BEHAVIOUR_GOALS), verdict])
+    lines += [
+        "",
+        "3. Behaviour suite of the all-sources models (accuracy at 0.5), goals "
+        + ", ".join(f"{c} >= {goal}" for c, goal in BEHAVIOUR_GOALS.items())
+        + " together:",
+        "",
+    ]
+    lines += table(["model", *BEHAVIOUR_GOALS, "goal"], rows, "l" + "r" * len(BEHAVIOUR_GOALS) + "l")
+    return lines
+
+
+def behaviour_table(figures: dict) -> list[str]:
+    suites = {
+        key: r["scores"]["behaviour"] for key, r in figures["models"].items() if "behaviour" in r["scores"]
+    }
+    if not suites:
+        return []
+    capabilities = sorted({capability for suite in suites.values() for capability in suite})
+    rows = [
+        [key, *(f"{suite.get(c, float('nan')):.2f}" for c in capabilities)] for key, suite in suites.items()
+    ]
+    return [
+        "",
+        "Behaviour suite (toxicity.evaluation.checklist), accuracy at 0.5 (abusive when any tag reaches it):",
+        "",
+        *table(["model", *capabilities], rows, "l" + "r" * len(capabilities)),
+    ]
+
+
+def markdown(figures: dict, title: str) -> str:
+    rows = [
+        [
+            key,
+            *(_figure(headline(figures, key, name)) for name in DATASETS),
+            f"{result['fit_seconds']:.0f}",
+            result.get("fit_peak_rss_mb", "-"),
+        ]
+        for key, result in figures["models"].items()
+    ]
+    columns = [f"{SHORT[name]} ({HEADLINE[name]})" for name in DATASETS]
     lines = [
         f"# {title}",
         "",
-        "Mean AUROC over the tags the training sources and the test set both label (per-tag figures in the "
-        "JSON). Rows: the training sources (`all-but-X`: leave-one-dataset-out, scored on X). Columns: each "
-        "dataset's test rows. Settings: " + json.dumps(figures["settings"]) + ".",
+        "AUROC of each test set's own tag (the column's); `-` where the model's sources never label that tag "
+        "with both classes. Rows: `<family>/<training sources>` (`all-but-X`: leave-one-dataset-out; "
+        "`all-seedN`: the all-sources model with another seed). Every shared tag's AUROC is in the JSON. "
+        "Settings: "
+        + json.dumps(figures["settings"])
+        + ". Test rows: "
+        + json.dumps(figures.get("test_rows", {}))
+        + ".",
         "",
-        *table(["trained on", *(SHORT[n] for n in DATASETS), "fit s"], rows, "l" + "r" * (len(DATASETS) + 1)),
-        "",
-        "Leave-one-out against the best single-dataset transfer to the same dataset:",
-        "",
+        *table(["trained on", *columns, "fit s", "fit peak MB"], rows, "l" + "r" * (len(DATASETS) + 2)),
+        *behaviour_table(figures),
+        *goals(figures),
     ]
-    loo = []
-    for name in DATASETS:
-        held = figures["models"].get(f"all-but-{SHORT[name]}", {}).get("scores", {}).get(name, {}).get("mean")
-        transfers = [
-            (figures["models"][SHORT[other]]["scores"][name]["mean"], SHORT[other])
-            for other in DATASETS
-            if other != name
-            and SHORT[other] in figures["models"]
-            and figures["models"][SHORT[other]]["scores"][name]["mean"] is not None
-        ]
-        best = max(transfers) if transfers else (None, "-")
-        loo.append(
-            [
-                SHORT[name],
-                "-" if held is None else f"{held:.3f}",
-                "-" if best[0] is None else f"{best[0]:.3f} ({best[1]})",
-            ]
-        )
-    lines += table(["test set", "all but it", "best single transfer"], loo, "lrr")
-    suites = {m: r["scores"]["behaviour"] for m, r in figures["models"].items() if "behaviour" in r["scores"]}
-    if suites:
-        capabilities = sorted(next(iter(suites.values())))
-        rows = [[model, *(f"{suite[c]:.2f}" for c in capabilities)] for model, suite in suites.items()]
-        lines += ["", "Behaviour suite (accuracy at 0.5), the all-sources models:", ""]
-        lines += table(["model", *capabilities], rows, "l" + "r" * len(capabilities))
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = arguments("cross_dataset", __doc__)
     parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
-    parser.add_argument("--quick", action="store_true", help=f"the quick budget: {BUDGETS['quick']}")
-    parser.add_argument("--family", choices=("encoder", "hybrid"), default="encoder")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="full", help="rows, epochs, test rows")
+    parser.add_argument("--quick", action="store_true", help="the same as --budget quick")
+    parser.add_argument("--family", nargs="+", choices=("encoder", "hybrid"), default=["hybrid"])
     parser.add_argument("--mix-exponent", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--all-seeds", type=int, default=None, help="seeds of the all-sources model (budget's)"
+    )
+    parser.add_argument(
         "--only",
         nargs="*",
-        help="train only these models (jigsaw, all, all_proportional, "
-        "all-but-ethos, ...); default: every one",
+        help="train only these (jigsaw, all, all_proportional, all-but-ethos, hybrid/all, ...)",
     )
     parser.add_argument("--output", type=Path, default=None, help="the results folder")
     args = parser.parse_args(argv)
+    args.data_root = args.data_root.resolve()  # the sources files live in a scratch folder
     missing = [name for name in DATASETS if not (args.data_root / name).is_dir()]
     if missing:
         parser.error(f"the datasets {missing} are absent under {args.data_root} (give --data-root)")
-    variant = "_".join(
-        filter(None, ["quick" if args.quick else None, "hybrid" if args.family == "hybrid" else None])
+    budget_name = "quick" if args.quick else args.budget
+    budget = BUDGETS[budget_name]
+    models = plan(
+        args.family,
+        args.seed,
+        args.all_seeds or budget["all_seeds"],
+        args.mix_exponent,
+        args.only or budget["models"],
     )
-    run = Run.start("cross_dataset", variant or None, argv)
-    budget = BUDGETS["quick" if args.quick else "full"]
-    figures = {
-        "settings": {**budget, "family": args.family, "seed": args.seed, "mix_exponent": args.mix_exponent},
-        "models": {},
-    }
+    variant = "_".join(filter(None, [None if budget_name == "full" else budget_name, *sorted(args.family)]))
+    run = Run.start("cross_dataset", variant, argv)
+    figures = {"settings": {**budget, "families": args.family, "seed": args.seed}, "models": {}}
     with tempfile.TemporaryDirectory(prefix="cross_dataset-") as scratch:
         folder = Path(scratch)
         sources, tests = prepare(args.data_root, folder, args.seed, budget["test_rows"])
-        figures["test_rows"] = {name: len(frame) for name, frame in tests.items()}
-        plan = {SHORT[name]: [name] for name in DATASETS}
-        plan["all"] = list(DATASETS)
-        plan["all_proportional"] = list(DATASETS)
-        plan |= {f"all-but-{SHORT[name]}": [n for n in DATASETS if n != name] for name in DATASETS}
-        for model, names in plan.items():
-            if args.only and model not in args.only:
-                continue
-            checkpoint, seconds = train(model, [sources[n] for n in names], folder, budget, args)
-            figures["models"][model] = {
-                "sources": names,
-                "fit_seconds": round(seconds, 1),
-                "scores": score(
-                    checkpoint, tests, trained_tags(args.data_root, names), behaviour=model.startswith("all")
-                ),
+        figures["test_rows"] = {SHORT[name]: len(frame) for name, frame in tests.items()}
+        for model in models:
+            names = model["sources"]
+            fitted = train(
+                folder / model["key"],
+                [sources[n] for n in names],
+                model["family"],
+                model["seed"],
+                model["mix_exponent"],
+                budget,
+            )
+            scores = score(fitted.pop("checkpoint"), tests, trained_tags(args.data_root, names))
+            figures["models"][model["key"]] = {
+                **{k: model[k] for k in ("family", "model", "sources", "seed", "mix_exponent")},
+                **fitted,
+                "scores": scores,
             }
             run.write(figures, None, args.output)  # a record so far, in case the run is cut short
             print(
-                f"{model}: fit {seconds:.0f} s",
-                {n: s.get("mean", s) for n, s in figures["models"][model]["scores"].items()},
+                f"{model['key']}: fit {fitted['fit_seconds']:.0f} s, {fitted['fit_peak_rss_mb']} MB",
+                {SHORT.get(n, n): s.get("headline", s) for n, s in scores.items()},
                 flush=True,
             )
-    title = f"Cross-dataset matrix ({'quick' if args.quick else 'full'} budget, {args.family})"
+    title = f"Cross-dataset matrix ({budget_name} budget, {' and '.join(args.family)})"
     path = run.write(figures, markdown(figures, title), args.output)
     print(f"wrote {path}")
     return figures

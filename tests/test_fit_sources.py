@@ -53,7 +53,7 @@ def test_two_sources_train_end_to_end_with_per_source_validation(tmp_path, capsy
     assert datamodule.source_shares[1] > datamodule.source_shares[0]
     assert "Best checkpoint:" in capsys.readouterr().out
 
-    # evaluated one held-out set at a time: not its pooled validation rows, nor a source's own table
+    # evaluated one held-out set at a time: not its pooled validation rows, nor a source's training rows
     from toxicity.evaluate import main as evaluate
 
     checkpoint = str(tmp_path / "checkpoints" / "best-checkpoint.ckpt")
@@ -62,6 +62,13 @@ def test_two_sources_train_end_to_end_with_per_source_validation(tmp_path, capsy
             evaluate(["--ckpt", checkpoint, "--output", str(tmp_path / "no"), *refused])
         error = capsys.readouterr().err
         assert stopped.value.code == 2 and "trained on several sources" in error and "wiki.csv" in error
+    # a source named by its path: its own validation rows, on the tags it labels, mapped as in training
+    tweets_val = datamodule.frames["val"].query("source == 1")
+    results = evaluate(
+        ["--ckpt", checkpoint, "--data", str(tmp_path / "tweets.csv"), "--output", str(tmp_path / "t")]
+    )
+    assert results.rows == len(tweets_val) and results.tags == ["toxic", "identity_hate"]
+    assert results.name == "tweets-val" and "its validation split" in results.data
     held_out = tmp_path / "held_out.csv"
     make_comments(n_clean=12, n_toxic=12).assign(id=lambda frame: "h" + frame["id"]).to_csv(
         held_out, index=False
@@ -190,3 +197,24 @@ def test_ddp_two_cpu_processes_train_on_two_sources(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "checkpoints" / "best-checkpoint.ckpt").is_file()
     assert {"val_loss", "val_loss/tweets", "val_auroc_toxic/wiki"} <= scalars(tmp_path)
+
+
+@pytest.mark.slow  # reads and splits Davidson's 25k rows and TweetEval hate's 13k, scores ~6k
+@needs_shared_data("davidson_hate_offensive")
+@needs_shared_data("tweeteval_hate")
+def test_each_real_source_is_evaluated_on_its_held_out_rows_with_its_own_mapping(tmp_path):
+    davidson, hate = SHARED_DATA / "davidson_hate_offensive", SHARED_DATA / "tweeteval_hate"
+    sources = [{"path": str(davidson)}, {"path": str(hate)}]
+    main(sources_args(tmp_path, sources, "--trainer.max_epochs", "1", "--data.rows_per_epoch", "32"))
+    from toxicity.evaluate import main as evaluate
+
+    checkpoint = str(tmp_path / "checkpoints" / "best-checkpoint.ckpt")
+    on_davidson = evaluate(["--ckpt", checkpoint, "--data", str(davidson), "--output", str(tmp_path / "d")])
+    # Davidson labels toxic and identity_hate on every row; its validation split is a seeded 10%
+    assert on_davidson.tags == ["toxic", "identity_hate"] and on_davidson.split == "val"
+    assert 2400 <= on_davidson.rows <= 2500
+    on_hate = evaluate(
+        ["--ckpt", checkpoint, "--data", str(hate), "--split", "test", "--output", str(tmp_path / "h")]
+    )
+    # TweetEval hate's official test file; its 0 says nothing of toxic, so identity_hate alone is scored
+    assert on_hate.tags == ["identity_hate"] and on_hate.rows == 2970

@@ -1,19 +1,45 @@
-"""The cross-dataset benchmark's report: the matrix, leave-one-out against the best transfer, the suite."""
+"""The cross-dataset benchmark's report: the matrix on each test set's own tag, and the issue's goals judged
+from it (met, or missed by how much)."""
 
-from benchmarks.cross_dataset import DATASETS, SHORT, markdown
+from benchmarks.cross_dataset import DATASETS, SHORT, markdown, plan
 
 
-def test_the_report_lays_out_the_matrix_and_leave_one_out():
-    def scores(value):
-        return {name: {"tags": {}, "mean": value} for name in DATASETS}
+def model(family, name, sources, value, behaviour=None):
+    scores = {n: {"headline": value, "tags": {}} for n in DATASETS}
+    if behaviour:
+        scores["behaviour"] = behaviour
+    return {"family": family, "model": name, "sources": sources, "fit_seconds": 10.0, "scores": scores}
 
-    models = {SHORT[name]: {"fit_seconds": 10.0, "scores": scores(0.7)} for name in DATASETS}
-    models["jigsaw"]["scores"]["ethos"]["mean"] = 0.8
-    models["all-but-ethos"] = {"fit_seconds": 12.0, "scores": scores(0.75)}
-    models["all"] = {"fit_seconds": 20.0, "scores": {**scores(0.9), "behaviour": {"spelling": 0.5}}}
-    models["davidson"]["scores"]["tweeteval_offensive"]["mean"] = None
-    text = markdown({"settings": {"epochs": 1}, "models": models}, "Cross-dataset matrix")
-    assert "| all | 0.900 | 0.900 | 0.900 | 0.900 | 0.900 | 20 |" in text
-    assert "| davidson | 0.700 | 0.700 | 0.700 | - | 0.700 | 10 |" in text  # no shared tag: -
-    assert "| ethos | 0.750 | 0.800 (jigsaw) |" in text  # leave-one-out against the best transfer
-    assert "| all | 0.50 |" in text  # the behaviour suite
+
+def figures():
+    models = {f"hybrid/{SHORT[n]}": model("hybrid", SHORT[n], [n], 0.70) for n in DATASETS}
+    models["encoder/jigsaw"] = model("encoder", "jigsaw", ["jigsaw_sample"], 0.75)
+    models["hybrid/jigsaw"]["scores"]["ethos"]["headline"] = 0.80  # the best transfer to ethos
+    models["hybrid/davidson"]["scores"]["tweeteval_offensive"]["headline"] = None  # never learnt its tag
+    suite = {"spelling": 0.95, "spelling_unseen": 0.85, "counter_speech": 0.80, "identity_neutral": 0.96}
+    for seed, value in (("all", 0.74), ("all-seed43", 0.70), ("all-seed44", 0.72)):
+        models[f"hybrid/{seed}"] = model("hybrid", seed, list(DATASETS), value, suite)
+    models["hybrid/all-but-ethos"] = model("hybrid", "all-but-ethos", list(DATASETS[:-1]), 0.79)
+    return {"settings": {"epochs": 1}, "models": models, "test_rows": {}}
+
+
+def test_the_matrix_shows_each_test_sets_own_tag():
+    text = markdown(figures(), "Cross-dataset matrix")
+    assert "| trained on | jigsaw (toxic) | davidson (identity_hate) |" in text
+    assert "| hybrid/davidson | 0.700 | 0.700 | 0.700 | - | 0.700 | 10 | - |" in text
+
+
+def test_the_goals_are_judged_against_the_best_single_dataset_model_of_either_family():
+    text = markdown(figures(), "Cross-dataset matrix")
+    # jigsaw: all five 0.72 +- spread 0.04 against the encoder's 0.75: within the spread
+    assert "| hybrid | jigsaw | 0.720 | 0.040 (3) | 0.750 (encoder/jigsaw) | met |" in text
+    # leave-one-out on ethos 0.79 against the jigsaw model's 0.80 transfer
+    assert "| hybrid | ethos | 0.790 | 0.800 (hybrid/jigsaw) | missed by 0.010 |" in text
+    assert "| hybrid/all | 0.95 | 0.85 | 0.80 | 0.96 | missed: counter_speech by 0.05 |" in text
+
+
+def test_the_plan_trains_the_all_sources_model_with_each_seed_and_only_what_is_named():
+    keys = [m["key"] for m in plan(["hybrid", "encoder"], 42, 3, 0.5, ["hybrid/all", "encoder/jigsaw"])]
+    assert keys == ["hybrid/all", "hybrid/all-seed43", "hybrid/all-seed44", "encoder/jigsaw"]
+    (proportional,) = plan(["hybrid"], 42, 1, 0.5, ["all_proportional"])
+    assert proportional["mix_exponent"] == 1.0 and proportional["sources"] == list(DATASETS)

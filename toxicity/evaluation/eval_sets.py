@@ -5,6 +5,9 @@
   --split val, other data: the same seeded split of that data (TweetEval: its val_* files).
   --split test: Kaggle's test.csv + test_labels.csv joined on id (rows marked -1 left out), the run's
       test_path, a labelled table taken whole, or a TweetEval folder's test_* files.
+  A model trained on several sources (data.sources): --data names one source (its held-out rows, with its
+      own label mapping: its validation split as training made it, or its official test split) or other
+      labelled data; never the pooled validation rows, whose unknown tags are not 0.
 
 A label map renames data columns to model tags (`label=toxic`); the tags evaluated are those the data
 has (or the ones asked for, which must all be there). Fractional tag columns (0.0-1.0, Jigsaw 2019 style)
@@ -79,8 +82,8 @@ def load_eval_set(request: EvalRequest, run: DataSettings, model_tags: Sequence[
         raise ValueError(f"split must be one of {SPLITS}, got {request.split!r}")
     check_label_map(request.label_map, model_tags)
     check_tags(request.tags, model_tags)
-    if run.sources:
-        check_held_out_of_sources(request, run, model_tags)
+    if run.sources and (source := run_source(request, run, model_tags)) is not None:
+        return source_split(request, run, source, model_tags)
     if request.split == "val" and is_run_data(request, run):
         return checkpoint_val_split(run, request.tags)
     data = existing_path(request.data, "--data") if request.data else default_data(run, request.split)
@@ -140,26 +143,66 @@ def is_training_data(data: Path, run: DataSettings) -> bool:
     return train.member is None and data.resolve() == train.path.resolve()
 
 
-def check_held_out_of_sources(request: EvalRequest, run: DataSettings, model_tags: Sequence[str]) -> None:
-    """A model trained on several sources is evaluated on one held-out set at a time: not on its pooled
-    validation rows (their unknown tags are not 0; TensorBoard has them per source), nor on a source's table,
-    whose rows it trained on."""
+def run_source(request: EvalRequest, run: DataSettings, model_tags: Sequence[str]):
+    """The source of a model trained on several sources that `--data` names (its folder or table), or None
+    for other data. Without --data it refuses: the pooled validation rows leave many tags unknown."""
     from toxicity.data.multisource import read_sources
 
     try:
-        paths = [Path(source.path) for source in read_sources(run.sources, model_tags)]
+        sources = read_sources(run.sources, model_tags)
     except DataError:  # the sources file is not where training read it: name it as stored
-        paths = []
-    named = ", ".join(map(str, paths)) or str(run.sources)
-    given = Path(request.data).resolve() if request.data else None
-    own = given is not None and any(given == path.resolve() for path in paths)
-    if given is None or (own and (request.split == "val" or given.is_file())):
+        sources = []
+    if request.data is None:
+        named = ", ".join(str(source.path) for source in sources) or str(run.sources)
         raise DataError(
-            f"this model was trained on several sources ({named}): its validation rows are per source "
-            "(TensorBoard's val_auroc_<tag>/<source>), and a source's table has no held-out rows. Evaluate "
-            "one held-out set at a time: --data PATH --split test, with the test split of a source's "
-            "folder (Kaggle, TweetEval) or a labelled table it never saw."
+            f"this model was trained on several sources ({named}): evaluate one at a time, on a source's "
+            "held-out rows (--data <its path>: its validation split, or --split test where it has an "
+            "official one) or on a labelled set it never saw (--data PATH --split test). TensorBoard has "
+            "every source's validation figures (val_auroc_<tag>/<source>)."
         )
+    given = Path(request.data).resolve()
+    for source in sources:
+        if given in {source.path.resolve(), (source.path / (source.file or "")).resolve()}:
+            return source
+    return None
+
+
+def source_split(request: EvalRequest, run: DataSettings, source, model_tags: Sequence[str]) -> EvalSet:
+    """One source of the run on its held-out rows, with its own label mapping: its validation split as
+    training made it, or its official test split. Evaluated on the tags it labels with both classes; rows
+    that leave one of those unknown are left out and counted."""
+    from toxicity.data.multisource import load_sources, map_labels, read_raw_splits
+
+    if request.split == "val":
+        frame = load_sources([source], model_tags, run.val_fraction, run.seed).frames["val"]
+        described = f"{source}: its validation split as training made it (seed {run.seed})"
+    else:
+        raw = read_raw_splits(source)
+        if "test" not in raw:
+            raise DataError(
+                f"this model was trained on several sources, and {source} has no test split (the model "
+                "trained on its rows): evaluate its validation split (--split val), or a labelled set it "
+                "never saw (--data PATH --split test)."
+            )
+        frame = map_labels(raw["test"], source, model_tags, "test")
+        described = f"{source}: its test split"
+    tags = [tag for tag in (request.tags or model_tags) if frame[tag].dropna().nunique() == 2]
+    if not tags:
+        raise DataError(
+            f"{source}: its {request.split} rows label none of {list(request.tags or model_tags)} with "
+            "both classes; give --tags that it labels."
+        )
+    known = frame[tags].notna().all(axis=1)
+    if not known.all():
+        described += f"; {int((~known).sum())} of {len(frame)} rows left out (one of the tags unknown)"
+    frame = frame[known].astype({tag: "int64" for tag in tags}).reset_index(drop=True)
+    return EvalSet(
+        f"{source.name}-{request.split}",
+        described + ", its labels mapped as in training",
+        request.split,
+        frame,
+        tags,
+    )
 
 
 def checkpoint_val_split(run: DataSettings, tags: Sequence[str] | None = None) -> EvalSet:
