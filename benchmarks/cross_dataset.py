@@ -89,13 +89,16 @@ BEHAVIOUR_GOALS = {
 
 
 # ------------------------------------------------------------------------------------------ the data
-def prepare(root: Path, folder: Path, seed: int, test_rows: int) -> tuple[dict[str, dict], dict]:
-    """Each dataset's training source (a `data.sources` entry) and its test rows (text + the six tags,
-    NaN where unknown); Davidson's and ETHOS's holdouts are written to `folder` (never into the project)."""
+def prepare(root: Path, folder: Path, seed: int, test_rows: int) -> tuple[dict, dict, dict]:
+    """Per dataset: its training source (a `data.sources` entry), its test rows (text + the six tags, NaN
+    where unknown) and the tags its training rows label with both classes (what a model learns from it).
+    Davidson's and ETHOS's holdouts are a seeded permutation's first rows (0 and 0 texts also in training,
+    3 of Davidson's 2,478 case-folded); their training rows are written to `folder`, never the project."""
     from toxicity.core.tags import LABELS
     from toxicity.data.multisource import map_labels, read_raw_splits, read_sources
+    from toxicity.evaluation.metrics import has_both_classes
 
-    sources, tests = {}, {}
+    sources, tests, learned = {}, {}, {}
     for name in DATASETS:
         (source,) = read_sources([{"path": str(root / name)}], LABELS)
         raw = read_raw_splits(source)
@@ -104,29 +107,17 @@ def prepare(root: Path, folder: Path, seed: int, test_rows: int) -> tuple[dict[s
             frame = raw["train"]
             order = np.random.default_rng(seed).permutation(len(frame))
             cut = round(HOLDOUT[name] * len(frame))
-            train, test = frame.iloc[order[cut:]], frame.iloc[order[:cut]]
             path = folder / f"{name}-train.csv"
-            train.rename(columns={"text": source.text_column}).to_csv(path, index=False)
+            frame.iloc[order[cut:]].rename(columns={"text": source.text_column}).to_csv(path, index=False)
             entry = {**entry, "path": str(path), "preset": name, "separator": ","}
-            raw = {"test": test.reset_index(drop=True)}
+            raw = {"train": frame.iloc[order[cut:]], "test": frame.iloc[order[:cut]].reset_index(drop=True)}
         mapped = map_labels(raw["test"], source, LABELS, "test")
         if len(mapped) > test_rows:
             mapped = mapped.sample(n=test_rows, random_state=seed).reset_index(drop=True)
+        train = map_labels(raw["train"], source, LABELS, "train")
+        learned[name] = {tag for tag in LABELS if has_both_classes(train[tag].dropna().to_numpy())}
         sources[name], tests[name] = entry, mapped
-    return sources, tests
-
-
-def trained_tags(root: Path, names: list[str]) -> set[str]:
-    """The tags the named datasets' training rows label with both classes (what a model learns)."""
-    from toxicity.core.tags import LABELS
-    from toxicity.data.multisource import map_labels, read_raw_splits, read_sources
-
-    tags = set()
-    for name in names:
-        (source,) = read_sources([{"path": str(root / name)}], LABELS)
-        frame = map_labels(read_raw_splits(source)["train"], source, LABELS, "train")
-        tags |= {tag for tag in LABELS if frame[tag].nunique(dropna=True) == 2}
-    return tags
+    return sources, tests, learned
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -170,9 +161,15 @@ def train(run: Path, entries: list[dict], family: str, seed: int, mix: float, bu
     started = time.perf_counter()
     with open(run / "fit.log", "w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the largest child's
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the largest's
+        except BaseException:  # interrupted: no fit left running behind
+            process.kill()
+            process.wait()
+            raise
+        process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         raise RuntimeError(f"fit failed in {run}:\n{(run / 'fit.log').read_text()[-3000:]}")
     return {
         "checkpoint": run / "best.ckpt",
@@ -219,8 +216,7 @@ def plan(families: list[str], seed: int, seeds: int, mix: float, only: list[str]
             (f"all-but-{SHORT[name]}", [n for n in DATASETS if n != name], seed, mix) for name in DATASETS
         ]
         for model, names, model_seed, model_mix in chosen:
-            base = model.split("-seed")[0]
-            if only and not {base, model, f"{family}/{base}", f"{family}/{model}"} & set(only):
+            if only and not names_of({"family": family, "model": model}) & set(only):
                 continue
             models.append(
                 {
@@ -235,7 +231,32 @@ def plan(families: list[str], seed: int, seeds: int, mix: float, only: list[str]
     return models
 
 
+def names_of(model: dict) -> set[str]:
+    """What `--only` may call a model: `all-seed43`, `all` (every seed), with or without `hybrid/`."""
+    base = model["model"].split("-seed")[0]
+    return {base, model["model"], f"{model['family']}/{base}", f"{model['family']}/{model['model']}"}
+
+
 # ------------------------------------------------------------------------------------------ report
+def title(settings: dict) -> str:
+    budget = settings.get("budget") or next(
+        (name for name, b in BUDGETS.items() if b["rows_per_epoch"] == settings["rows_per_epoch"]), "custom"
+    )
+    return f"Cross-dataset matrix ({budget} budget, {' and '.join(settings['families'])})"
+
+
+def rewrite_report(path: Path) -> dict:
+    """The .md of an earlier run, rendered again from its JSON (after a change to the report's tables)."""
+    from benchmarks.common import environment
+    from toxicity.core.files import write_text_atomically
+
+    record = json.loads(path.read_text())
+    text = markdown(record["figures"], title(record["figures"]["settings"]))
+    write_text_atomically(path.with_suffix(".md"), text.rstrip("\n") + "\n" + environment(record))
+    print(f"wrote {path.with_suffix('.md')}")
+    return record["figures"]
+
+
 def headline(figures: dict, key: str, name: str) -> float | None:
     return figures["models"].get(key, {}).get("scores", {}).get(name, {}).get("headline")
 
@@ -257,7 +278,11 @@ def best_single(figures: dict, name: str, own: bool) -> tuple[float | None, str]
     found = []
     for key, result in figures["models"].items():
         sources = result.get("sources", [])
-        if len(sources) == 1 and (sources[0] == name) == own and (value := headline(figures, key, name)):
+        if (
+            len(sources) == 1
+            and (sources[0] == name) == own
+            and (value := headline(figures, key, name)) is not None
+        ):
             found.append((value, key))
     return max(found) if found else (None, "-")
 
@@ -265,15 +290,47 @@ def best_single(figures: dict, name: str, own: bool) -> tuple[float | None, str]
 def goals(figures: dict) -> list[str]:
     """The issue's three quality goals, each met or missed by how much, from this run's models."""
     families = sorted({result["family"] for result in figures["models"].values()})
-    lines = ["", "## Goals", ""]
+    return [
+        "",
+        "## Goals",
+        "",
+        "1. On each dataset's own test rows, the all-sources model (mean over its seeds) within one seed's"
+        + " spread (max - min over seeds) of the best single-dataset model, or above it:",
+        "",
+        *table(
+            ["family", "test set", "all five", "spread (seeds)", "best single-dataset", "goal"],
+            [row for family in families for row in own_test_set_rows(figures, family)],
+            "llrrrl",
+        ),
+        "",
+        "2. Leave-one-dataset-out above the best single-dataset transfer (any family) to that dataset:",
+        "",
+        *table(
+            ["family", "test set", "all but it", "best single transfer", "goal"],
+            [row for family in families for row in leave_one_out_rows(figures, family)],
+            "llrrl",
+        ),
+        "",
+        "3. Behaviour suite of the all-sources models (accuracy at 0.5), goals "
+        + ", ".join(f"{c} >= {goal}" for c, goal in BEHAVIOUR_GOALS.items())
+        + " together:",
+        "",
+        *table(
+            ["model", *BEHAVIOUR_GOALS, "goal"],
+            [row for family in families for row in behaviour_goal_rows(figures, family)],
+            "l" + "r" * len(BEHAVIOUR_GOALS) + "l",
+        ),
+    ]
+
+
+def own_test_set_rows(figures: dict, family: str) -> list[list]:
     rows = []
-    for family in families:
-        keys = all_sources_seeds(figures, family)
-        for name in DATASETS:
-            values = [v for key in keys if (v := headline(figures, key, name)) is not None]
-            best, best_key = best_single(figures, name, own=True)
-            if not values or best is None:
-                continue
+    for name in DATASETS:
+        values = [
+            v for key in all_sources_seeds(figures, family) if (v := headline(figures, key, name)) is not None
+        ]
+        best, best_key = best_single(figures, name, own=True)
+        if values and best is not None:
             mean, spread = float(np.mean(values)), max(values) - min(values)
             gap = best - spread - mean
             verdict = "met" if gap <= 0 else f"missed by {gap:.3f}"
@@ -287,56 +344,32 @@ def goals(figures: dict) -> list[str]:
                     verdict,
                 ]
             )
-    lines += [
-        "1. On each dataset's own test rows, the all-sources model (mean over its seeds) within one seed's"
-        + " spread (max - min over seeds) of the best single-dataset model, or above it:",
-        "",
-    ]
-    lines += table(
-        ["family", "test set", "all five", "spread (seeds)", "best single-dataset", "goal"], rows, "llrrrl"
-    )
+    return rows
+
+
+def leave_one_out_rows(figures: dict, family: str) -> list[list]:
     rows = []
-    for family in families:
-        for name in DATASETS:
-            held = headline(figures, f"{family}/all-but-{SHORT[name]}", name)
-            best, best_key = best_single(figures, name, own=False)
-            if held is None:
-                continue
+    for name in DATASETS:
+        held = headline(figures, f"{family}/all-but-{SHORT[name]}", name)
+        best, best_key = best_single(figures, name, own=False)
+        if held is not None:
             verdict = "-" if best is None else "met" if held > best else f"missed by {best - held:.3f}"
-            rows.append(
-                [
-                    family,
-                    SHORT[name],
-                    f"{held:.3f}",
-                    "-" if best is None else f"{best:.3f} ({best_key})",
-                    verdict,
-                ]
-            )
-    lines += [
-        "",
-        "2. Leave-one-dataset-out above the best single-dataset transfer (any family) to that dataset:",
-        "",
-    ]
-    lines += table(["family", "test set", "all but it", "best single transfer", "goal"], rows, "llrrl")
+            rows.append([family, SHORT[name], f"{held:.3f}", _figure(best) + f" ({best_key})", verdict])
+    return rows
+
+
+def behaviour_goal_rows(figures: dict, family: str) -> list[list]:
     rows = []
-    for key, result in figures["models"].items():
-        suite = result.get("scores", {}).get("behaviour")
-        if not suite or result["model"].startswith("all-but"):
-            continue
-        short = {c: suite[c] - goal for c, goal in BEHAVIOUR_GOALS.items() if suite.get(c, 0.0) < goal}
+    for key in all_sources_seeds(figures, family):
+        suite = figures["models"][key]["scores"].get("behaviour", {})
+        short = {
+            c: goal - suite.get(c, 0.0) for c, goal in BEHAVIOUR_GOALS.items() if suite.get(c, 0.0) < goal
+        }
         verdict = (
-            "met" if not short else "missed: " + ", ".join(f"{c} by {-gap:.2f}" for c, gap in short.items())
+            "met" if not short else "missed: " + ", ".join(f"{c} by {gap:.2f}" for c, gap in short.items())
         )
         rows.append([key, *(f"{suite.get(c, float('nan')):.2f}" for c in BEHAVIOUR_GOALS), verdict])
-    lines += [
-        "",
-        "3. Behaviour suite of the all-sources models (accuracy at 0.5), goals "
-        + ", ".join(f"{c} >= {goal}" for c, goal in BEHAVIOUR_GOALS.items())
-        + " together:",
-        "",
-    ]
-    lines += table(["model", *BEHAVIOUR_GOALS, "goal"], rows, "l" + "r" * len(BEHAVIOUR_GOALS) + "l")
-    return lines
+    return rows
 
 
 def behaviour_table(figures: dict) -> list[str]:
@@ -404,26 +437,34 @@ def main(argv: list[str] | None = None) -> dict:
         help="train only these (jigsaw, all, all_proportional, all-but-ethos, hybrid/all, ...)",
     )
     parser.add_argument("--output", type=Path, default=None, help="the results folder")
+    parser.add_argument(
+        "--report", type=Path, help="only rewrite the report (.md) of an earlier run from its JSON, and stop"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return rewrite_report(args.report)
     args.data_root = args.data_root.resolve()  # the sources files live in a scratch folder
     missing = [name for name in DATASETS if not (args.data_root / name).is_dir()]
     if missing:
         parser.error(f"the datasets {missing} are absent under {args.data_root} (give --data-root)")
     budget_name = "quick" if args.quick else args.budget
     budget = BUDGETS[budget_name]
-    models = plan(
-        args.family,
-        args.seed,
-        args.all_seeds or budget["all_seeds"],
-        args.mix_exponent,
-        args.only or budget["models"],
-    )
+    seeds = args.all_seeds or budget["all_seeds"]
+    known = {
+        name for m in plan(args.family, args.seed, seeds, args.mix_exponent, None) for name in names_of(m)
+    }
+    if unknown := sorted(set(args.only or []) - known):
+        parser.error(f"--only {unknown}: no such model; the models are {sorted(known)}")
+    models = plan(args.family, args.seed, seeds, args.mix_exponent, args.only or budget["models"])
     variant = "_".join(filter(None, [None if budget_name == "full" else budget_name, *sorted(args.family)]))
     run = Run.start("cross_dataset", variant, argv)
-    figures = {"settings": {**budget, "families": args.family, "seed": args.seed}, "models": {}}
+    figures = {
+        "settings": {"budget": budget_name, **budget, "families": args.family, "seed": args.seed},
+        "models": {},
+    }
     with tempfile.TemporaryDirectory(prefix="cross_dataset-") as scratch:
         folder = Path(scratch)
-        sources, tests = prepare(args.data_root, folder, args.seed, budget["test_rows"])
+        sources, tests, learned = prepare(args.data_root, folder, args.seed, budget["test_rows"])
         figures["test_rows"] = {SHORT[name]: len(frame) for name, frame in tests.items()}
         for model in models:
             names = model["sources"]
@@ -435,7 +476,7 @@ def main(argv: list[str] | None = None) -> dict:
                 model["mix_exponent"],
                 budget,
             )
-            scores = score(fitted.pop("checkpoint"), tests, trained_tags(args.data_root, names))
+            scores = score(fitted.pop("checkpoint"), tests, set().union(*(learned[n] for n in names)))
             figures["models"][model["key"]] = {
                 **{k: model[k] for k in ("family", "model", "sources", "seed", "mix_exponent")},
                 **fitted,
@@ -447,8 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
                 {SHORT.get(n, n): s.get("headline", s) for n, s in scores.items()},
                 flush=True,
             )
-    title = f"Cross-dataset matrix ({budget_name} budget, {' and '.join(args.family)})"
-    path = run.write(figures, markdown(figures, title), args.output)
+    path = run.write(figures, markdown(figures, title(figures["settings"])), args.output)
     print(f"wrote {path}")
     return figures
 

@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, nargs="+", default=[480, 1440, 2880], help="rows drawn an epoch")
     parser.add_argument("--output", type=Path, default=None, help="the results folder")
     args = parser.parse_args(argv)
+    if len(set(args.rows)) < 2:
+        parser.error("--rows needs two different counts at least: the cost per row is a line's slope")
     jigsaw = (args.data_root / "jigsaw_sample").resolve()
     if not jigsaw.is_dir():
         parser.error(f"{jigsaw} is absent (give --data-root)")

@@ -69,6 +69,13 @@ def test_two_sources_train_end_to_end_with_per_source_validation(tmp_path, capsy
     )
     assert results.rows == len(tweets_val) and results.tags == ["toxic", "identity_hate"]
     assert results.name == "tweets-val" and "its validation split" in results.data
+    for refused, says in (
+        (["--tags", "toxic", "insult"], "it labels ['toxic', 'identity_hate']"),
+        (["--label-map", "class=toxic"], "drop --label-map"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            evaluate(["--ckpt", checkpoint, "--data", str(tmp_path / "tweets.csv"), *refused])
+        assert stopped.value.code == 2 and says in capsys.readouterr().err
     held_out = tmp_path / "held_out.csv"
     make_comments(n_clean=12, n_toxic=12).assign(id=lambda frame: "h" + frame["id"]).to_csv(
         held_out, index=False

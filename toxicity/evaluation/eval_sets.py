@@ -28,6 +28,7 @@ from toxicity.checkpoint import DataSettings
 from toxicity.core.errors import DataError
 from toxicity.core.tags import LABELS
 from toxicity.data.datamodule import ToxicCommentsDataModule
+from toxicity.data.multisource import Source, load_sources, map_labels, read_raw_splits, read_sources
 from toxicity.data.sources import find_kaggle_files, load_kaggle_test
 from toxicity.data.splits import split_train_val
 from toxicity.data.tables import (
@@ -39,6 +40,7 @@ from toxicity.data.tables import (
 )
 from toxicity.data.validation import validate_comments
 from toxicity.evaluation.bias import IDENTITY_COLUMNS, binarise
+from toxicity.evaluation.metrics import has_both_classes
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,10 @@ def load_eval_set(request: EvalRequest, run: DataSettings, model_tags: Sequence[
         raise ValueError(f"split must be one of {SPLITS}, got {request.split!r}")
     check_label_map(request.label_map, model_tags)
     check_tags(request.tags, model_tags)
-    if run.sources and (source := run_source(request, run, model_tags)) is not None:
-        return source_split(request, run, source, model_tags)
+    if run.sources:
+        refuse_pooled_validation(request, run, model_tags)
+        if (source := source_named_by(request, run, model_tags)) is not None:
+            return source_split(request, run, source, model_tags)
     if request.split == "val" and is_run_data(request, run):
         return checkpoint_val_split(run, request.tags)
     data = existing_path(request.data, "--data") if request.data else default_data(run, request.split)
@@ -143,36 +147,57 @@ def is_training_data(data: Path, run: DataSettings) -> bool:
     return train.member is None and data.resolve() == train.path.resolve()
 
 
-def run_source(request: EvalRequest, run: DataSettings, model_tags: Sequence[str]):
-    """The source of a model trained on several sources that `--data` names (its folder or table), or None
-    for other data. Without --data it refuses: the pooled validation rows leave many tags unknown."""
-    from toxicity.data.multisource import read_sources
-
-    try:
-        sources = read_sources(run.sources, model_tags)
-    except DataError:  # the sources file is not where training read it: name it as stored
-        sources = []
+def refuse_pooled_validation(request: EvalRequest, run: DataSettings, model_tags: Sequence[str]) -> None:
+    """A model trained on several sources is evaluated one held-out set at a time: its pooled validation
+    rows leave many tags unknown, which a report would have to read as 0."""
     if request.data is None:
-        named = ", ".join(str(source.path) for source in sources) or str(run.sources)
+        try:
+            named = ", ".join(str(source.path) for source in read_sources(run.sources, model_tags))
+        except DataError:  # the sources file is not where training read it: name it as stored
+            named = str(run.sources)
         raise DataError(
-            f"this model was trained on several sources ({named}): evaluate one at a time, on a source's "
-            "held-out rows (--data <its path>: its validation split, or --split test where it has an "
-            "official one) or on a labelled set it never saw (--data PATH --split test). TensorBoard has "
+            f"this model was trained on several sources ({named}): evaluate one at a time, on a "
+            "source's held-out rows (--data <its path>: its validation split, or --split test where it has "
+            "an official one) or on a labelled set it never saw (--data PATH --split test). TensorBoard has "
             "every source's validation figures (val_auroc_<tag>/<source>)."
         )
+
+
+def source_named_by(request: EvalRequest, run: DataSettings, model_tags: Sequence[str]) -> Source | None:
+    """The run's source that `--data` names (its folder, or a file inside it, or its table), or None."""
+    try:
+        sources = read_sources(run.sources, model_tags)
+    except DataError as error:
+        log.warning(
+            "Cannot tell whether --data %s is one of the model's sources (%s); read as other data.",
+            request.data,
+            error,
+        )
+        return None
     given = Path(request.data).resolve()
     for source in sources:
-        if given in {source.path.resolve(), (source.path / (source.file or "")).resolve()}:
+        folder = source.path.resolve()
+        if given == folder or folder in given.parents:
             return source
     return None
 
 
-def source_split(request: EvalRequest, run: DataSettings, source, model_tags: Sequence[str]) -> EvalSet:
+def source_split(
+    request: EvalRequest, run: DataSettings, source: Source, model_tags: Sequence[str]
+) -> EvalSet:
     """One source of the run on its held-out rows, with its own label mapping: its validation split as
     training made it, or its official test split. Evaluated on the tags it labels with both classes; rows
     that leave one of those unknown are left out and counted."""
-    from toxicity.data.multisource import load_sources, map_labels, read_raw_splits
-
+    given = {
+        "--label-map": request.label_map,
+        "--text-column": request.text_column,
+        "--identity-columns": request.identity_columns,
+    }
+    if any(given.values()):
+        raise DataError(
+            f"--data names {source}, which is read with its own settings from training: drop "
+            f"{', '.join(flag for flag, value in given.items() if value)}."
+        )
     if request.split == "val":
         frame = load_sources([source], model_tags, run.val_fraction, run.seed).frames["val"]
         described = f"{source}: its validation split as training made it (seed {run.seed})"
@@ -181,28 +206,35 @@ def source_split(request: EvalRequest, run: DataSettings, source, model_tags: Se
         if "test" not in raw:
             raise DataError(
                 f"this model was trained on several sources, and {source} has no test split (the model "
-                "trained on its rows): evaluate its validation split (--split val), or a labelled set it "
-                "never saw (--data PATH --split test)."
+                "trained on its training rows): evaluate its validation split (--split val), or a labelled "
+                "set it never saw (--data PATH --split test)."
             )
         frame = map_labels(raw["test"], source, model_tags, "test")
         described = f"{source}: its test split"
-    tags = [tag for tag in (request.tags or model_tags) if frame[tag].dropna().nunique() == 2]
-    if not tags:
+    frame, tags, left_out = rows_labelling(frame, request.tags or model_tags, source, request)
+    described += ", its labels mapped as in training"
+    if left_out:
+        described += f"; {left_out} rows left out (one of the tags unknown)"
+    kaggle = request.split == "test" and sorted(tags) == sorted(LABELS)  # only Kaggle's test has all six
+    return EvalSet(f"{source.name}-{request.split}", described, request.split, frame, tags, kaggle=kaggle)
+
+
+def rows_labelling(
+    frame: pd.DataFrame, wanted: Sequence[str], source: Source, request: EvalRequest
+) -> tuple[pd.DataFrame, list[str], int]:
+    """The rows that label every tag of `wanted` the source labels with both classes, those tags as 0/1,
+    and how many rows were left out; --tags the source does not label are refused."""
+    labelled = [tag for tag in wanted if has_both_classes(frame[tag].dropna().to_numpy())]
+    known = frame[labelled].notna().all(axis=1)
+    frame = frame[known].reset_index(drop=True)
+    labelled = [tag for tag in labelled if has_both_classes(frame[tag].to_numpy())]
+    if not labelled or (request.tags and len(labelled) < len(request.tags)):
+        offered = [tag for tag in LABELS if tag in frame and has_both_classes(frame[tag].dropna().to_numpy())]
         raise DataError(
-            f"{source}: its {request.split} rows label none of {list(request.tags or model_tags)} with "
-            "both classes; give --tags that it labels."
+            f"{source}: its {request.split} rows do not label {[t for t in wanted if t not in labelled]} "
+            f"with both classes; it labels {offered} (give those to --tags, or none)."
         )
-    known = frame[tags].notna().all(axis=1)
-    if not known.all():
-        described += f"; {int((~known).sum())} of {len(frame)} rows left out (one of the tags unknown)"
-    frame = frame[known].astype({tag: "int64" for tag in tags}).reset_index(drop=True)
-    return EvalSet(
-        f"{source.name}-{request.split}",
-        described + ", its labels mapped as in training",
-        request.split,
-        frame,
-        tags,
-    )
+    return frame.astype({tag: "int64" for tag in labelled}), labelled, int((~known).sum())
 
 
 def checkpoint_val_split(run: DataSettings, tags: Sequence[str] | None = None) -> EvalSet:
