@@ -48,6 +48,18 @@ HEADLINE = {  # the tag each test set is scored on: its annotators' question (do
     "tweeteval_offensive": "toxic",
     "ethos": "identity_hate",
 }
+HYBRID = ["--config", str(ROOT / "experiments" / "hybrid.yaml")]
+BALANCED = ["--model.init_args.ngram_class_weight", "balanced"]
+SOURCE_BIAS = ["--model.init_args.source_bias", "true"]
+FAMILIES = {  # fit's arguments on top of experiments/cpu_minilm.yaml (the default recipe, the encoder)
+    "encoder": [],
+    "hybrid": HYBRID,
+    # the n-gram warm start fitted with each tag's rare class weighted up (benchmarks.sweep's hybrid_balanced)
+    "hybrid_balanced": [*HYBRID, *BALANCED],
+    # an offset per source and tag holds each source's base rates (the model's `source_bias`)
+    "hybrid_source_bias": [*HYBRID, *SOURCE_BIAS],
+    "hybrid_balanced_source_bias": [*HYBRID, *BALANCED, *SOURCE_BIAS],
+}
 HOLDOUT = {"davidson_hate_offensive": 0.1, "ethos": 0.2}  # no official test split: a seeded holdout
 BUDGETS = {  # rows drawn an epoch, epochs, validation batches (of 128), test rows a dataset, seeds of "all"
     "quick": {
@@ -69,12 +81,13 @@ BUDGETS = {  # rows drawn an epoch, epochs, validation batches (of 128), test ro
         "all_seeds": 3,
         "models": None,
     },
-    # experiments/all_sources.yaml's own size (its rows an epoch, epochs, length, whole validation)
+    # experiments/all_sources.yaml's own size (its rows an epoch, epochs, length, whole validation), every
+    # test row: comparable with the full-size single-dataset runs of benchmarks.sweep on the same rows
     "recipe": {
         "rows_per_epoch": 12000,
         "epochs": 3,
         "val_batches": 1.0,
-        "test_rows": 1000,
+        "test_rows": 3000,
         "max_length": 128,
         "all_seeds": 1,
         "models": ["all"],
@@ -132,7 +145,7 @@ def train(run: Path, entries: list[dict], family: str, seed: int, mix: float, bu
         "toxicity.fit",
         "--config",
         str(ROOT / "experiments" / "cpu_minilm.yaml"),
-        *(["--config", str(ROOT / "experiments" / "hybrid.yaml")] if family == "hybrid" else []),
+        *FAMILIES[family],
         "--data.sources",
         str(run / "sources.yaml"),
         "--data.n_clean_train",
@@ -425,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="full", help="rows, epochs, test rows")
     parser.add_argument("--quick", action="store_true", help="the same as --budget quick")
-    parser.add_argument("--family", nargs="+", choices=("encoder", "hybrid"), default=["hybrid"])
+    parser.add_argument("--family", nargs="+", choices=sorted(FAMILIES), default=["hybrid"])
     parser.add_argument("--mix-exponent", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(

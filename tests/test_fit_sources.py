@@ -4,7 +4,9 @@ random models on CPU; the bad inputs of issue 29 as one `error:` line and exit 2
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -225,3 +227,41 @@ def test_each_real_source_is_evaluated_on_its_held_out_rows_with_its_own_mapping
     )
     # TweetEval hate's official test file; its 0 says nothing of toxic, so identity_hate alone is scored
     assert on_hate.tags == ["identity_hate"] and on_hate.rows == 2970
+
+
+def test_source_bias_learns_each_sources_base_rate_apart_and_scores_on_the_first_sources(tmp_path):
+    cli = main(
+        sources_args(
+            tmp_path,
+            write_two_sources(tmp_path),
+            "--trainer.max_epochs",
+            "1",
+            "--model.init_args.source_bias",
+            "true",
+            config=HYBRID_YAML,
+        )
+    )
+    model = cli.model
+    # the tweets (source 1) have their own offsets, started from the warm start's indicator column
+    assert model.source_logit_bias.shape == (1, len(model.labels))
+    assert model.hparams.source_names == ["wiki", "tweets"]
+    tweets = model.labels.index("identity_hate")
+    assert model.source_logit_bias[0, tweets] != 0
+    from toxicity.inference.scorer import ToxicityClassifier
+
+    loaded = ToxicityClassifier.from_checkpoint(tmp_path / "checkpoints" / "best-checkpoint.ckpt")
+    assert loaded.model.source_logit_bias.shape == (1, len(model.labels))  # the checkpoint loads as saved
+    # scored outside training, a text gets the shared logits (the first source's base rates): no offset
+    texts = ["those people are vermin", "lovely weather today"]
+    before = loaded.predict_proba(texts, progress=False)
+    with torch.no_grad():
+        loaded.model.source_logit_bias += 5.0
+    np.testing.assert_array_equal(loaded.predict_proba(texts, progress=False), before)
+
+
+def test_source_bias_on_one_table_is_refused(tmp_path, capsys):
+    table = tmp_path / "wiki.csv"
+    make_comments(n_clean=40, n_toxic=20).to_csv(table, index=False)
+    with pytest.raises(SystemExit) as stopped:
+        main(fit_args(tmp_path, table, "--model.init_args.source_bias", "true"))
+    assert stopped.value.code == 2 and "needs two sources or more" in capsys.readouterr().err

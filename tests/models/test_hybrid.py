@@ -282,9 +282,9 @@ def test_a_resumed_run_keeps_its_table_and_is_not_warm_started_again(tmp_path, m
     warm_starts = []
     fit_table = HybridTagger.warm_start
 
-    def counted(self, texts, labels):
+    def counted(self, texts, labels, sources=None):
         warm_starts.append(len(texts))
-        fit_table(self, texts, labels)
+        fit_table(self, texts, labels, sources)
 
     monkeypatch.setattr(HybridTagger, "warm_start", counted)
     data = tmp_path / "comments.csv"

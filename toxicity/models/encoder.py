@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from toxicity.core.backbone import DEFAULT_BACKBONE, load_config, load_pretrained_encoder
+from toxicity.core.errors import DataError
 from toxicity.core.tags import LABELS
 from toxicity.data.batching import SOURCE, features_of
 from toxicity.data.tokenize import DEFAULT_MAX_LENGTH, Truncation
@@ -65,6 +66,11 @@ class ToxicCommentTagger(TaggerModule):
         layer_decay: layer-wise learning-rate decay; the head (and pooler) train at `learning_rate`, the
             top encoder layer at `layer_decay` times that, each layer below at `layer_decay` times the one
             above, the embeddings lowest. 1.0: one rate for all.
+        source_bias: trained on several sources (data.sources), learn one logit offset per source and tag,
+            added to that source's rows in training and validation only: how often each source says each
+            tag (its base rate) goes there instead of into the shared weights. The first source has no
+            offset, so the model's scores are on the first source's base rates.
+        source_names: the sources the offsets belong to, in order; filled in from the data module.
     """
 
     family, config_key = "encoder", "encoder_config"
@@ -84,6 +90,8 @@ class ToxicCommentTagger(TaggerModule):
         max_length: int = DEFAULT_MAX_LENGTH,
         truncation: Truncation = "head",
         layer_decay: float = 0.8,
+        source_bias: bool = False,
+        source_names: list[str] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -109,6 +117,9 @@ class ToxicCommentTagger(TaggerModule):
         self.loss_fn = MaskedBCEWithLogitsLoss(pos_weight=weight)  # a NaN label (unknown) counts nowhere
         self.add_auroc_metrics()
         self.source_validation: SourceValidation | None = None  # trained on several sources: setup()
+        self.source_logit_bias: nn.Parameter | None = None
+        if source_bias and source_names:
+            self._make_source_bias(source_names)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
@@ -125,7 +136,7 @@ class ToxicCommentTagger(TaggerModule):
         return self(batch["input_ids"], batch["attention_mask"], **features_of(batch))
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
-        logits = self.logits_of(batch)
+        logits = self.with_source_bias(self.logits_of(batch), batch)
         labels = batch["labels"]
         loss = self.loss_fn(logits.float(), labels)
         probs = torch.sigmoid(logits.float())
@@ -169,10 +180,34 @@ class ToxicCommentTagger(TaggerModule):
         self._log_sources("test")
 
     def setup(self, stage: str) -> None:
-        """Trained on several sources (the data module's `source_names`): validation per source too."""
+        """Trained on several sources (the data module's `source_names`): validation per source too, and
+        the per-source offsets with `source_bias`."""
         names = list(getattr(getattr(self.trainer, "datamodule", None), "source_names", None) or [])
         if names and (self.source_validation is None or self.source_validation.names != names):
             self.source_validation = SourceValidation(self.labels, names).to(self.device)
+        if self.hparams.get("source_bias"):
+            if len(names) < 2:
+                raise DataError(
+                    "--model.init_args.source_bias learns an offset per source: it needs two sources or "
+                    "more (data.sources); drop it for one table."
+                )
+            if self.hparams.get("source_names") != names:
+                self._make_source_bias(names)
+
+    def _make_source_bias(self, names: list[str]) -> None:
+        """Zero offsets for every source but the first (the reference, whose scores the model gives)."""
+        self.hparams.source_names = list(names)
+        self.source_logit_bias = nn.Parameter(
+            torch.zeros(len(names) - 1, len(self.labels), device=self.device)
+        )
+
+    def with_source_bias(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """`logits` plus each row's source offset, in training and validation; unchanged elsewhere."""
+        if self.source_logit_bias is None or SOURCE not in batch:
+            return logits
+        table = self.source_logit_bias
+        offsets = torch.cat([table.new_zeros(1, table.shape[1]), table])[batch[SOURCE].long()]
+        return logits + offsets.to(logits.dtype)
 
     def _log_sources(self, stage: str) -> None:
         if self.source_validation is None:

@@ -95,15 +95,26 @@ class HybridTagger(ToxicCommentTagger):
         # told apart by its ckpt_path, and keeps its table and head bias as saved.
         if self.hparams.get("ngram_warm_start") and self.trainer.ckpt_path is None:
             dataset = self.trainer.datamodule.dataset("train")
-            self.warm_start(dataset.texts, dataset.labels.numpy())
+            sources = None if dataset.sources is None else dataset.sources.numpy()
+            self.warm_start(dataset.texts, dataset.labels.numpy(), sources)
 
     @torch.no_grad()
-    def warm_start(self, texts: list[str], labels) -> None:
+    def warm_start(self, texts: list[str], labels, sources=None) -> None:
         """The table and head bias from per-tag logistic regressions on the n-grams of `texts`, each tag's
-        on the rows that label it (a NaN in `labels` is a tag the row's source leaves unknown)."""
+        on the rows that label it (a NaN in `labels` is a tag the row's source leaves unknown). With
+        `source_bias`, each source but the first has its own indicator column, so a source's base rate goes
+        to its offset (`sources`: each row's source number) and not into the n-grams."""
+        from scipy.sparse import csr_matrix, hstack
         from sklearn.linear_model import LogisticRegression
 
         features = self.ngram_hasher.matrix(texts)
+        offsets = self.source_logit_bias
+        if offsets is not None:
+            rows = np.flatnonzero(sources > 0)
+            shape = (len(texts), len(offsets))
+            indicators = csr_matrix((np.ones(len(rows)), (rows, sources[rows] - 1)), shape=shape)
+            features = hstack([features, indicators], format="csr")
+        buckets = self.ngrams.weight.shape[0]
         class_weight = self.hparams.get("ngram_class_weight")
         for k in range(len(self.labels)):
             known = ~np.isnan(labels[:, k])  # trained on several sources: the rows that label tag k only
@@ -113,8 +124,12 @@ class HybridTagger(ToxicCommentTagger):
             model = LogisticRegression(C=4.0, max_iter=1000, class_weight=class_weight).fit(
                 features[known] if not known.all() else features, column
             )
-            self.ngrams.weight[:, k] = torch.as_tensor(model.coef_[0], dtype=self.ngrams.weight.dtype)
+            self.ngrams.weight[:, k] = torch.as_tensor(
+                model.coef_[0, :buckets], dtype=self.ngrams.weight.dtype
+            )
             self.head.bias[k] += float(model.intercept_[0])
+            if offsets is not None:
+                offsets[:, k] = torch.as_tensor(model.coef_[0, buckets:], dtype=offsets.dtype)
 
     def forward(
         self,
