@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import ROOT, SHARED_DATA, Run, arguments, table
+from benchmarks.common import RESULTS, ROOT, SHARED_DATA, Run, arguments, table
 
 DATASETS = ("jigsaw_sample", "davidson_hate_offensive", "tweeteval_hate", "tweeteval_offensive", "ethos")
 SHORT = {
@@ -258,12 +258,16 @@ def title(settings: dict) -> str:
     return f"Cross-dataset matrix ({budget} budget, {' and '.join(settings['families'])})"
 
 
-def rewrite_report(path: Path) -> dict:
-    """The .md of an earlier run, rendered again from its JSON (after a change to the report's tables)."""
+def rewrite_report(path: Path, judged_with: list[str]) -> dict:
+    """The .md of an earlier run, rendered again from its JSON (after a change to the report's tables, or
+    to judge it with other runs' single-dataset models too), and the JSON noting those runs."""
     from benchmarks.common import environment
     from toxicity.core.files import write_text_atomically
 
     record = json.loads(path.read_text())
+    if judged_with:
+        record["figures"]["judged_with"] = judged_with
+        write_text_atomically(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     text = markdown(record["figures"], title(record["figures"]["settings"]))
     write_text_atomically(path.with_suffix(".md"), text.rstrip("\n") + "\n" + environment(record))
     print(f"wrote {path.with_suffix('.md')}")
@@ -285,34 +289,53 @@ def all_sources_seeds(figures: dict, family: str) -> list[str]:
     ]
 
 
-def best_single(figures: dict, name: str, own: bool) -> tuple[float | None, str]:
+def best_single(singles: dict, name: str, own: bool) -> tuple[float | None, str]:
     """The best single-dataset model on `name`'s test rows: trained on `name` itself (`own`), or on any
     other one dataset (the best transfer); any family."""
     found = []
-    for key, result in figures["models"].items():
-        sources = result.get("sources", [])
-        if (
-            len(sources) == 1
-            and (sources[0] == name) == own
-            and (value := headline(figures, key, name)) is not None
-        ):
+    for key, result in singles.items():
+        value = result["scores"].get(name, {}).get("headline")
+        if (result["sources"][0] == name) == own and value is not None:
             found.append((value, key))
     return max(found) if found else (None, "-")
 
 
+def single_dataset_models(figures: dict) -> dict:
+    """This run's single-dataset models, and those of the earlier runs it is judged with (`--with`: the same
+    seed and test rows), which are read from benchmarks/results."""
+    models = {}
+    for name in figures.get("judged_with", []):
+        earlier = json.loads((RESULTS / name).read_text())["figures"]
+        if (
+            earlier.get("test_rows") != figures.get("test_rows")
+            or earlier["settings"]["seed"] != figures["settings"]["seed"]
+        ):
+            raise ValueError(f"{name}: other test rows or seed than this run's; it cannot judge these goals")
+        models |= earlier["models"]
+    models |= figures["models"]
+    return {key: result for key, result in models.items() if len(result.get("sources", [])) == 1}
+
+
 def goals(figures: dict) -> list[str]:
-    """The issue's three quality goals, each met or missed by how much, from this run's models."""
+    """The issue's three quality goals, each met or missed by how much, from this run's models (and the
+    single-dataset models of the runs it is judged with)."""
     families = sorted({result["family"] for result in figures["models"].values()})
+    singles = single_dataset_models(figures)
+    judged_with = (
+        f" (single-dataset models also from {', '.join(figures['judged_with'])})"
+        if figures.get("judged_with")
+        else ""
+    )
     return [
         "",
-        "## Goals",
+        "## Goals" + judged_with,
         "",
         "1. On each dataset's own test rows, the all-sources model (mean over its seeds) within one seed's"
         + " spread (max - min over seeds) of the best single-dataset model, or above it:",
         "",
         *table(
             ["family", "test set", "all five", "spread (seeds)", "best single-dataset", "goal"],
-            [row for family in families for row in own_test_set_rows(figures, family)],
+            [row for family in families for row in own_test_set_rows(figures, singles, family)],
             "llrrrl",
         ),
         "",
@@ -320,7 +343,7 @@ def goals(figures: dict) -> list[str]:
         "",
         *table(
             ["family", "test set", "all but it", "best single transfer", "goal"],
-            [row for family in families for row in leave_one_out_rows(figures, family)],
+            [row for family in families for row in leave_one_out_rows(figures, singles, family)],
             "llrrl",
         ),
         "",
@@ -336,13 +359,13 @@ def goals(figures: dict) -> list[str]:
     ]
 
 
-def own_test_set_rows(figures: dict, family: str) -> list[list]:
+def own_test_set_rows(figures: dict, singles: dict, family: str) -> list[list]:
     rows = []
     for name in DATASETS:
         values = [
             v for key in all_sources_seeds(figures, family) if (v := headline(figures, key, name)) is not None
         ]
-        best, best_key = best_single(figures, name, own=True)
+        best, best_key = best_single(singles, name, own=True)
         if values and best is not None:
             mean, spread = float(np.mean(values)), max(values) - min(values)
             gap = best - spread - mean
@@ -360,11 +383,11 @@ def own_test_set_rows(figures: dict, family: str) -> list[list]:
     return rows
 
 
-def leave_one_out_rows(figures: dict, family: str) -> list[list]:
+def leave_one_out_rows(figures: dict, singles: dict, family: str) -> list[list]:
     rows = []
     for name in DATASETS:
         held = headline(figures, f"{family}/all-but-{SHORT[name]}", name)
-        best, best_key = best_single(figures, name, own=False)
+        best, best_key = best_single(singles, name, own=False)
         if held is not None:
             verdict = "-" if best is None else "met" if held > best else f"missed by {best - held:.3f}"
             rows.append([family, SHORT[name], f"{held:.3f}", _figure(best) + f" ({best_key})", verdict])
@@ -451,11 +474,19 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--output", type=Path, default=None, help="the results folder")
     parser.add_argument(
+        "--with",
+        dest="judged_with",
+        nargs="+",
+        default=[],
+        help="judge the goals with the single-dataset models of these earlier results too (file names in "
+        "benchmarks/results, the same seed and test rows)",
+    )
+    parser.add_argument(
         "--report", type=Path, help="only rewrite the report (.md) of an earlier run from its JSON, and stop"
     )
     args = parser.parse_args(argv)
     if args.report:
-        return rewrite_report(args.report)
+        return rewrite_report(args.report, args.judged_with)
     args.data_root = args.data_root.resolve()  # the sources files live in a scratch folder
     missing = [name for name in DATASETS if not (args.data_root / name).is_dir()]
     if missing:
@@ -473,6 +504,7 @@ def main(argv: list[str] | None = None) -> dict:
     run = Run.start("cross_dataset", variant, argv)
     figures = {
         "settings": {"budget": budget_name, **budget, "families": args.family, "seed": args.seed},
+        "judged_with": args.judged_with,
         "models": {},
     }
     with tempfile.TemporaryDirectory(prefix="cross_dataset-") as scratch:

@@ -1,6 +1,8 @@
 """The cross-dataset benchmark's report: the matrix on each test set's own tag, and the issue's goals judged
 from it (met, or missed by how much)."""
 
+import pytest
+
 from benchmarks.cross_dataset import DATASETS, SHORT, markdown, plan
 
 
@@ -43,3 +45,26 @@ def test_the_plan_trains_the_all_sources_model_with_each_seed_and_only_what_is_n
     assert keys == ["hybrid/all", "hybrid/all-seed43", "hybrid/all-seed44", "encoder/jigsaw"]
     (proportional,) = plan(["hybrid"], 42, 1, 0.5, ["all_proportional"])
     assert proportional["mix_exponent"] == 1.0 and proportional["sources"] == list(DATASETS)
+
+
+def test_goals_are_judged_with_an_earlier_runs_single_dataset_models(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks import cross_dataset
+
+    monkeypatch.setattr(cross_dataset, "RESULTS", tmp_path)
+    earlier = figures() | {"settings": {"seed": 42}}
+    (tmp_path / "matrix.json").write_text(json.dumps({"figures": earlier}))
+    variant = {
+        "settings": {"seed": 42},
+        "test_rows": {},
+        "judged_with": ["matrix.json"],
+        "models": {"hybrid_bias/all": model("hybrid_bias", "all", list(DATASETS), 0.78)},
+    }
+    text = markdown(variant, "Variant")
+    assert "## Goals (single-dataset models also from matrix.json)" in text
+    assert "| hybrid_bias | jigsaw | 0.780 | 0.000 (1) | 0.750 (encoder/jigsaw) | met |" in text
+    earlier["test_rows"] = {"jigsaw": 5}  # other test rows: no verdict from them
+    (tmp_path / "matrix.json").write_text(json.dumps({"figures": earlier}))
+    with pytest.raises(ValueError, match="other test rows or seed"):
+        markdown(variant, "Variant")
