@@ -2,7 +2,7 @@
 
     python -m benchmarks.cross_dataset --quick                     # minutes: 3 small models, the pipeline
     python -m benchmarks.cross_dataset --family hybrid encoder     # the matrix (about an hour on 2 cores)
-    python -m benchmarks.cross_dataset --budget recipe             # all five at all_sources.yaml's size
+    python -m benchmarks.cross_dataset --budget recipe             # experiments/all_sources.yaml, its size
 
 Models, each trained through `python -m toxicity.fit --data.sources` (the default recipe, MiniLM-L6, or the
 hybrid) with every dataset's default label mapping (toxicity.data.multisource.PRESETS):
@@ -60,6 +60,7 @@ FAMILIES = {  # fit's arguments on top of experiments/cpu_minilm.yaml (the defau
     "hybrid_source_bias": [*HYBRID, *SOURCE_BIAS],
     "hybrid_balanced_source_bias": [*HYBRID, *BALANCED, *SOURCE_BIAS],
 }
+RECIPE = "hybrid_balanced_source_bias"  # experiments/all_sources.yaml's model
 HOLDOUT = {"davidson_hate_offensive": 0.1, "ethos": 0.2}  # no official test split: a seeded holdout
 BUDGETS = {  # rows drawn an epoch, epochs, validation batches (of 128), test rows a dataset, seeds of "all"
     "quick": {
@@ -461,7 +462,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="full", help="rows, epochs, test rows")
     parser.add_argument("--quick", action="store_true", help="the same as --budget quick")
-    parser.add_argument("--family", nargs="+", choices=sorted(FAMILIES), default=["hybrid"])
+    parser.add_argument(
+        "--family",
+        nargs="+",
+        choices=sorted(FAMILIES),
+        default=[RECIPE],
+        help=f"default: {RECIPE}, the recipe's",
+    )
     parser.add_argument("--mix-exponent", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
