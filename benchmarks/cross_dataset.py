@@ -195,6 +195,7 @@ def train(run: Path, entries: list[dict], family: str, seed: int, mix: float, bu
 def score(checkpoint: Path, tests: dict[str, pd.DataFrame], learned: set[str]) -> dict[str, dict]:
     """Per test set: the AUROC of its HEADLINE tag (None where the model never learnt it) and of every tag
     both sides label; and the behaviour suite's accuracy per capability (under "behaviour")."""
+    from toxicity.evaluation.checklist import capability_accuracy
     from toxicity.evaluation.metrics import roc_auc_or_none
     from toxicity.inference.scorer import ToxicityClassifier
 
@@ -209,8 +210,6 @@ def score(checkpoint: Path, tests: dict[str, pd.DataFrame], learned: set[str]) -
             if auroc is not None:
                 per_tag[tag] = round(auroc, 4)
         out[name] = {"headline": per_tag.get(HEADLINE[name]), "tags": per_tag}
-    from toxicity.evaluation.checklist import capability_accuracy
-
     suite = capability_accuracy(lambda texts: classifier.predict_proba(texts, progress=False))
     out["behaviour"] = {capability: round(result["accuracy"], 3) for capability, result in suite.items()}
     return out

@@ -63,8 +63,6 @@ SOME_ROWS_UNSCORED = 3
 
 
 # -------------------------------------------------------------------------------------------------- CLI
-
-
 def _threshold(value: str) -> float | str:
     if value == "tuned":
         return value

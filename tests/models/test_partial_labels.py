@@ -111,3 +111,21 @@ def test_one_source_and_one_tag_still_log_per_source():
     validation.update("val", logits, labels, torch.tensor([0, 0]), MaskedBCEWithLogitsLoss())
     results = validation.results("val")
     assert set(results) == {"val_auroc_toxic/only", "val_auroc_mean/only", "val_loss/only", "val_loss"}
+
+
+def test_source_bias_adds_each_rows_source_offset_and_the_first_source_none():
+    from toxicity.data.batching import SOURCE
+    from toxicity.models.encoder import ToxicCommentTagger
+
+    model = ToxicCommentTagger(
+        encoder_config=TINY_ENCODER,
+        labels=["a", "b"],
+        source_bias=True,
+        source_names=["wiki", "tweets", "ethos"],
+    )
+    with torch.no_grad():
+        model.source_logit_bias.copy_(torch.tensor([[1.0, -2.0], [3.0, 0.5]]))
+    logits = torch.zeros(3, 2)
+    shifted = model.with_source_bias(logits, {SOURCE: torch.tensor([0, 1, 2])})
+    assert torch.equal(shifted, torch.tensor([[0.0, 0.0], [1.0, -2.0], [3.0, 0.5]]))
+    assert model.with_source_bias(logits, {}) is logits  # scoring: no source, no offset
